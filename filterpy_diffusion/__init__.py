@@ -1,0 +1,3 @@
+"""Closed-form conditional diffusion (KDE) filters for data assimilation."""
+
+__version__ = "0.1.0.dev0"

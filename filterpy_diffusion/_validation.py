@@ -1,0 +1,88 @@
+"""Input checks and random-generator handling shared by every module.
+
+Every check raises ``ValueError`` with a message that says what was wrong and
+what was expected, so a user can fix the call without reading our code.
+"""
+import numbers
+
+import numpy as np
+
+
+def as_generator(rng):
+    """Return a ``numpy.random.Generator`` from ``None``, an int seed or a Generator.
+
+    ``None`` draws fresh OS entropy (not the global numpy RNG).
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    raise ValueError(
+        f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def as_ensemble(a, name, dim=None, min_rows=1):
+    """Check an ensemble: a finite float array of shape (N, dim) with N >= min_rows."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 1 and dim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (N, dim), got shape {a.shape}")
+    if dim is not None and a.shape[1] != dim:
+        hint = " (is it transposed?)" if a.shape[0] == dim else ""
+        raise ValueError(
+            f"{name} must have shape (N, {dim}), got {a.shape}{hint}")
+    if a.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} rows (members), got {a.shape[0]}")
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(f"{name} must be finite; found {a[tuple(bad)]} at index {tuple(bad)}")
+    return a
+
+
+def as_vector(v, name, dim):
+    """Check a finite vector of length ``dim``; accepts (dim,), (dim, 1) or a scalar when dim == 1."""
+    v = np.asarray(v, dtype=float)
+    if v.ndim == 0 and dim == 1:
+        v = v.reshape(1)
+    if v.ndim == 2 and v.shape[1] == 1:
+        v = v[:, 0]
+    if v.shape != (dim,):
+        raise ValueError(f"{name} must have shape ({dim},), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {v}")
+    return v
+
+
+def as_bandwidth(h, name, dim):
+    """A positive finite bandwidth: a scalar, or a vector of length ``dim`` (one per coordinate)."""
+    h = np.asarray(h, dtype=float)
+    if h.ndim == 1 and h.shape != (dim,):
+        raise ValueError(f"{name} must be a positive scalar or have shape ({dim},), got {h.shape}")
+    if h.ndim > 1:
+        raise ValueError(f"{name} must be a positive scalar or a 1-D array, got shape {h.shape}")
+    if not np.all(np.isfinite(h)) or np.any(h <= 0):
+        raise ValueError(f"{name} must be positive and finite, got {h}")
+    return h
+
+
+def as_covariance(P, name, dim, allow_singular=True):
+    """Check a symmetric positive (semi-)definite (dim, dim) matrix; scalars mean P * I."""
+    P = np.asarray(P, dtype=float)
+    if P.ndim == 0:
+        P = np.eye(dim) * P
+    elif P.ndim == 1 and P.shape == (dim,):
+        P = np.diag(P)
+    if P.shape != (dim, dim):
+        raise ValueError(f"{name} must have shape ({dim}, {dim}) or be a scalar, got {P.shape}")
+    if not np.all(np.isfinite(P)):
+        raise ValueError(f"{name} must be finite")
+    scale = max(np.abs(P).max(), np.finfo(float).tiny)
+    if not np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale):
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {np.abs(P - P.T).max():.3g}")
+    eig = np.linalg.eigvalsh(0.5 * (P + P.T))
+    tol = -1e-10 * scale
+    if eig.min() < tol or (not allow_singular and eig.min() <= 0):
+        kind = "semi-definite" if allow_singular else "definite"
+        raise ValueError(f"{name} must be positive {kind}; smallest eigenvalue is {eig.min():.3g}")
+    return 0.5 * (P + P.T)
