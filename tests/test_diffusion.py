@@ -1,0 +1,128 @@
+"""Diffusion samplers against exact sampling of the same mixture."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from filterpy_diffusion import ConditionalKDE, GaussianMixture
+from filterpy_diffusion.diffusion import (
+    DEFAULT_ODE_STEPS, default_sigma_max, karras_schedule, sample)
+
+
+def bimodal_mixture():
+    rng = np.random.default_rng(20)
+    x = np.concatenate([rng.normal(-2, 0.4, (40, 2)), rng.normal(2, 0.4, (40, 2))])
+    y = np.abs(x[:, :1]) + rng.normal(0, 0.3, (80, 1))
+    return ConditionalKDE(x, y, 0.3, 0.3).conditional([2.0])
+
+
+def check_moments(X, mix, n_se=4.0):
+    """Sample mean and covariance within n_se Monte-Carlo standard errors of the exact ones."""
+    n = len(X)
+    m, C = mix.mean(), mix.cov()
+    se_mean = np.sqrt(np.diag(C) / n)
+    assert np.all(np.abs(X.mean(0) - m) < n_se * se_mean), (X.mean(0), m)
+    # For the variance of a non-Gaussian variable: se^2 = (mu4 - var^2) / n; use
+    # the exact-sample kurtosis for mu4 via a large exact draw.
+    ref = mix.sample(200_000, 999)
+    mu4 = np.mean((ref - m) ** 4, axis=0)
+    se_var = np.sqrt((mu4 - np.diag(C) ** 2) / n)
+    assert np.all(np.abs(np.diag(np.cov(X, rowvar=False)) - np.diag(C)) < n_se * se_var), \
+        (np.diag(np.cov(X, rowvar=False)), np.diag(C))
+
+
+def test_exact_sampler_matches_mixture_moments():
+    mix = bimodal_mixture()
+    check_moments(sample(mix, 20_000, 1, 'exact'), mix)
+
+
+@pytest.mark.parametrize("sampler, steps, opts", [
+    ('ode', 64, {'solver': 'dpm2m'}),
+    ('ode', 128, {'solver': 'heun'}),
+    ('sde', 400, {}),
+])
+def test_diffusion_sampler_at_enough_steps_matches_exact(sampler, steps, opts):
+    mix = bimodal_mixture()
+    check_moments(sample(mix, 20_000, 2, sampler, steps, **opts), mix)
+
+
+@pytest.mark.parametrize("sampler, steps", [('ode', 4), ('sde', 4)])
+def test_moment_check_rejects_too_few_steps(sampler, steps):
+    # The check above must be able to fail: four steps are visibly off.
+    mix = bimodal_mixture()
+    with pytest.raises(AssertionError):
+        check_moments(sample(mix, 20_000, 2, sampler, steps), mix)
+
+
+def test_ode_default_steps_within_three_percent_in_covariance():
+    mix = bimodal_mixture()
+    X = sample(mix, 40_000, 3, 'ode')
+    C = mix.cov()
+    assert np.linalg.norm(np.cov(X, rowvar=False) - C) / np.linalg.norm(C) < 0.03
+
+
+def test_ode_sampler_separates_modes_like_exact():
+    mix = bimodal_mixture()
+    X, E = sample(mix, 20_000, 4, 'ode'), sample(mix, 20_000, 5, 'exact')
+    p_ode, p_ex = np.mean(X[:, 0] > 0), np.mean(E[:, 0] > 0)
+    assert abs(p_ode - p_ex) < 4 * np.sqrt(2 * 0.25 / 20_000)
+
+
+@pytest.mark.parametrize("sampler", ['exact', 'ode', 'sde'])
+def test_same_seed_bit_identical_different_seed_differs(sampler):
+    mix = bimodal_mixture()
+    a = sample(mix, 100, 7, sampler)
+    b = sample(mix, 100, np.random.default_rng(7), sampler)
+    c = sample(mix, 100, 8, sampler)
+    assert a.shape == (100, 2)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_single_component_sde_is_exact_and_ode_transports_gaussian():
+    # With N = 1 the ancestral step is the exact reverse transition, and the
+    # ODE is the linear map u -> u * t_next / t: both give N(m, v).
+    mix = GaussianMixture(np.array([[1.0, -1.0]]), [0.0], np.array([0.25, 4.0]))
+    for sampler in ('sde', 'ode'):
+        X = sample(mix, 50_000, 11, sampler, 5)
+        np.testing.assert_allclose(X.mean(0), [1.0, -1.0], atol=4 * np.sqrt(4.0 / 50_000))
+        np.testing.assert_allclose(X.var(0), [0.25, 4.0], rtol=4 * np.sqrt(2 / 50_000))
+
+
+@settings(max_examples=20)
+@given(shift=st.floats(-1e3, 1e3), scale=st.floats(0.01, 100.0))
+def test_ode_sampler_is_equivariant_to_shift_and_scale(shift, scale):
+    mix = bimodal_mixture()
+    moved = GaussianMixture(mix.centres * scale + shift, mix.log_weights, mix.var * scale**2)
+    a = sample(mix, 50, 3, 'ode', 8)
+    b = sample(moved, 50, 3, 'ode', 8)
+    np.testing.assert_allclose(b, a * scale + shift, rtol=1e-9, atol=1e-9 * (abs(shift) + scale))
+
+
+def test_sigma_max_is_well_above_the_spread():
+    mix = bimodal_mixture()
+    spread = np.sqrt(np.linalg.eigvalsh(mix.cov()).max())
+    assert default_sigma_max(mix) >= 5 * spread
+    big = GaussianMixture(mix.centres * 100, mix.log_weights, mix.var * 1e4)
+    assert np.isclose(default_sigma_max(big), 100 * default_sigma_max(mix))
+    sig = karras_schedule(mix, DEFAULT_ODE_STEPS)
+    assert sig[0] == default_sigma_max(mix) and sig[-1] == 0.0 and np.all(np.diff(sig) < 0)
+
+
+def test_anisotropic_mixture_ode_matches_exact():
+    rng = np.random.default_rng(12)
+    Q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    mix = GaussianMixture(rng.normal(size=(30, 3)) * 2, rng.normal(size=30),
+                          np.array([0.05, 0.5, 2.0]), basis=Q)
+    check_moments(sample(mix, 20_000, 13, 'ode', 64), mix)
+
+
+def test_bad_sampler_arguments():
+    mix = bimodal_mixture()
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        sample(mix, 10, 0, 'euler')
+    with pytest.raises(ValueError, match="solver must be one of"):
+        sample(mix, 10, 0, 'ode', 8, solver='rk45')
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        sample(mix, 10, 0, 'ode', 0)
+    with pytest.raises(ValueError, match="rng must be"):
+        sample(mix, 10, 'seed', 'exact')
