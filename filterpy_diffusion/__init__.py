@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0.dev0"
 
+from .filter import DiffusionKDEFilter
 from .kde import ConditionalKDE
 from .mixture import GaussianMixture
+from .particle import ParticleFilter
 
-__all__ = ["ConditionalKDE", "GaussianMixture"]
+__all__ = ["ConditionalKDE", "DiffusionKDEFilter", "GaussianMixture", "ParticleFilter"]

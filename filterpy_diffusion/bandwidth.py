@@ -1,0 +1,93 @@
+"""Bandwidth rules for the joint (state, measurement) kernel.
+
+Conventions follow ``scipy.stats.gaussian_kde``: a rule (``'scott'``,
+``'silverman'``) gives a dimensionless *factor* computed from the effective
+sample size ``n = 1 / sum w^2`` and the joint dimension ``d + m``; the kernel
+standard deviation of each coordinate is that factor times the coordinate's
+ensemble standard deviation (the per-block, per-coordinate scaling the
+isotropic kernel needs when x and y have different units). Unlike
+``gaussian_kde``, a plain number is an *absolute* bandwidth (the kernel
+standard deviation), as in :class:`~filterpy_diffusion.ConditionalKDE`.
+A callable receives ``(states, measurements)`` and returns a bandwidth
+(a positive float or a per-coordinate vector).
+"""
+import warnings
+
+import numpy as np
+
+RULES = ('scott', 'silverman')
+
+
+def scott_factor(n, dim):
+    """Scott's rule ``n ** (-1 / (dim + 4))``."""
+    return float(n) ** (-1.0 / (dim + 4))
+
+
+def silverman_factor(n, dim):
+    """Silverman's rule ``(n (dim + 2) / 4) ** (-1 / (dim + 4))``."""
+    return (float(n) * (dim + 2) / 4.0) ** (-1.0 / (dim + 4))
+
+
+_FACTORS = {'scott': scott_factor, 'silverman': silverman_factor}
+
+
+def coordinate_scale(a, name):
+    """Per-coordinate standard deviation of an ensemble (N, k), floored when it collapsed.
+
+    A coordinate with zero spread gets ``sqrt(eps) * (1 + |mean|)``, so the
+    kernel stays a proper density; a ``RuntimeWarning`` says so, because a
+    collapsed ensemble usually means Q or the initial P is too small.
+    """
+    std = a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1])
+    floor = np.sqrt(np.finfo(float).eps) * (1.0 + np.abs(a.mean(axis=0)))
+    collapsed = std < floor
+    if collapsed.any():
+        warnings.warn(
+            f"{name} ensemble has (near) zero spread in coordinates "
+            f"{np.flatnonzero(collapsed).tolist()}; using the bandwidth floor "
+            f"sqrt(eps)*(1+|mean|) there. Increase Q or re-initialize the filter.",
+            RuntimeWarning, stacklevel=3)
+    return np.where(collapsed, floor, std)
+
+
+def rule_factor(rule, n, dim):
+    """The dimensionless factor of a named rule."""
+    try:
+        return _FACTORS[rule](n, dim)
+    except KeyError:
+        raise ValueError(f"bandwidth rule must be one of {RULES}, got {rule!r}") from None
+
+
+def resolve_bandwidth(spec, block, other, name, joint_dim):
+    """Turn a bandwidth specification into a positive (k,) vector for one block.
+
+    Parameters
+    ----------
+    spec : float, ndarray (k,), str or callable
+        Absolute bandwidth, a rule name, or ``spec(states, measurements)``.
+    block : ndarray (N, k)
+        The block this bandwidth is for (states or measurements).
+    other : ndarray (N, k')
+        The other block (passed to a callable in (states, measurements) order).
+    name : {'sigma_x', 'sigma_y'}
+    joint_dim : int
+        ``d + m``, the dimension the rule's factor is computed for.
+
+    Returns
+    -------
+    ndarray (k,)
+    """
+    k = block.shape[1]
+    if isinstance(spec, str):
+        label = 'states' if name == 'sigma_x' else 'measurements'
+        h = rule_factor(spec, len(block), joint_dim) * coordinate_scale(block, label)
+    elif callable(spec):
+        args = (block, other) if name == 'sigma_x' else (other, block)
+        h = spec(*args)
+    else:
+        h = spec
+    h = np.broadcast_to(np.asarray(h, dtype=float), (k,)) if np.ndim(h) == 0 else np.asarray(h, float)
+    if h.shape != (k,) or not np.all(np.isfinite(h)) or np.any(h <= 0):
+        raise ValueError(
+            f"{name} must resolve to a positive finite scalar or a ({k},) vector, got {h!r}")
+    return h.copy()

@@ -1,0 +1,631 @@
+"""The shared predict/update machinery of our ensemble filters.
+
+:class:`EnsembleFilter` carries filterpy's ``EnsembleKalmanFilter`` surface
+(same positional constructor arguments, same attribute names) and does
+everything that does not depend on the analysis method: input checks, the
+forecast ``x_i <- fx(x_i, dt) + w_i``, weighted ensemble moments,
+``batch_filter``, ``__repr__``. A concrete filter supplies one method,
+``_analysis(z, R)``, which turns the current ensemble and an observation into
+a new ensemble (and weights).
+
+Every public step is all-or-nothing: new state is computed into fresh arrays
+and assigned only once nothing can fail any more, and the random generator is
+rewound if a step raises, so an exception leaves the filter exactly as it was.
+"""
+from contextlib import contextmanager
+from collections.abc import Mapping
+import numbers
+
+import numpy as np
+from scipy.special import logsumexp
+from filterpy.common import pretty_str
+
+from ._validation import as_covariance, as_generator
+
+__all__ = ["EnsembleFilter", "ensemble_moments"]
+
+
+def ensemble_moments(sigmas, weights=None):
+    """Weighted mean and unbiased covariance of an ensemble.
+
+    Parameters
+    ----------
+    sigmas : ndarray (N, dim)
+        Ensemble members, one per row; N >= 2.
+    weights : ndarray (N,), optional
+        Normalised non-negative weights. ``None`` (or all-equal weights) means
+        uniform.
+
+    Returns
+    -------
+    x : ndarray (dim,)
+        ``sum_i w_i x_i``.
+    P : ndarray (dim, dim)
+        ``sum_i w_i (x_i - x)(x_i - x)^T / (1 - sum_i w_i^2)``: the usual
+        ``1/(N - 1)`` sample covariance for uniform weights, and unbiased for
+        "reliability" weights otherwise. Zero if one member holds all the
+        weight (there is no spread to estimate from).
+    """
+    sigmas = np.asarray(sigmas, dtype=float)
+    N = sigmas.shape[0]
+    if N < 2:
+        raise ValueError(f"ensemble_moments needs at least 2 members, got {N}")
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    if w is None or np.all(w == w[0]):
+        # Uniform weights: plain mean and 1/(N-1), exactly as filterpy computes them.
+        x = sigmas.mean(axis=0)
+        d = sigmas - x
+        P = d.T @ d / (N - 1)
+    else:
+        x = w @ sigmas
+        d = sigmas - x
+        denom = 1.0 - w @ w
+        P = (d.T * w) @ d / denom if denom > 0 else np.zeros((sigmas.shape[1],) * 2)
+    # A matrix product of d with itself is symmetric only up to rounding.
+    return x, 0.5 * (P + P.T)
+
+
+def _psd_factor(C):
+    """A square root ``L`` with ``L @ L.T == C`` for a symmetric PSD matrix.
+
+    An eigendecomposition rather than Cholesky, so singular covariances (a
+    noise-free state component, ``Q = 0``) work; rounding can make tiny
+    eigenvalues slightly negative, which are clipped to zero.
+    """
+    lam, V = np.linalg.eigh(C)
+    return V * np.sqrt(np.clip(lam, 0.0, None))
+
+
+def _is_int(n):
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool)
+
+
+def _none_z(dim_z):
+    # filterpy's marker for "no measurement": a (dim_z, 1) object array of None.
+    return np.array([[None] * dim_z]).T
+
+
+class EnsembleFilter:
+    """Base class of filterpy-style ensemble filters (not usable on its own).
+
+    Holds an ensemble ``sigmas`` of N state vectors with normalised
+    ``weights``, propagates it with ``predict()`` and hands the analysis in
+    ``update(z)`` to the subclass hook ``_analysis(z, R)``. ``x`` and ``P``
+    are always the weighted mean and covariance of the ensemble (after
+    ``predict``/``update``; after ``initialize`` they are the given ``x, P``,
+    as in filterpy).
+
+    Parameters
+    ----------
+    x : ndarray (dim_x,)
+        Initial state mean.
+    P : ndarray (dim_x, dim_x) or float
+        Initial state covariance, symmetric positive semi-definite; a scalar
+        means ``P * I``.
+    dim_z : int
+        Length of a measurement vector z, >= 1.
+    dt : float
+        Time step passed to ``fx``.
+    N : int
+        Number of ensemble members, >= 2.
+    hx : callable ``hx(x) -> (dim_z,)``
+        Measurement function. With ``vectorized=True`` it is called once as
+        ``hx(sigmas) -> (N, dim_z)``.
+    fx : callable ``fx(x, dt) -> (dim_x,)``
+        State transition. With ``vectorized=True`` it is called once as
+        ``fx(sigmas, dt) -> (N, dim_x)``.
+    rng : None, int or numpy.random.Generator, optional
+        Source of every random draw. An int seeds a new generator; a
+        Generator is used (and advanced) as is, not copied. ``None`` uses
+        fresh OS entropy; the global numpy RNG is never touched.
+    vectorized : bool, default False
+        Call ``fx``, ``hx`` and ``simulate`` once on the whole ensemble
+        instead of once per member.
+    simulate : callable ``simulate(x, rng) -> (dim_z,)``, optional
+        Stochastic measurement simulator that draws its own (possibly
+        non-Gaussian) noise from the Generator it is given; with
+        ``vectorized=True`` called as ``simulate(sigmas, rng) -> (N, dim_z)``.
+        Used by ``_simulate_measurements`` in place of ``hx(x) + N(0, R)``
+        (so ``R`` is then ignored there). Whether a subclass uses simulated
+        measurements at all is up to its analysis.
+
+    Attributes
+    ----------
+    dim_x, dim_z : int
+        State and measurement dimensions.
+    dt : float
+        Time step.
+    N : int
+        Ensemble size.
+    hx, fx, simulate : callable
+        As given.
+    x : ndarray (dim_x,)
+        Current state estimate (weighted ensemble mean).
+    P : ndarray (dim_x, dim_x)
+        Current state covariance (weighted ensemble covariance).
+    x_prior, P_prior : ndarray (dim_x,), (dim_x, dim_x)
+        Moments after the last ``predict()``. Read only.
+    x_post, P_post : ndarray (dim_x,), (dim_x, dim_x)
+        Moments after the last ``update()``. Read only.
+    sigmas : ndarray (N, dim_x)
+        The ensemble. May be set directly between calls, as in filterpy; the
+        next step works from whatever is there (its weights are kept).
+    weights : ndarray (N,)
+        Normalised member weights (uniform unless the subclass keeps
+        weights). Assign a new array rather than editing in place; assigning
+        normalises it and updates ``log_weights``.
+    log_weights : ndarray (N,)
+        ``log(weights)``, kept exactly for weights too small to represent.
+    Q : ndarray (dim_x, dim_x)
+        Process noise covariance, PSD (may be singular or zero). Default I.
+    R : ndarray (dim_z, dim_z)
+        Measurement noise covariance, PSD. Default I.
+    z : ndarray (dim_z,)
+        Last measurement used by ``update``; a (dim_z, 1) array of None after
+        construction or ``update(None)``, as in filterpy.
+    rng : numpy.random.Generator
+        The generator every draw comes from.
+    vectorized : bool
+        As given.
+    log_likelihood : float or None
+        Log marginal likelihood ``log p(z | past data)`` estimated by the
+        last update, if the analysis provides one; None before any update.
+    ess : float or None
+        Effective sample size ``1 / sum w_i^2`` of the last analysis weights
+        (before any resampling); None before any update.
+
+    Notes
+    -----
+    A subclass implements ``_analysis(z, R) -> dict``. It receives the
+    validated measurement ``z`` (dim_z,) and noise ``R`` (dim_z, dim_z), reads
+    the ensemble from ``self.sigmas`` (a finite float array (N, dim_x)) and
+    ``self.weights`` / ``self.log_weights``, draws random numbers only from
+    ``self.rng``, and must not modify ``self``. It returns a dict with
+
+    * ``'sigmas'`` (required): the analysis ensemble, (N, dim_x), finite;
+    * ``'weights'`` or ``'log_weights'`` (optional, not both): its weights,
+      unnormalised is fine; omitted means uniform;
+    * ``'ess'`` (optional): defaults to ``1 / sum w^2`` of the returned
+      weights; return it when the analysis weighted members before
+      resampling/transporting them;
+    * ``'log_likelihood'`` (optional): defaults to None;
+    * any other key: set as an attribute of the filter (e.g. ``'K'``),
+      except the names the base manages (``x``, ``P``, ``dim_x``, ...).
+
+    The base then computes ``x, P`` from the new weighted ensemble and sets
+    ``x_post, P_post`` and ``z``. Helpers for the hook: ``_measure(sigmas)``,
+    ``_simulate_measurements(sigmas, R)``, ``_gaussian_noise(cov, n)``.
+    ``_repr_extras()`` returns extra ``(label, value)`` pairs for
+    ``__repr__``.
+
+    Examples
+    --------
+    A perturbed-observation ensemble Kalman filter in a few lines:
+
+    >>> import numpy as np
+    >>> from filterpy_diffusion.ensemble import EnsembleFilter
+    >>> class PerturbedObsEnKF(EnsembleFilter):
+    ...     def _analysis(self, z, R):
+    ...         y = self._simulate_measurements(self.sigmas, R)
+    ...         X = self.sigmas - self.sigmas.mean(axis=0)
+    ...         Y = y - y.mean(axis=0)
+    ...         K = np.linalg.solve(Y.T @ Y, Y.T @ X).T       # Cxy Cyy^-1
+    ...         return {'sigmas': self.sigmas + (z - y) @ K.T}
+    >>> F = np.array([[1., 1.], [0., 1.]])
+    >>> def fx(x, dt):
+    ...     return F @ x
+    >>> def hx(x):
+    ...     return x[:1]
+    >>> f = PerturbedObsEnKF(np.zeros(2), np.eye(2), dim_z=1, dt=1., N=50,
+    ...                      hx=hx, fx=fx, rng=0)
+    >>> f.Q = 0.01 * np.eye(2)
+    >>> for z in [1., 2., 3.]:
+    ...     f.predict()
+    ...     f.update(z)
+    >>> f.x.shape, f.P.shape, f.sigmas.shape
+    ((2,), (2, 2), (50, 2))
+    """
+
+    # Attributes the base derives itself; an analysis may not return them.
+    _MANAGED = frozenset({
+        "x", "P", "x_prior", "P_prior", "x_post", "P_post", "z", "dim_x",
+        "dim_z", "dt", "N", "hx", "fx", "Q", "R", "rng", "vectorized",
+        "simulate"})
+
+    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, rng=None,
+                 vectorized=False, simulate=None):
+        if not _is_int(N) or N < 2:
+            raise ValueError(f"N must be at least 2 ensemble members, got {N!r}")
+        if not _is_int(dim_z) or dim_z < 1:
+            raise ValueError(
+                f"dim_z must be an integer >= 1 (the length of a measurement z), got {dim_z!r}")
+        for name, fn in (("hx", hx), ("fx", fx)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        if simulate is not None and not callable(simulate):
+            raise TypeError(f"simulate must be None or callable, got {type(simulate).__name__}")
+        x = self._check_x(x)
+
+        self.dim_x = x.shape[0]
+        self.dim_z = int(dim_z)
+        self.dt = dt
+        self.N = int(N)
+        self.hx = hx
+        self.fx = fx
+        self.simulate = simulate
+        self.vectorized = bool(vectorized)
+        self.rng = as_generator(rng)
+        self.z = _none_z(self.dim_z)
+        self.initialize(x, P)
+        self.Q = np.eye(self.dim_x)
+        self.R = np.eye(self.dim_z)
+
+    # ------------------------------------------------------------ weights
+    @property
+    def weights(self):
+        """ndarray (N,): normalised member weights."""
+        return self._weights
+
+    @weights.setter
+    def weights(self, w):
+        self._weights, self._log_weights = self._normalise_weights(w, "weights")
+
+    @property
+    def log_weights(self):
+        """ndarray (N,): log of the normalised member weights (may hold -inf)."""
+        return self._log_weights
+
+    @log_weights.setter
+    def log_weights(self, lw):
+        self._weights, self._log_weights = self._normalise_log_weights(lw, "log_weights")
+
+    def _normalise_weights(self, w, name):
+        w = np.asarray(w, dtype=float)
+        if w.shape != (self.N,):
+            raise ValueError(f"{name} must have shape (N,) = ({self.N},), got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+            raise ValueError(f"{name} must be finite, non-negative and not all zero, got {w}")
+        w = w / w.max()     # so that the sum cannot overflow
+        w = w / w.sum()
+        with np.errstate(divide="ignore"):
+            return w, np.log(w)
+
+    def _normalise_log_weights(self, lw, name):
+        lw = np.asarray(lw, dtype=float)
+        if lw.shape != (self.N,):
+            raise ValueError(f"{name} must have shape (N,) = ({self.N},), got {lw.shape}")
+        if np.any(np.isnan(lw)) or np.any(lw == np.inf) or np.all(lw == -np.inf):
+            raise ValueError(f"{name} must be < +inf, not NaN and not all -inf, got {lw}")
+        lw = lw - logsumexp(lw)
+        return np.exp(lw), lw
+
+    def _set_uniform_weights(self):
+        self._weights = np.full(self.N, 1.0 / self.N)
+        self._log_weights = np.full(self.N, -np.log(self.N))
+
+    # ------------------------------------------------------------ checks
+    @staticmethod
+    def _check_x(x, dim_x=None):
+        x = np.array(x, dtype=float)     # a copy: the caller keeps their array
+        if x.ndim != 1:
+            hint = "; pass x.ravel() for a column vector" if x.ndim == 2 and x.shape[1] == 1 else ""
+            raise ValueError(f"x must be a 1-D array of shape (dim_x,), got shape {x.shape}{hint}")
+        if x.size == 0:
+            raise ValueError("x must have at least one element")
+        if dim_x is not None and x.shape != (dim_x,):
+            raise ValueError(f"x must have shape (dim_x,) = ({dim_x},), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"x must be finite (no NaN or inf), got {x}")
+        return x
+
+    def _check_z(self, z):
+        z = np.asarray(z, dtype=float)
+        m = self.dim_z
+        if z.ndim == 0 and m == 1:
+            z = z.reshape(1)
+        elif z.ndim == 2 and z.shape[1] == 1:
+            z = z[:, 0]
+        if z.shape != (m,):
+            raise ValueError(
+                f"z must have shape (dim_z,) = ({m},) (or ({m}, 1), or a scalar when dim_z == 1),"
+                f" got {z.shape}")
+        if not np.all(np.isfinite(z)):
+            raise ValueError(f"z contains NaN or inf: {z}")
+        return z.copy()
+
+    def _check_R(self, R):
+        if R is None:
+            R = self.R
+        return as_covariance(R, "R", self.dim_z)
+
+    def _checked_sigmas(self):
+        s = np.asarray(self.sigmas, dtype=float)
+        if s.shape != (self.N, self.dim_x):
+            hint = " (is it transposed?)" if s.shape == (self.dim_x, self.N) else ""
+            raise ValueError(
+                f"sigmas must have shape (N, dim_x) = ({self.N}, {self.dim_x}), got {s.shape}{hint}")
+        if not np.all(np.isfinite(s)):
+            i = int(np.flatnonzero(~np.isfinite(s).all(axis=1))[0])
+            raise ValueError(f"sigmas must be finite; member {i} is {s[i]}")
+        return s
+
+    @contextmanager
+    def _rng_rollback(self):
+        # If a step fails part-way, rewind the generator too, so that a retry
+        # (or a copy made before the call) draws the same numbers.
+        state = self.rng.bit_generator.state
+        try:
+            yield
+        except BaseException:
+            self.rng.bit_generator.state = state
+            raise
+
+    # ------------------------------------------------------------ helpers
+    def _apply(self, func, sigmas, name, dim, dim_name):
+        """Apply ``func`` to every row of ``sigmas`` (or once, vectorized), checked."""
+        # A copy, so a callable that edits its argument in place cannot
+        # change the filter's ensemble.
+        work = np.array(sigmas, dtype=float)
+        M = work.shape[0]
+        if self.vectorized:
+            out = np.asarray(func(work), dtype=float)
+            if dim == 1 and out.shape == (M,):
+                out = out[:, None]
+            if out.shape != (M, dim):
+                raise ValueError(
+                    f"{name} returned shape {out.shape} for the whole ensemble (vectorized=True);"
+                    f" expected (N, {dim_name}) = ({M}, {dim})")
+        else:
+            out = np.empty((M, dim))
+            for i in range(M):
+                r = np.asarray(func(work[i]), dtype=float)
+                if r.shape not in ((dim,), (dim, 1), (1, dim)) and not (r.ndim == 0 and dim == 1):
+                    raise ValueError(
+                        f"{name} returned shape {r.shape} for member {i}; expected ({dim_name},) = ({dim},)")
+                out[i] = r.reshape(dim)
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{name} returned NaN or inf for member {i} ({int(bad.sum())} of {M} members): "
+                f"{out[i]}; expected finite values of shape (N, {dim_name}) = ({M}, {dim})")
+        return out
+
+    def _measure(self, sigmas):
+        """``hx`` applied to each member.
+
+        Parameters
+        ----------
+        sigmas : ndarray (M, dim_x)
+
+        Returns
+        -------
+        ndarray (M, dim_z)
+            Raises ValueError if hx returns the wrong size or NaN/inf.
+        """
+        return self._apply(self.hx, sigmas, "hx", self.dim_z, "dim_z")
+
+    def _simulate_measurements(self, sigmas, R):
+        """One simulated measurement per member.
+
+        ``simulate(x_i, rng)`` if a simulator was given (``R`` is then
+        unused), else ``hx(x_i) + v_i`` with ``v_i ~ N(0, R)`` from ``self.rng``.
+
+        Parameters
+        ----------
+        sigmas : ndarray (M, dim_x)
+        R : ndarray (dim_z, dim_z) or float
+
+        Returns
+        -------
+        ndarray (M, dim_z)
+        """
+        if self.simulate is not None:
+            rng = self.rng
+            return self._apply(lambda s: self.simulate(s, rng), sigmas, "simulate",
+                               self.dim_z, "dim_z")
+        hz = self._measure(sigmas)
+        return hz + self._gaussian_noise(as_covariance(R, "R", self.dim_z), hz.shape[0])
+
+    def _gaussian_noise(self, cov, n):
+        """``n`` draws from N(0, cov) with ``self.rng``: ndarray (n, dim); cov PSD (dim, dim)."""
+        cov = np.atleast_2d(cov)
+        return self.rng.standard_normal((n, cov.shape[0])) @ _psd_factor(cov).T
+
+    def _analysis(self, z, R):
+        """Subclass hook: see the class Notes for the contract."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _analysis(z, R); EnsembleFilter is a base class")
+
+    def _repr_extras(self):
+        """Subclass hook: extra ``(label, value)`` pairs shown by ``__repr__``."""
+        return []
+
+    # ------------------------------------------------------------ public
+    def initialize(self, x, P):
+        """Reset the ensemble to N draws from N(x, P).
+
+        Parameters
+        ----------
+        x : ndarray (dim_x,)
+            State mean.
+        P : ndarray (dim_x, dim_x) or float
+            State covariance, symmetric PSD (singular allowed); scalar means
+            ``P * I``.
+
+        Sets ``x``, ``P`` (the given values, as filterpy does), their
+        ``_prior``/``_post`` copies and uniform weights, and clears
+        ``log_likelihood`` and ``ess``.
+        """
+        x = self._check_x(x, getattr(self, "dim_x", None))
+        P = as_covariance(P, "P", x.shape[0])
+        sigmas = x + self._gaussian_noise(P, self.N)
+
+        self.sigmas = sigmas
+        self.x = x
+        self.P = P
+        self.x_prior = x.copy()
+        self.P_prior = P.copy()
+        self.x_post = x.copy()
+        self.P_post = P.copy()
+        self._set_uniform_weights()
+        self.log_likelihood = None
+        self.ess = None
+
+    def predict(self):
+        """Propagate every member: ``x_i <- fx(x_i, dt) + w_i``, ``w_i ~ N(0, Q)``.
+
+        Weights are kept. Sets ``sigmas``, ``x``, ``P`` (weighted ensemble
+        moments), ``x_prior`` and ``P_prior``. Raises ValueError, leaving the
+        filter unchanged, if ``Q`` is not a symmetric PSD (dim_x, dim_x)
+        matrix or ``fx`` returns the wrong shape or NaN/inf.
+        """
+        sigmas = self._checked_sigmas()
+        Q = as_covariance(self.Q, "Q", self.dim_x)
+        with self._rng_rollback():
+            dt = self.dt
+            fx = self.fx
+            new = self._apply(lambda s: fx(s, dt), sigmas, "fx", self.dim_x, "dim_x")
+            new = new + self._gaussian_noise(Q, self.N)
+            if not np.all(np.isfinite(new)):
+                raise ValueError("the propagated ensemble overflowed to inf after adding process noise")
+            x, P = ensemble_moments(new, self._weights)
+
+        self.sigmas = new
+        self.x = x
+        self.P = P
+        self.x_prior = x.copy()
+        self.P_prior = P.copy()
+
+    def update(self, z, R=None):
+        """Assimilate the measurement ``z``.
+
+        Parameters
+        ----------
+        z : ndarray (dim_z,), (dim_z, 1), scalar (dim_z == 1) or None
+            The measurement. ``None`` skips the update: ``z`` is set to
+            filterpy's array of None and ``x_post, P_post`` to copies of
+            ``x, P``.
+        R : ndarray (dim_z, dim_z), float or None
+            Measurement noise covariance for this call only; None uses
+            ``self.R``, a scalar means ``R * I``.
+
+        Raises ValueError, leaving the filter unchanged, for a malformed or
+        non-finite ``z`` or ``R``, or if ``hx`` misbehaves.
+        """
+        if z is None:
+            self.z = _none_z(self.dim_z)
+            self.x_post = self.x.copy()
+            self.P_post = self.P.copy()
+            return
+        z = self._check_z(z)
+        R = self._check_R(R)
+        sigmas = self._checked_sigmas()
+        if self.sigmas is not sigmas:
+            # Same values; the hook may rely on a float ndarray.
+            self.sigmas = sigmas
+        with self._rng_rollback():
+            new = self._check_analysis(self._analysis(z, R))
+            x, P = ensemble_moments(new["sigmas"], new["_weights"])
+
+        for name, value in new.items():
+            setattr(self, name, value)
+        self.x = x
+        self.P = P
+        self.x_post = x.copy()
+        self.P_post = P.copy()
+        self.z = z
+
+    def _check_analysis(self, out):
+        """Validate the hook's dict; returns the attributes to assign."""
+        if not isinstance(out, Mapping) or "sigmas" not in out:
+            raise TypeError(
+                f"{type(self).__name__}._analysis must return a dict with at least 'sigmas',"
+                f" got {type(out).__name__}")
+        new = dict(out)
+        clash = self._MANAGED.intersection(new)
+        if clash:
+            raise ValueError(
+                f"_analysis may not return {sorted(clash)}: the base class derives them from the ensemble")
+        if "weights" in new and "log_weights" in new:
+            raise ValueError("_analysis must return 'weights' or 'log_weights', not both")
+
+        s = np.array(new.pop("sigmas"), dtype=float)
+        if s.shape != (self.N, self.dim_x):
+            raise ValueError(
+                f"_analysis returned sigmas of shape {s.shape}; expected (N, dim_x) = ({self.N}, {self.dim_x})")
+        if not np.all(np.isfinite(s)):
+            i = int(np.flatnonzero(~np.isfinite(s).all(axis=1))[0])
+            raise ValueError(f"_analysis returned a non-finite member {i}: {s[i]}")
+        if "weights" in new:
+            w, lw = self._normalise_weights(new.pop("weights"), "weights returned by _analysis")
+        elif "log_weights" in new:
+            w, lw = self._normalise_log_weights(new.pop("log_weights"), "log_weights returned by _analysis")
+        else:
+            w, lw = np.full(self.N, 1.0 / self.N), np.full(self.N, -np.log(self.N))
+        new.setdefault("ess", 1.0 / (w @ w))
+        new.setdefault("log_likelihood", None)
+        new.update(sigmas=s, _weights=w, _log_weights=lw)
+        return new
+
+    def batch_filter(self, zs, Rs=None, update_first=False, saver=None):
+        """Run predict/update over a sequence of measurements.
+
+        Exactly equivalent to calling ``predict()`` and ``update(z, R)`` in a
+        loop (the same random draws in the same order).
+
+        Parameters
+        ----------
+        zs : sequence of length n
+            Measurements, each anything ``update`` accepts; ``None`` entries
+            skip the update (the predicted moments are stored for them).
+        Rs : None or sequence of length n, optional
+            Per-step measurement covariance (entries may be None for
+            ``self.R``); None uses ``self.R`` throughout.
+        update_first : bool, default False
+            If True update then predict at each step, else predict then update.
+        saver : filterpy.common.Saver, optional
+            ``saver.save()`` is called after every step.
+
+        Returns
+        -------
+        means : ndarray (n, dim_x)
+            ``x`` after the update of each step.
+        covariances : ndarray (n, dim_x, dim_x)
+            ``P`` after the update of each step.
+
+        If a step raises, the filter is left as after the last completed call.
+        """
+        try:
+            n = len(zs)
+        except TypeError:
+            raise TypeError(f"zs must be list-like, got {type(zs).__name__}") from None
+        if Rs is None:
+            Rs = [None] * n
+        elif len(Rs) != n:
+            raise ValueError(f"Rs must have one entry per measurement: len(Rs) = {len(Rs)}, len(zs) = {n}")
+
+        means = np.zeros((n, self.dim_x))
+        covariances = np.zeros((n, self.dim_x, self.dim_x))
+        for k, (z, R) in enumerate(zip(zs, Rs)):
+            if not update_first:
+                self.predict()
+            self.update(z, R)
+            means[k] = self.x
+            covariances[k] = self.P
+            if update_first:
+                self.predict()
+            if saver is not None:
+                saver.save()
+        return means, covariances
+
+    def __repr__(self):
+        items = [
+            ("dim_x", self.dim_x), ("dim_z", self.dim_z), ("dt", self.dt), ("N", self.N),
+            ("x", self.x), ("P", self.P), ("x_prior", self.x_prior), ("P_prior", self.P_prior),
+            ("Q", self.Q), ("R", self.R), ("sigmas", self.sigmas), ("weights", self.weights),
+            ("ess", self.ess), ("log_likelihood", self.log_likelihood),
+            ("hx", self.hx), ("fx", self.fx), ("simulate", self.simulate),
+        ] + list(self._repr_extras())
+        return "\n".join([f"{type(self).__name__} object"]
+                         + [pretty_str(label, value) for label, value in items])
