@@ -91,3 +91,49 @@ def resolve_bandwidth(spec, block, other, name, joint_dim):
         raise ValueError(
             f"{name} must resolve to a positive finite scalar or a ({k},) vector, got {h!r}")
     return h.copy()
+
+
+def effective_sample_size(log_weights):
+    """``1 / sum w_i^2`` of normalised weights given (unnormalised) log weights."""
+    lw = np.asarray(log_weights, dtype=float)
+    lw = lw - lw.max()
+    w = np.exp(lw)
+    return float(w.sum() ** 2 / (w @ w))
+
+
+def select_by_ess(log_weights_at, target, lo, hi, iters=16):
+    """Smallest bandwidth in ``[lo, hi]`` whose weights keep ``ESS >= target``.
+
+    The weights' ESS grows with the bandwidth (wider kernels weigh members
+    more evenly), so bisection in ``log h`` finds the smallest bandwidth --
+    the one that keeps the most non-Gaussian structure -- that still spreads
+    the analysis over ``target`` effective members. Returns ``hi`` if even
+    ``hi`` falls short, ``lo`` if ``lo`` already suffices. Sixteen halvings
+    of ``log(hi / lo)`` pin h to about 0.01% -- far below the ESS's own
+    sampling noise.
+
+    Parameters
+    ----------
+    log_weights_at : callable ``h -> ndarray (N,)``
+        Unnormalised log weights at bandwidth h.
+    target : float
+        Required effective sample size.
+    lo, hi : float
+        Search interval, ``0 < lo < hi``.
+
+    Returns
+    -------
+    float
+    """
+    if effective_sample_size(log_weights_at(lo)) >= target:
+        return lo
+    if effective_sample_size(log_weights_at(hi)) < target:
+        return hi
+    a, b = np.log(lo), np.log(hi)
+    for _ in range(iters):
+        c = 0.5 * (a + b)
+        if effective_sample_size(log_weights_at(np.exp(c))) >= target:
+            b = c
+        else:
+            a = c
+    return float(np.exp(b))

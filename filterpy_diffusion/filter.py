@@ -11,20 +11,29 @@ import warnings
 
 import numpy as np
 
-from .bandwidth import RULES, resolve_bandwidth
+from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
+                        select_by_ess)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
                         number_of_evaluations, sample)
 from .ensemble import EnsembleFilter
-from .kde import ConditionalKDE
+from .kde import ConditionalKDE, CovarianceKDE
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
 _LOG_TINY = np.log(np.finfo(float).tiny)
 
 
-def _check_bandwidth_spec(spec, name):
+KERNELS = ('covariance', 'isotropic')
+#: Default target of the automatic bandwidth: the analysis weights keep an
+#: effective sample size of at least this fraction of N.
+ESS_TARGET = 0.5
+#: Search interval of the automatic bandwidth factor.
+H_RANGE = (1e-3, 0.999)
+
+
+def _check_bandwidth_spec(spec, name, rules=RULES + ('auto',)):
     if isinstance(spec, str):
-        if spec not in RULES:
-            raise ValueError(f"{name} rule must be one of {RULES}, got {spec!r}")
+        if spec not in rules:
+            raise ValueError(f"{name} rule must be one of {rules}, got {spec!r}")
     elif not callable(spec):
         h = np.asarray(spec, dtype=float)
         if h.ndim > 1 or not np.all(np.isfinite(h)) or np.any(h <= 0):
@@ -57,15 +66,35 @@ class DiffusionKDEFilter(EnsembleFilter):
         Measurement function (only called, never differentiated).
     fx : callable ``fx(x, dt) -> (dim_x,)``
         State transition (only called).
-    sigma_x, sigma_y : float, ndarray, str or callable, default 'scott'
-        Kernel bandwidths in state and measurement space. A rule name
-        (``'scott'``, ``'silverman'``) scales each coordinate's ensemble
-        standard deviation by the rule's factor for the joint dimension
-        ``dim_x + dim_z`` (as ``scipy.stats.gaussian_kde``); a number or
-        vector is the absolute kernel standard deviation; a callable gets
-        ``(states (N, dim_x), measurements (N, dim_z))`` and returns one.
-        Re-evaluated at every update; the values used are stored in
-        ``bandwidth_x``, ``bandwidth_y``.
+    kernel : {'covariance', 'isotropic'}, default 'covariance'
+        ``'covariance'``: kernel covariance ``h^2 C`` of the joint (x, y)
+        ensemble with Liu-West shrinkage (see :class:`CovarianceKDE`); the
+        mixture interpolates between an EnKF (h -> 1) and a particle filter
+        (h -> 0). ``'isotropic'``: the published product kernel
+        ``N(x; x_i, sx^2) N(y; y_i, sy^2)`` (:class:`ConditionalKDE`).
+    bandwidth : 'auto', 'scott', 'silverman', float in (0, 1) or callable, default 'auto'
+        The covariance kernel's factor h. ``'auto'`` picks, at every update,
+        the smallest h whose conditional weights keep an effective sample
+        size of at least ``ess_target * N`` (bisection in log h). A callable
+        gets ``(states, measurements)`` and returns h.
+    sigma_x, sigma_y : 'auto', 'scott', 'silverman', float, ndarray or callable, default 'auto'
+        Bandwidths of the isotropic kernel. A rule scales each coordinate's
+        ensemble standard deviation by the rule's factor for the joint
+        dimension ``dim_x + dim_z`` (as ``scipy.stats.gaussian_kde``);
+        ``'auto'`` uses one factor for both blocks chosen like ``bandwidth``;
+        a number or vector is the absolute kernel standard deviation; a
+        callable gets ``(states, measurements)`` and returns one. Only for
+        ``kernel='isotropic'``.
+    ess_target : float in (0, 1], default 0.5
+        Target ESS fraction of the automatic bandwidths.
+    inflation : 'adaptive', float >= 1 or None, default 'adaptive'
+        Multiplicative prior inflation of the ensemble anomalies before
+        the analysis, ``x_i <- mean + f (x_i - mean)``. ``'adaptive'``
+        estimates the variance factor ``f^2`` every update from the
+        innovation statistics, ``(d^T R^-1 d - m) / tr(R^-1 HPH^T)`` with
+        ``d = z - mean(hx(x_i))``, and smooths it in time with a Gaussian
+        prior (Miyoshi 2011), never below 1. A float is a fixed ``f``;
+        None or 1.0 turns inflation off.
     sampler : {'ode', 'sde', 'exact'}, default 'ode'
         How the analysis ensemble is drawn from the conditional KDE: the
         probability-flow ODE, the reverse SDE, or exact mixture sampling.
@@ -81,14 +110,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         ensemble at once.
     simulate : callable ``simulate(x, rng) -> (dim_z,)``, optional
         Black-box stochastic measurement simulator drawing its own (possibly
-        non-Gaussian) noise from ``rng``; replaces ``hx(x) + N(0, R)``.
+        non-Gaussian) noise from ``rng``; replaces ``hx(x) + N(0, R)``. The
+        covariance kernel then regularises ``Cyy`` with a small ridge.
 
     Attributes
     ----------
     x, P : ndarray (dim_x,), (dim_x, dim_x)
         Mean and covariance of the ensemble.
     x_prior, P_prior, x_post, P_post : ndarray
-        Moments after the last predict / update.
+        Moments after the last predict / update (``P_prior`` before inflation).
     sigmas : ndarray (N, dim_x)
         The ensemble; may be set directly between calls.
     Q : ndarray (dim_x, dim_x)
@@ -101,8 +131,12 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``log p(z)`` under the KDE's measurement marginal at the last update.
     ess : float
         Effective sample size ``1 / sum w_i^2`` of the last conditional weights.
+    h : float or None
+        Bandwidth factor used at the last update (None for absolute bandwidths).
     bandwidth_x, bandwidth_y : ndarray (dim_x,), (dim_z,)
-        Kernel standard deviations used at the last update.
+        Per-coordinate kernel standard deviations used at the last update.
+    inflation_factor : float
+        Anomaly inflation factor ``f`` applied at the last update.
     n_evaluations : int
         Score evaluations of the whole ensemble used by the last update.
 
@@ -127,71 +161,191 @@ class DiffusionKDEFilter(EnsembleFilter):
 
     References
     ----------
-    Bao, F., Zhang, Z., Zhang, G. (2024). An ensemble score filter for
-    tracking high-dimensional nonlinear dynamical systems; and the
-    training-free conditional diffusion KDE filter this package implements
-    (see the README).
+    .. [1] Liu, J., West, M. (2001). Combined parameter and state estimation
+       in simulation-based filtering (kernel shrinkage).
+    .. [2] Miyoshi, T. (2011). The Gaussian approach to adaptive covariance
+       inflation and its implementation with the LETKF. Mon. Wea. Rev. 139.
+    .. [3] Karras, T. et al. (2022). Elucidating the design space of
+       diffusion-based generative models; Lu, C. et al. (2022) DPM-Solver++.
     """
 
-    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, sigma_x='scott', sigma_y='scott',
+    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='covariance', bandwidth='auto',
+                 sigma_x='auto', sigma_y='auto', ess_target=ESS_TARGET, inflation='adaptive',
                  sampler='ode', steps=None, sampler_options=None, rng=None,
                  vectorized=False, simulate=None):
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if steps is not None and (not isinstance(steps, numbers.Integral) or steps < 1):
             raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
+        if not 0 < float(ess_target) <= 1:
+            raise ValueError(f"ess_target must be a fraction of N in (0, 1], got {ess_target!r}")
+        if kernel == 'covariance' and not (_is_auto(sigma_x) and _is_auto(sigma_y)):
+            raise ValueError("sigma_x and sigma_y set the isotropic kernel; with "
+                             "kernel='covariance' set bandwidth= (the factor h) instead")
+        if not (isinstance(bandwidth, str) or callable(bandwidth)) and not 0 < float(bandwidth) < 1:
+            raise ValueError(f"bandwidth (the covariance kernel's factor h) must be 'auto', a rule "
+                             f"{RULES}, a callable or a float in (0, 1), got {bandwidth!r}")
+        _check_bandwidth_spec(bandwidth, "bandwidth")
+        if not (inflation is None or inflation == 'adaptive'
+                or (isinstance(inflation, numbers.Real) and inflation >= 1)):
+            raise ValueError(f"inflation must be 'adaptive', None or a float >= 1, got {inflation!r}")
+        self.kernel = kernel
+        self.bandwidth = bandwidth
         self.sigma_x = _check_bandwidth_spec(sigma_x, "sigma_x")
         self.sigma_y = _check_bandwidth_spec(sigma_y, "sigma_y")
+        self.ess_target = float(ess_target)
+        self.inflation = inflation
         self.sampler = sampler
         self.steps = steps
         self.sampler_options = dict(sampler_options or {})
+        self.h = None
         self.bandwidth_x = None
         self.bandwidth_y = None
+        self.inflation_factor = 1.0
+        # State of the adaptive inflation: mean and variance of the variance
+        # factor lambda = f^2 (Miyoshi 2011); the prior variance sets how fast
+        # lambda may move per update.
+        self.inflation_mean = 1.0
+        self.inflation_var = 0.1 ** 2
         self.n_evaluations = 0
         super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized,
                          simulate=simulate)
 
-    def joint_kde(self, R=None):
-        """The (state, measurement) KDE an update would build (consumes random draws).
+    # -- pieces of the analysis ---------------------------------------------
+    def _measurements(self, X, R):
+        """Noise-free predictions (or None with a simulator) and simulated measurements."""
+        if self.simulate is not None:
+            return None, self._simulate_measurements(X, R)
+        hz = self._measure(X)
+        return hz, hz + self._gaussian_noise(R, len(X))
 
-        Simulates measurements for the current ensemble and resolves the
-        bandwidths; returns a :class:`ConditionalKDE`.
-        """
-        R = self._check_R(R)
-        X = self._checked_sigmas()
-        Y = self._simulate_measurements(X, R)
+    def _adaptive_lambda(self, hz, Y, z, R):
+        """Posterior mean of the variance inflation factor from this innovation."""
+        m = self.dim_z
+        if hz is not None:
+            d = z - hz.mean(0)
+            B = hz - hz.mean(0)
+            Ri = np.linalg.inv(R)
+            signal = np.trace(Ri @ (B.T @ B)) / (self.N - 1)    # tr(R^-1 H P H^T)
+            chi2 = d @ Ri @ d
+        else:  # simulator: only the total spread cov(y) = HPH^T + R is known
+            d = z - Y.mean(0)
+            B = Y - Y.mean(0)
+            Cyy = B.T @ B / (self.N - 1)
+            signal, chi2 = float(m), d @ np.linalg.pinv(Cyy) @ d
+            m = 0.0
+        lam_b, v_b = self.inflation_mean, self.inflation_var
+        if signal <= 0:
+            return lam_b
+        lam_o = (chi2 - m) / signal
+        # Variance of the single-innovation estimate (chi-square with m dof).
+        v_o = 2.0 / max(self.dim_z, 1) * ((lam_b * signal + m) / signal) ** 2
+        lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
+        # The running estimate may drop below 1 (it is only applied as
+        # max(lam, 1)); clipping it at 1 would ratchet it upwards on noise.
+        return float(np.clip(lam, 0.5, 10.0))
+
+    def _kde(self, X, hz, Y, z, R):
+        """Build the conditional KDE and choose its bandwidth; returns (kde, h)."""
+        target = self.ess_target * self.N
         joint = self.dim_x + self.dim_z
-        sx = resolve_bandwidth(self.sigma_x, X, Y, "sigma_x", joint)
-        sy = resolve_bandwidth(self.sigma_y, Y, X, "sigma_y", joint)
-        return ConditionalKDE(X, Y, sx, sy)
+        if self.kernel == 'covariance':
+            kde = CovarianceKDE(X, Y, 0.5, R=None if hz is None else R, predictions=hz)
+            spec = self.bandwidth
+            if spec == 'auto':
+                h = select_by_ess(kde.log_kernel_at(z), target, *H_RANGE)
+            elif isinstance(spec, str):
+                h = min(rule_factor(spec, self.N, joint), H_RANGE[1])
+            elif callable(spec):
+                h = float(spec(X, Y))
+            else:
+                h = float(spec)
+            kde.set_bandwidth(h)
+            return kde, h
+        if self.sigma_x == 'auto' or self.sigma_y == 'auto':
+            sx_scale, sy_scale = coordinate_scale(X, 'states'), coordinate_scale(Y, 'measurements')
+
+            def lw_at(f):
+                r = (Y - z) / (f * sy_scale)
+                return -0.5 * np.einsum('ij,ij->i', r, r)
+            f = select_by_ess(lw_at, target, H_RANGE[0], 1.0)
+        sx = f * sx_scale if self.sigma_x == 'auto' else \
+            resolve_bandwidth(self.sigma_x, X, Y, "sigma_x", joint)
+        sy = f * sy_scale if self.sigma_y == 'auto' else \
+            resolve_bandwidth(self.sigma_y, Y, X, "sigma_y", joint)
+        auto = self.sigma_x == 'auto' or self.sigma_y == 'auto'
+        return ConditionalKDE(X, Y, sx, sy), (f if auto else None)
 
     def _analysis(self, z, R):
-        kde = self.joint_kde(R)
-        r = (kde.measurements - z) / kde.sigma_y
-        nearest = -0.5 * np.min(np.einsum('ij,ij->i', r, r))
-        if nearest < _LOG_TINY:
+        X = self._checked_sigmas()
+        hz, Y = self._measurements(X, R)
+        lam_post = self.inflation_mean
+        if self.inflation == 'adaptive':
+            lam_post = self._adaptive_lambda(hz, Y, z, R)
+            f = np.sqrt(max(lam_post, 1.0))
+        else:
+            f = float(self.inflation or 1.0)
+        if f != 1.0:
+            X = X.mean(0) + f * (X - X.mean(0))
+            hz, Y = self._measurements(X, R)
+
+        kde, h = self._kde(X, hz, Y, z, R)
+        if self.kernel == 'covariance':
+            bx = kde.h * np.sqrt(np.diag(kde.Cxx))
+            by = kde.h * np.sqrt(np.diag(kde.Cyy))
+            ref = -0.5 * np.min(np.sum(((Y - z) / np.maximum(by, 1e-300)) ** 2, axis=1))
+        else:
+            bx, by = kde.sigma_x, kde.sigma_y
+            ref = -0.5 * np.min(np.sum(((Y - z) / by) ** 2, axis=1))
+        if ref < _LOG_TINY:
             # Log-space weights stay finite: all weight goes to the member(s)
             # whose simulated measurement is nearest to z.
             warnings.warn(
-                f"observation z = {z} is {np.sqrt(-2 * nearest):.3g} bandwidths from every simulated "
+                f"observation z = {z} is {np.sqrt(-2 * ref):.3g} bandwidths from every simulated "
                 f"measurement: every kernel weight underflows in linear space. Falling back to "
                 f"log-space weights, which put all weight on the nearest member; the ensemble "
                 f"may collapse. Check R, hx and the units of z.", RuntimeWarning, stacklevel=3)
-        mixture = kde.conditional(z)
+
         steps = self.steps
-        new = sample(mixture, self.N, self.rng, self.sampler, steps, **self.sampler_options)
+        if self.kernel == 'covariance' and not np.any(kde.S_eigvals > 0):
+            # Every member is the same state: S = 0 and every component is the
+            # (Kalman-shifted) mean. Carry on with that point; Q spreads it again.
+            warnings.warn(
+                "states ensemble has (near) zero spread in every coordinate; the analysis "
+                "is that single state. Increase Q or re-initialize the filter.",
+                RuntimeWarning, stacklevel=3)
+            mixture = kde.conditional(z)
+            new = kde.centres(z)
+        elif self.kernel == 'covariance':
+            mixture, origin, T = kde.whitened(z)
+            new = origin + sample(mixture, self.N, self.rng, self.sampler, steps,
+                                  **self.sampler_options) @ T.T
+        else:
+            mixture = kde.conditional(z)
+            new = sample(mixture, self.N, self.rng, self.sampler, steps, **self.sampler_options)
         solver = self.sampler_options.get('solver', 'dpm2m')
+        default_steps = {'ode': DEFAULT_ODE_STEPS, 'sde': DEFAULT_SDE_STEPS}.get(self.sampler, 0)
         return {
             'sigmas': new,
             'ess': float(1.0 / np.sum(mixture.weights ** 2)),
             'log_likelihood': kde.log_marginal(z),
-            'bandwidth_x': kde.sigma_x,
-            'bandwidth_y': kde.sigma_y,
-            'n_evaluations': number_of_evaluations(
-                self.sampler, steps or {'ode': DEFAULT_ODE_STEPS, 'sde': DEFAULT_SDE_STEPS}.get(self.sampler, 0), solver),
+            'h': h,
+            'bandwidth_x': bx,
+            'bandwidth_y': by,
+            'inflation_factor': f,
+            'inflation_mean': lam_post,
+            'n_evaluations': number_of_evaluations(self.sampler, steps or default_steps, solver),
         }
 
     def _repr_extras(self):
-        return [("sigma_x", self.sigma_x), ("sigma_y", self.sigma_y),
+        return [("kernel", self.kernel), ("bandwidth", self.bandwidth),
+                ("sigma_x", self.sigma_x), ("sigma_y", self.sigma_y), ("h", self.h),
                 ("bandwidth_x", self.bandwidth_x), ("bandwidth_y", self.bandwidth_y),
+                ("inflation", self.inflation), ("inflation_factor", self.inflation_factor),
                 ("sampler", self.sampler), ("steps", self.steps)]
+
+
+def _is_auto(spec):
+    return isinstance(spec, str) and spec == 'auto'

@@ -16,6 +16,7 @@ training. Bandwidths may also be vectors (one per coordinate), which keeps
 everything closed form and lets automatic rules scale each coordinate.
 """
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
 from ._validation import as_bandwidth, as_ensemble, as_vector
@@ -117,3 +118,201 @@ def _check_sigma(sigma):
     if not np.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma (diffusion noise level) must be finite and >= 0, got {sigma}")
     return sigma
+
+
+class CovarianceKDE:
+    """Conditional KDE with a covariance-shaped kernel and Liu-West shrinkage.
+
+    The joint (x, y) ensemble with mean ``mu`` and covariance ``C`` is
+    modelled by ``sum_i 1/N N((x, y); c_i, h^2 C)`` with centres shrunk
+    towards the mean, ``c_i = mu + a ((x_i, y_i) - mu)``, ``a = sqrt(1 - h^2)``,
+    so the KDE has the ensemble's mean and covariance (``a^2 C + h^2 C = C``)
+    instead of ``(1 + h^2) C``. Conditioning each Gaussian component on
+    ``y = z`` is exact:
+
+        K   = Cxy Cyy^-1                                  (ensemble gain)
+        m_i = mu_x + a (x_i - mu_x) + K (z - mu_y - a (y_i - mu_y))
+            = [mu_x + K (z - mu_y)] + a [(x_i - mu_x) - K (y_i - mu_y)]
+        S   = h^2 (Cxx - K Cyx)
+        w_i ∝ N(z; mu_y + a (y_i - mu_y), h^2 Cyy)
+
+    i.e. the Kalman-updated mean plus shrunk perturbed-observation EnKF
+    anomalies, each with the Kalman posterior covariance scaled by ``h^2``.
+    As ``h -> 1`` the weights become uniform and the mixture is the
+    Gaussian (EnKF) analysis; as ``h -> 0`` it becomes a particle filter
+    with Kalman-shifted particles. For a Gaussian joint ensemble the
+    conditional mean and covariance equal the Kalman update for every h.
+
+    Parameters
+    ----------
+    states : ndarray (N, d)
+    measurements : ndarray (N, m)
+        Simulated (noisy) measurements ``y_i``.
+    h : float in (0, 1)
+        Bandwidth factor.
+    R : ndarray (m, m), optional
+        Known measurement noise covariance. With ``predictions``, the
+        measurement block is ``Cyy = cov(hx(x_i)) + R`` and ``Cxy =
+        cov(x_i, hx(x_i))``: invertible even when N <= m, and free of the
+        sampling noise of the ``v_i``.
+    predictions : ndarray (N, m), optional
+        Noise-free ``hx(x_i)``, used with ``R``.
+    shrink : bool, default True
+        Liu-West shrinkage of the centres; without it the KDE's covariance
+        is ``(1 + h^2) C``.
+
+    Notes
+    -----
+    Without ``R`` (e.g. a black-box stochastic simulator) ``Cyy`` is the
+    sample covariance of the ``y_i`` plus a ridge of ``1e-8 * trace(Cyy) / m``
+    so that it is invertible when N <= m; that regularisation is recorded
+    in ``ridge``.
+    """
+
+    def __init__(self, states, measurements, h, R=None, predictions=None, shrink=True):
+        X = as_ensemble(states, "states", min_rows=2)
+        N, d = X.shape
+        Y = as_ensemble(measurements, "measurements", min_rows=2)
+        if Y.shape[0] != N:
+            raise ValueError(
+                f"states and measurements must have the same number of rows (members); "
+                f"got {N} states and {Y.shape[0]} measurements")
+        m = Y.shape[1]
+        self.N, self.dim_x, self.dim_z = N, d, m
+        self.states, self.measurements = X, Y
+        self.mean_x, self.mean_y = X.mean(0), Y.mean(0)
+        A = X - self.mean_x
+        self.Cxx = A.T @ A / (N - 1)
+        if R is not None and predictions is not None:
+            P = as_ensemble(predictions, "predictions", dim=m)
+            Bp = P - P.mean(0)
+            self.Cxy = A.T @ Bp / (N - 1)
+            self.Cyy = Bp.T @ Bp / (N - 1) + np.asarray(R, dtype=float)
+            self.ridge = 0.0
+        else:
+            B = Y - self.mean_y
+            self.Cxy = A.T @ B / (N - 1)
+            Cyy = B.T @ B / (N - 1)
+            self.ridge = 1e-8 * max(np.trace(Cyy) / m, np.finfo(float).tiny)
+            self.Cyy = Cyy + self.ridge * np.eye(m)
+        try:
+            self._Ly = np.linalg.cholesky(self.Cyy)
+        except np.linalg.LinAlgError:
+            raise ValueError("measurement covariance Cyy is not positive definite; "
+                             "check R and the simulated measurements") from None
+        self.K = np.linalg.solve(self.Cyy, self.Cxy.T).T
+        S = self.Cxx - self.K @ self.Cxy.T
+        lam, U = np.linalg.eigh(0.5 * (S + S.T))
+        self._posterior_eigvals = np.maximum(lam, 0.0)   # of Cxx - K Cyx
+        self.S_basis = U
+        # Whitened simulated anomalies: the weights only need L^-1 (y_i - mu_y).
+        self._by = _solve_lower(self._Ly, (Y - self.mean_y).T).T
+        self.shrink = bool(shrink)
+        self.set_bandwidth(h)
+
+    def set_bandwidth(self, h):
+        """Change the bandwidth factor h in (0, 1); everything else is reused."""
+        h = float(h)
+        if not 0 < h < 1:
+            raise ValueError(f"h (covariance-kernel bandwidth factor) must be in (0, 1), got {h}")
+        self.h = h
+        self.a = np.sqrt(1.0 - h * h) if self.shrink else 1.0
+        self._cache_key, self._mixture = None, None
+
+    @property
+    def S_eigvals(self):
+        """Eigenvalues of the component covariance ``S = h^2 (Cxx - K Cyx)``, ndarray (d,)."""
+        return self._posterior_eigvals * self.h ** 2
+
+    def log_weights(self, z):
+        """Normalised log weights ``log w_i``, ndarray (N,)."""
+        lk = self._log_kernel(z)
+        return lk - logsumexp(lk)
+
+    def weights(self, z):
+        """Conditional component weights, ndarray (N,), summing to 1.
+
+        The log kernel can be ~1e8 in magnitude when Cyy is nearly singular,
+        so its rounding (~1e-8) survives the exponential; a final division by
+        the sum (of already log-normalised, non-underflowing values) restores
+        an exact probability vector.
+        """
+        w = np.exp(self.log_weights(z))
+        return w / w.sum()
+
+    def _log_kernel(self, z):
+        return self.log_kernel_at(z)(self.h)
+
+    def log_kernel_at(self, z):
+        """A function ``h -> log N(z; c_i^y(h), h^2 Cyy) + const``, ndarray (N,).
+
+        Everything that does not depend on h is computed once, so a
+        bandwidth search costs O(N m) per candidate.
+        """
+        z = as_vector(z, "z", self.dim_z)
+        e = _solve_lower(self._Ly, z - self.mean_y)
+        b, shrink = self._by, self.shrink
+
+        def log_kernel(h):
+            a = np.sqrt(1.0 - h * h) if shrink else 1.0
+            r = (e - a * b) / h
+            return -0.5 * np.einsum('ij,ij->i', r, r)
+        return log_kernel
+
+    def log_marginal(self, z):
+        """Log of the KDE's measurement marginal ``1/N sum_i N(z; c_i^y, h^2 Cyy)``."""
+        logdet = 2 * np.sum(np.log(np.diag(self._Ly))) + 2 * self.dim_z * np.log(self.h)
+        return float(logsumexp(self._log_kernel(z)) - np.log(self.N)
+                     - 0.5 * (self.dim_z * np.log(2 * np.pi) + logdet))
+
+    def centres(self, z):
+        """Conditional component means ``m_i``, ndarray (N, d)."""
+        z = as_vector(z, "z", self.dim_z)
+        mean = self.mean_x + self.K @ (z - self.mean_y)
+        anomalies = (self.states - self.mean_x) - (self.measurements - self.mean_y) @ self.K.T
+        return mean + self.a * anomalies
+
+    def conditional(self, z):
+        """``p(x | z)`` as a :class:`GaussianMixture` with covariance ``S`` (cached per z)."""
+        z = as_vector(z, "z", self.dim_z)
+        key = z.tobytes()
+        if key != self._cache_key:
+            lam = self.S_eigvals
+            # A floor keeps the density proper where S is singular (N <= d);
+            # every centre has the same coordinate there (see whitened()).
+            var = np.maximum(lam, 1e-12 * max(lam.max(), np.finfo(float).tiny))
+            self._mixture = GaussianMixture(self.centres(z), self._log_kernel(z), var, self.S_basis)
+            self._cache_key = key
+        return self._mixture
+
+    def log_prob(self, x, z, sigma=0.0):
+        """Log density of ``p_sigma(x | z) = sum_i w_i N(x; m_i, S + sigma^2 I)``."""
+        return self.conditional(z).log_prob(x, _check_sigma(sigma))
+
+    def score(self, x, z, sigma=0.0):
+        """Gradient in x of ``log p_sigma(x | z)``: ``sum_i wbar_i (S + sigma^2 I)^-1 (m_i - x)``."""
+        return self.conditional(z).score(x, _check_sigma(sigma))
+
+    def whitened(self, z):
+        """The conditional in the kernel's whitened coordinates, for sampling.
+
+        Returns ``(mixture, origin, T)``: an isotropic unit-variance
+        :class:`GaussianMixture` over ``u`` such that ``x = origin + u @ T.T``
+        has the law ``p(x | z)``. Directions where ``S`` vanishes (N <= d)
+        are dropped: the centres ``m_i`` lie in the span of the ensemble
+        anomalies, which is the range of S when Cyy includes R, so they
+        share their coordinate there and nothing random is lost. Diffusing
+        ``u`` with isotropic noise is a VE diffusion whose noise is shaped
+        like S in x.
+        """
+        lam = self.S_eigvals
+        keep = lam > 1e-10 * max(lam.max(), np.finfo(float).tiny)
+        M = self.centres(z)
+        origin = M.mean(0)
+        T = self.S_basis[:, keep] * np.sqrt(lam[keep])
+        U = (M - origin) @ (self.S_basis[:, keep] / np.sqrt(lam[keep]))
+        return GaussianMixture(U, self._log_kernel(z), 1.0), origin, T
+
+
+def _solve_lower(L, b):
+    return solve_triangular(L, b, lower=True)

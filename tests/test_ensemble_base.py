@@ -630,11 +630,13 @@ SWAP_IN = [
     pytest.param(EnsembleKalmanFilter, id="filterpy-EnKF"),
     pytest.param(functools.partial(ParticleFilter, rng=71), id="ParticleFilter"),
     pytest.param(functools.partial(PerturbedObsEnKF, rng=72), id="PerturbedObsEnKF"),
+    pytest.param(functools.partial(DiffusionKDEFilter, rng=73), id="DiffusionKDEFilter"),
     # The published isotropic kernel with Scott bandwidths adds kernel noise
     # every cycle and drifts 0.36 RMS from the Kalman mean here (limit 0.2).
-    # strict: once the defaults track (issue 6) this XPASSes and fails.
-    pytest.param(functools.partial(DiffusionKDEFilter, rng=73), id="DiffusionKDEFilter",
-                 marks=pytest.mark.xfail(strict=True, reason="isotropic rule-of-thumb default inflates P")),
+    pytest.param(functools.partial(DiffusionKDEFilter, rng=73, kernel='isotropic',
+                                   sigma_x='scott', sigma_y='scott', inflation=None),
+                 id="DiffusionKDEFilter-isotropic-scott",
+                 marks=pytest.mark.xfail(strict=True, reason="isotropic rule-of-thumb kernel inflates P")),
 ]
 
 
