@@ -1,0 +1,232 @@
+"""Tests of the benchmark runner: CLI end to end, determinism across executors, tuning protocol."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+import filterpy.kalman.ensemble_kalman_filter as filterpy_enkf
+from filterpy_diffusion import benchmark as bm
+from filterpy_diffusion.benchmark import (FILTERS, RECORD_FIELDS, TIMING_FIELDS, FilterEntry,
+                                          choose_knob, filterpy_rng, main, parse_filter_spec,
+                                          reference_posterior, run_benchmark, run_one)
+
+# A tiny but real configuration: both kinds of reference (particle, grid),
+# all three kinds of filter (diffusion, EnKF, particle), tuning included.
+TINY = ["--problems", "l63-full", "toy-abs", "--filters", "dkf", "enkf", "sir",
+        "--N", "10", "--seeds", "100", "--tuning-seeds", "0",
+        "--cycles", "20", "--spinup", "5", "--ref-particles", "500", "--no-progress"]
+TINY_KW = dict(problems=["l63-full", "toy-abs"], filters=["dkf", "enkf", "sir"], Ns=[10],
+               seeds=[100], tuning_seeds=[0], cycles=20, spinup=5, ref_particles=500,
+               progress=False)
+
+FIELD_TYPES = {
+    "problem": (str,), "filter": (str,), "N": (int,), "seed": (int,),
+    "knob": (float, type(None)), "tuning_seeds": (list, type(None)), "cycles": (int,),
+    "spinup": (int,), "rmse": (float, type(None)), "spread": (float, type(None)),
+    "w2": (float, type(None)), "lost": (bool,), "diverged": (bool,), "error": (str, type(None)),
+    "analysis_time": (float,), "wall_time": (float,), "n_evaluations": (int, type(None)),
+    "bandwidth_x": (list, type(None)), "bandwidth_y": (list, type(None)), "warnings": (list,),
+}
+
+
+def _without_timing(records):
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in records]
+
+
+@pytest.fixture(scope="module")
+def tiny_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    assert main(TINY + ["--workers", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_main_writes_documented_records(tiny_json):
+    doc = json.loads(tiny_json.read_text())
+    assert set(doc) == {"meta", "records", "tuning", "snapshots"}
+    assert doc["meta"]["command"].startswith("python -m filterpy_diffusion.benchmark")
+    assert set(doc["meta"]["versions"]) >= {"numpy", "scipy", "filterpy", "filterpy_diffusion"}
+    assert set(doc["meta"]["problems"]) == {"l63-full", "toy-abs"}
+    recs = doc["records"]
+    assert [(r["problem"], r["filter"]) for r in recs] == [
+        (p, f) for p in ("l63-full", "toy-abs") for f in ("dkf", "enkf", "sir")]
+    for r in recs:
+        assert tuple(r) == RECORD_FIELDS
+        for field, types in FIELD_TYPES.items():
+            assert isinstance(r[field], types), (field, r[field])
+        assert r["N"] == 10 and r["seed"] == 100 and r["cycles"] == 20 and r["spinup"] == 5
+        assert not r["diverged"] and r["error"] is None
+        assert r["rmse"] > 0 and r["spread"] > 0 and r["w2"] > 0    # both problems have references
+        assert r["analysis_time"] > 0
+    dkf = [r for r in recs if r["filter"] == "dkf"]
+    assert all(r["knob"] is None and r["tuning_seeds"] is None for r in dkf)
+    assert all(r["n_evaluations"] is not None and len(r["bandwidth_x"]) == (3 if r["problem"] == "l63-full" else 1)
+               for r in dkf)
+    enkf = [r for r in recs if r["filter"] == "enkf"]
+    assert all(r["knob"] in bm.INFLATION_FACTORS and r["n_evaluations"] is None for r in enkf)
+
+
+def test_table_reprints_from_json(tiny_json, capsys):
+    assert main(["table", str(tiny_json)]) == 0
+    text = capsys.readouterr().out
+    assert "RMSE" in text and "W2" in text and "Chosen knobs" in text
+    for name in ("l63-full", "toy-abs", "dkf", "enkf", "sir"):
+        assert name in text
+    assert main(["table", str(tiny_json), "--markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "| problem | N | dkf | enkf | sir |" in md
+
+
+def test_knobs_are_chosen_on_tuning_seeds_only(tiny_json):
+    doc = json.loads(tiny_json.read_text())
+    tuning = doc["tuning"]
+    assert tuning and {r["seed"] for r in tuning} == {0}
+    assert not {r["seed"] for r in tuning} & {r["seed"] for r in doc["records"]}
+    for r in doc["records"]:
+        spec = parse_filter_spec(r["filter"])
+        if not spec.tuned:
+            continue
+        runs = [t for t in tuning if (t["problem"], t["filter"], t["N"]) == (r["problem"], r["filter"], r["N"])]
+        assert sorted(t["knob"] for t in runs) == sorted(spec.grid)
+        objective = "w2" if r["problem"] == "toy-abs" else "rmse"
+        assert r["knob"] == choose_knob(spec.grid, runs, objective)
+        assert r["tuning_seeds"] == [0]
+
+
+def test_process_pool_matches_in_process_and_tunes_on_tuning_seeds(tiny_json):
+    seen = []
+    pool = run_benchmark(workers=2, on_job=lambda *job: seen.append(job), **TINY_KW)
+    serial = json.loads(tiny_json.read_text())
+    assert _without_timing(bm._jsonable(pool["records"])) == _without_timing(serial["records"])
+    assert _without_timing(bm._jsonable(pool["tuning"])) == _without_timing(serial["tuning"])
+    # the hook sees every job: tuning jobs use seed 0 only, reporting jobs seed 100 only
+    assert {seed for kind, *_, seed, _ in seen if kind == "tune"} == {0}
+    assert {seed for kind, *_, seed, _ in seen if kind == "report"} == {100}
+
+
+def test_dask_cluster_matches_in_process(tiny_json, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        out = tmp_path / "dask.json"
+        assert main(TINY + ["--scheduler", cluster.scheduler_address, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["executor"].startswith("dask")
+    serial = json.loads(tiny_json.read_text())
+    assert _without_timing(doc["records"]) == _without_timing(serial["records"])
+
+
+@pytest.mark.parametrize("spec, knob", [("dkf", None), ("enkf", 1.05), ("sir", 0.1),
+                                        ("sir:resample_threshold=0.5", 0.1)])
+def test_same_seed_gives_identical_metrics(spec, knob):
+    kw = dict(cycles=15, spinup=3, knob=knob, ref_particles=300)
+    a = run_one("l63-full", spec, 10, 7, **kw)
+    b = run_one("l63-full", spec, 10, 7, **kw)
+    c = run_one("l63-full", spec, 10, 8, **kw)
+    assert _without_timing([a]) == _without_timing([b])
+    assert a["rmse"] != c["rmse"]
+    assert np.isfinite(a["w2"])
+
+
+def test_enkf_runs_never_touch_the_global_rng():
+    state = np.random.get_state()
+    run_one("l63-full", "enkf", 10, 3, cycles=5, spinup=0, knob=1.1, compute_w2=False)
+    after = np.random.get_state()
+    assert state[0] == after[0] and np.array_equal(state[1], after[1]) and state[2:] == after[2:]
+
+
+def test_filterpy_rng_restores_module_attribute_even_on_error():
+    original = filterpy_enkf.multivariate_normal
+    rng = np.random.default_rng(0)
+    with pytest.raises(RuntimeError, match="boom"):
+        with filterpy_rng(rng):
+            assert filterpy_enkf.multivariate_normal == rng.multivariate_normal
+            raise RuntimeError("boom")
+    assert filterpy_enkf.multivariate_normal is original
+    with filterpy_rng(rng):
+        pass
+    assert filterpy_enkf.multivariate_normal is original
+
+
+class _Exploding:
+    """A filter that raises at its third update (a stand-in for divergence)."""
+
+    def __init__(self, ensemble):
+        self.sigmas = np.array(ensemble, dtype=float)
+        self.calls = 0
+
+    def predict(self):
+        pass
+
+    def update(self, z):
+        self.calls += 1
+        if self.calls == 3:
+            raise FloatingPointError("ensemble blew up")
+
+
+def test_diverged_run_is_recorded_not_raised(monkeypatch, tmp_path):
+    monkeypatch.setitem(FILTERS, "boom", FilterEntry(lambda p, ens, seed, knob: _Exploding(ens)))
+    r = run_one("l63-full", "boom", 10, 1, cycles=10, spinup=2, ref_particles=200)
+    assert r["diverged"] and "FloatingPointError at cycle 2: ensemble blew up" == r["error"]
+    assert math.isnan(r["rmse"]) and math.isnan(r["w2"]) and r["lost"]
+    # NaN is written as null and read back as NaN
+    path = tmp_path / "d.json"
+    bm.write_json({"meta": {"problems": {"l63-full": {"reference": "particle"}}}, "records": [r]}, path)
+    assert json.loads(path.read_text())["records"][0]["rmse"] is None
+    back = bm.read_json(path)["records"][0]
+    assert math.isnan(back["rmse"]) and math.isnan(back["w2"])
+
+
+def test_choose_knob_counts_lost_runs_as_infinite():
+    def rec(knob, rmse, lost=False):
+        return {"knob": knob, "rmse": rmse, "lost": lost, "diverged": False}
+    runs = [rec(1.0, 0.5), rec(1.0, 0.6, lost=True), rec(1.1, 0.9), rec(1.1, 0.8), rec(1.2, 0.7),
+            rec(1.2, 0.7)]
+    assert choose_knob([1.0, 1.1, 1.2], runs, "rmse") == 1.2
+    # ties go to the earlier grid value
+    assert choose_knob([1.1, 1.0], [rec(1.0, 0.5), rec(1.1, 0.5)], "rmse") == 1.1
+    # everything lost: fewest lost runs wins
+    assert choose_knob([1.0, 1.1], [rec(1.0, 9, True), rec(1.0, 9, True), rec(1.1, 9, True),
+                                    rec(1.1, 0.5)], "rmse") == 1.1
+
+
+def test_parse_filter_spec():
+    s = parse_filter_spec("dkf:kernel=isotropic,steps=8,sampler_options={'solver': 'heun', 'rho': 5.0}")
+    assert s.name == "dkf" and not s.tuned
+    assert s.options == {"kernel": "isotropic", "steps": 8,
+                         "sampler_options": {"solver": "heun", "rho": 5.0}}
+    assert parse_filter_spec("dkf-exact").options == {"sampler": "exact"}
+    fixed = parse_filter_spec("enkf:knob=1.05")
+    assert fixed.fixed_knob == 1.05 and not fixed.tuned
+    assert parse_filter_spec("sir:grid=(0.0, 0.3)").grid == (0.0, 0.3)
+    with pytest.raises(ValueError, match="unknown filter 'nope'"):
+        parse_filter_spec("nope")
+    with pytest.raises(ValueError, match="not of the form key=value"):
+        parse_filter_spec("dkf:steps")
+    with pytest.raises(ValueError, match="has no knob"):
+        parse_filter_spec("dkf:knob=0.3")
+    with pytest.raises(ValueError, match="needs its inflation knob"):
+        run_one("l63-full", "enkf", 10, 0, cycles=3, spinup=0)
+
+
+def test_reference_disk_cache_gives_the_same_samples(tmp_path, monkeypatch):
+    problem = bm.resolve_problem("l63-z", 13, 2)
+    a = reference_posterior(problem, 5, [10, 20], particles=400, cache_dir=str(tmp_path))
+    assert [f.suffix for f in tmp_path.iterdir()] == [".npz"]
+    monkeypatch.setattr(bm, "_REFERENCE_CACHE", {})
+    b = reference_posterior(problem, 5, [20], particles=400, cache_dir=str(tmp_path))
+    assert np.array_equal(a.samples[20], b.samples[20]) and np.array_equal(a.cycles, b.cycles)
+    assert a.samples[10].shape == (2, 10, 3) and list(a.cycles) == [2, 12]
+    # the N-point draw does not depend on which other sizes were drawn with it
+    monkeypatch.setattr(bm, "_REFERENCE_CACHE", {})
+    c = reference_posterior(problem, 5, [20], particles=400)
+    assert np.array_equal(a.samples[20], c.samples[20])
+
+
+def test_toy_abs_reference_is_the_bimodal_grid_posterior():
+    ref = reference_posterior(bm.resolve_problem("toy-abs", 30, 0), 0, [400])
+    X = ref.samples[400]                     # (3 W2 cycles, 400, 1)
+    assert X.shape == (3, 400, 1)
+    # both modes of |x| are populated, roughly evenly, as the balance says
+    frac = (X[..., 0] > 0).mean(axis=1)
+    assert np.all(np.abs(frac - 0.5) < 0.2) and np.all(ref.balance > 0.3)
