@@ -51,7 +51,7 @@ def default_sigma_max(mixture, factor=SIGMA_MAX_FACTOR):
     components in every direction, so the noised mixture at this level is
     close to a single broad Gaussian.
     """
-    lam = np.linalg.eigvalsh(mixture.cov()).max()
+    lam = mixture.max_variance()     # cached on the mixture: one eigvalsh per mixture
     return factor * float(np.sqrt(max(lam, mixture.var.max())))
 
 
@@ -127,34 +127,56 @@ def sample_ode(mixture, n, rng=None, steps=DEFAULT_ODE_STEPS, sigma_max=None,
     return mixture.from_frame(u)
 
 
+def _total_vars(mixture, sig):
+    """Total variances ``v + sigma_k^2`` of a schedule: ndarray (steps + 1, d).
+
+    For an isotropic kernel (every coordinate the same) the (steps + 1,)
+    column instead: the same numbers, and scalar arithmetic on the ensemble
+    is cheaper than broadcasting a (d,) vector over it.
+    """
+    tv = np.stack([mixture.total_var(s) for s in sig])
+    return tv[:, 0].copy() if np.all(tv == tv[:, :1]) else tv
+
+
 def _dpm2m(mixture, u, sig):
     # DPM-Solver++(2M) in lambda = -log t, per frame coordinate (t differs by
-    # coordinate when the kernel is anisotropic).
-    D_prev, h_prev = None, None
-    for s, s_next in zip(sig[:-1], sig[1:]):
-        t, t_next = np.sqrt(mixture.total_var(s)), np.sqrt(mixture.total_var(s_next))
-        D = mixture.denoise_frame(u, t ** 2)
-        h = np.log(t / t_next)
+    # coordinate when the kernel is anisotropic). The schedule's t, ratios
+    # and step sizes are computed once; u is updated in place.
+    tv = _total_vars(mixture, sig)
+    t = np.sqrt(tv)
+    ratio = t[1:] / t[:-1]
+    h = np.log(t[:-1] / t[1:])
+    u = np.array(u, dtype=float)
+    D_prev = None
+    for k in range(len(sig) - 1):
+        D = mixture.denoise_frame(u, tv[k])
         if D_prev is None:
-            D_eff = D
+            D_eff = D.copy()
         else:
-            r = h_prev / h
-            D_eff = (1 + 0.5 / r) * D - (0.5 / r) * D_prev
-        ratio = t_next / t
-        u = ratio * u + (1 - ratio) * D_eff
-        D_prev, h_prev = D, h
+            r = h[k - 1] / h[k]
+            D_eff = D * (1 + 0.5 / r)
+            D_eff -= (0.5 / r) * D_prev
+        u *= ratio[k]
+        D_eff *= 1 - ratio[k]
+        u += D_eff
+        D_prev = D
     return u
 
 
 def _heun(mixture, u, sig):
-    def drift(u, s):
-        tv = mixture.total_var(s)
-        return -s * (mixture.denoise_frame(u, tv) - u) / tv
+    tvs = _total_vars(mixture, sig)
 
-    for s, s_next in zip(sig[:-1], sig[1:]):
-        d = drift(u, s)
+    def drift(u, k):
+        d = mixture.denoise_frame(u, tvs[k])
+        d -= u
+        d *= -sig[k] / tvs[k]
+        return d
+
+    for k in range(len(sig) - 1):
+        s, s_next = sig[k], sig[k + 1]
+        d = drift(u, k)
         u_e = u + (s_next - s) * d
-        d_next = drift(u_e, s_next) if s_next > 0 else 0.0
+        d_next = drift(u_e, k + 1) if s_next > 0 else 0.0
         u = u + (s_next - s) * 0.5 * (d + d_next)
     return u
 
@@ -169,11 +191,17 @@ def sample_sde(mixture, n, rng=None, steps=DEFAULT_SDE_STEPS, sigma_max=None, rh
     rng = as_generator(rng)
     sig = karras_schedule(mixture, steps, sigma_max, rho)
     u = mixture.to_frame(mixture.sample(int(n), rng, sigma=sig[0]))
-    for s, s_next in zip(sig[:-1], sig[1:]):
-        tv, tv_next = mixture.total_var(s), mixture.total_var(s_next)
+    tvs = _total_vars(mixture, sig)
+    for k in range(len(sig) - 1):
+        tv, tv_next = tvs[k], tvs[k + 1]
         D = mixture.denoise_frame(u, tv)
         a = tv_next / tv
-        u = a * u + (1 - a) * D + np.sqrt(tv_next * (1 - a)) * rng.standard_normal(u.shape)
+        D *= 1 - a
+        u = a * u
+        u += D
+        noise = rng.standard_normal(u.shape)
+        noise *= np.sqrt(tv_next * (1 - a))
+        u += noise
     return mixture.from_frame(u)
 
 

@@ -13,19 +13,60 @@ level of the variance-exploding diffusion.
 All densities are evaluated in the rotated frame ``u = U^T x``, where the
 covariance is diagonal, so squared Mahalanobis distances are one matrix
 product and a row softmax: O(M N d) time, O(chunk N) memory.
+
+The hot path (:meth:`GaussianMixture.denoise_frame`, one call per score
+evaluation of a diffusion sampler) computes, for a block of query rows,
+
+    l_ij = log w_j - |u_i - c_j|^2_tv / 2
+         = [u_i / tv, -|u_i|^2_tv / 2, 1] . [c_j, 1, log w_j - |c_j|^2_tv / 2]
+
+as ONE matrix product (the row and column terms ride along as extra
+columns; for an isotropic kernel the centre-side factor is built once per
+mixture and only the query side depends on the noise level),
+exponentiates it in place, and gets numerator and denominator of
+the softmax-weighted mean of the centres from a second product with
+``[c_j, 1]``. Since ``log w_j <= 0`` and distances are non-negative,
+``l_ij <= 0``: ``exp`` cannot overflow and no row-max pass is needed. Rows
+whose denominator is so small that their largest terms could be subnormal
+(a query point hundreds of kernel widths from every centre), or is not a
+finite number, are recomputed with the max-shifted softmax, so the result
+equals the straightforward computation to rounding. Components with zero
+weight (log weight ``-inf``) contribute exactly nothing and are dropped.
 """
 import numpy as np
-from scipy.special import logsumexp, softmax
 
 from ._validation import as_generator
 
-# Rows of query points processed at once: keeps each (chunk, N) block at
-# about 32 MB of float64 whatever N is.
-_BLOCK_ELEMENTS = 4_000_000
+# Rows of query points processed at once: each (chunk, N) block holds at
+# most this many float64 (8 MB) whatever N is.
+_BLOCK_ELEMENTS = 1_000_000
+# Below that cap, the block is sized to stay in a core's L2 cache between
+# the product, the exp and the second product (1 MB), but has at least
+# 6 d rows so the matrix products stay efficient. Measured on one core
+# (denoise_frame, M = N): d = 3 about 1.4x and d = 10 about 1.2x faster
+# than 8 MB blocks; d = 40 within 5%.
+_CACHE_ELEMENTS = 131_072
+_MIN_ROWS_PER_DIM = 6
+
+# A row whose sum of exp(l_ij) is at least (number of components) * 2^-960
+# has its largest term >= 2^-960, far above the subnormal range (2^-1022):
+# every term that matters carries full precision.
+_SAFE_ROW_SUM = 2.0 ** -960
 
 
-def _chunk_rows(n_points, n_components):
-    return max(1, min(n_points, _BLOCK_ELEMENTS // max(n_components, 1)))
+def _chunk_rows(n_points, n_components, dim=None):
+    cap = _BLOCK_ELEMENTS // max(n_components, 1)
+    if dim is not None:
+        cap = min(cap, max(_CACHE_ELEMENTS // max(n_components, 1), _MIN_ROWS_PER_DIM * dim))
+    return max(1, min(n_points, cap))
+
+
+def _logsumexp(a):
+    """``log(sum(exp(a)))`` of a 1-D array, stable; ``-inf`` if every entry is ``-inf``."""
+    m = np.max(a)
+    if not np.isfinite(m):
+        return m
+    return m + np.log(np.sum(np.exp(a - m)))
 
 
 class GaussianMixture:
@@ -56,7 +97,7 @@ class GaussianMixture:
         self.centres = np.asarray(centres, dtype=float)
         N, d = self.centres.shape
         lw = np.asarray(log_weights, dtype=float)
-        self.log_weights = lw - logsumexp(lw)
+        self.log_weights = lw - _logsumexp(lw)
         self.weights = np.exp(self.log_weights)
         self.var = np.broadcast_to(np.asarray(var, dtype=float), (d,)).copy()
         self.basis = None if basis is None else np.asarray(basis, dtype=float)
@@ -66,6 +107,20 @@ class GaussianMixture:
         # catastrophically for data far from the origin.
         self._origin = self.weights @ self.centres
         self._c = self.to_frame(self.centres)
+        # Fast path (denoise_frame, log_prob): only components of non-zero
+        # weight, with their squared norms cached (the distance term
+        # |c_j|^2_tv is then a rescaling per noise level when tv is
+        # isotropic, else one matrix-vector product with cached squares).
+        active = self.log_weights != -np.inf
+        if active.all():
+            self._ca, self._lwa = self._c, self.log_weights
+        else:
+            self._ca, self._lwa = self._c[active], self.log_weights[active]
+        self._ca_norm2 = np.einsum('ij,ij->i', self._ca, self._ca)
+        self._ca_sq = None       # built on first use (anisotropic tv)
+        self._B_iso = None       # built on first use (isotropic tv)
+        self._cov0 = None
+        self._cov0_eigmax = None
 
     # -- frames --------------------------------------------------------------
     def to_frame(self, x):
@@ -84,13 +139,53 @@ class GaussianMixture:
 
     # -- core: posterior over components ------------------------------------
     def _responsibilities(self, u, tv):
-        """Log of ``w_i N(u; c_i, diag tv)`` up to a constant per row, for a block u (M, d)."""
-        s = 1.0 / np.sqrt(tv)
-        us, cs = u * s, self._c * s
-        d2 = (np.einsum('ij,ij->i', us, us)[:, None]
-              + np.einsum('ij,ij->i', cs, cs)[None, :] - 2.0 * us @ cs.T)
+        """Log of ``w_i N(u; c_i, diag tv)`` up to a constant per row, for a block u (M, d).
+
+        The straightforward (reference) computation over all components,
+        used for the rows the fast path hands back.
+        """
+        inv = 1.0 / np.broadcast_to(np.asarray(tv, dtype=float), (self.dim,))
+        ui = u * inv
+        d2 = (np.einsum('ij,ij->i', ui, u)[:, None]
+              + ((self._c * self._c) @ inv)[None, :] - 2.0 * ui @ self._c.T)
         np.maximum(d2, 0.0, out=d2)
         return self.log_weights[None, :] - 0.5 * d2
+
+    def _augmented(self, U, tv):
+        """The two factors of the one-product logits ``l = A @ B.T`` (see the module doc).
+
+        ``B[:, :d + 1]`` is ``[c, 1]`` (for the second product). Isotropic tv
+        (every coordinate the same, e.g. a scalar kernel): ``B = [c, 1, log w,
+        |c|^2]`` is built once per mixture and ``A = [u / tv, -|u|^2 / (2 tv),
+        1, -1 / (2 tv)]``. Otherwise ``B = [c, 1, log w - |c|^2_tv / 2]`` is
+        built per call and ``A = [u / tv, -|u|^2_tv / 2, 1]``.
+        """
+        d = self.dim
+        inv = 1.0 / np.broadcast_to(np.asarray(tv, dtype=float), (d,))
+        iso = inv.min() == inv.max()
+        A = np.empty((len(U), d + (3 if iso else 2)))
+        np.multiply(U, inv[0] if iso else inv, out=A[:, :d])
+        A[:, d] = np.einsum('ij,ij->i', A[:, :d], U)
+        A[:, d] *= -0.5
+        A[:, d + 1] = 1.0
+        if iso:
+            A[:, d + 2] = -0.5 * inv[0]
+            if self._B_iso is None:
+                B = np.empty((len(self._ca), d + 3))
+                B[:, :d] = self._ca
+                B[:, d] = 1.0
+                B[:, d + 1] = self._lwa
+                B[:, d + 2] = self._ca_norm2
+                self._B_iso = B
+            return A, self._B_iso
+        if self._ca_sq is None:
+            self._ca_sq = self._ca * self._ca
+        B = np.empty((len(self._ca), d + 2))
+        B[:, :d] = self._ca
+        B[:, d] = 1.0
+        np.multiply(self._ca_sq @ inv, -0.5, out=B[:, d + 1])
+        B[:, d + 1] += self._lwa
+        return A, B
 
     def _blocks(self, x):
         x = np.asarray(x, dtype=float)
@@ -106,11 +201,17 @@ class GaussianMixture:
         single, X = self._blocks(x)
         tv = self.total_var(sigma)
         const = -0.5 * np.sum(np.log(2.0 * np.pi * tv))
-        U = self.to_frame(X)
+        A, B = self._augmented(self.to_frame(X), tv)
         out = np.empty(len(X))
-        step = _chunk_rows(len(X), len(self._c))
+        step = _chunk_rows(len(X), len(B), self.dim)
+        buf = np.empty((min(step, len(X)), len(B)))
         for a in range(0, len(X), step):
-            out[a:a + step] = logsumexp(self._responsibilities(U[a:a + step], tv), axis=1)
+            L = buf[:len(A[a:a + step])]
+            np.matmul(A[a:a + step], B.T, out=L)
+            m = L.max(axis=1)
+            L -= m[:, None]
+            np.exp(L, out=L)
+            out[a:a + step] = np.log(L.sum(axis=1)) + m
         out += const
         return out[0] if single else out
 
@@ -126,11 +227,36 @@ class GaussianMixture:
 
     def denoise_frame(self, U, tv):
         """:meth:`denoise` for points already in the frame, with total variance tv."""
-        out = np.empty_like(U)
-        step = _chunk_rows(len(U), len(self._c))
-        for a in range(0, len(U), step):
-            r = softmax(self._responsibilities(U[a:a + step], tv), axis=1)
-            out[a:a + step] = r @ self._c
+        U = np.asarray(U, dtype=float)
+        d, M = self.dim, len(U)
+        out = np.empty((M, d))
+        if M == 0:
+            return out
+        A, B = self._augmented(U, tv)
+        Bc = B[:, :d + 1]                       # [c, 1]: numerator and denominator
+        na = len(B)
+        lo, hi = na * _SAFE_ROW_SUM, 2.0 * na   # l <= 0 up to rounding: sum <= na
+        step = _chunk_rows(M, na, d)
+        buf = np.empty((min(step, M), na))
+        for a in range(0, M, step):
+            Ab = A[a:a + step]
+            E = buf[:len(Ab)]
+            np.matmul(Ab, B.T, out=E)
+            np.exp(E, out=E)
+            nd = E @ Bc
+            den = nd[:, d]
+            ok = (den >= lo) & (den <= hi)
+            if not ok.all():
+                # Far from every centre (or non-finite input): the
+                # straightforward max-shifted softmax for these rows.
+                bad = np.flatnonzero(~ok)
+                L = self._responsibilities(U[a + bad], tv)
+                L -= L.max(axis=1, keepdims=True)
+                np.exp(L, out=L)
+                nd[bad] = np.concatenate(
+                    [L @ self._c, L.sum(axis=1, keepdims=True)], axis=1)
+                den = nd[:, d]
+            np.divide(nd[:, :d], den[:, None], out=out[a:a + step])
         return out
 
     def score(self, x, sigma=0.0):
@@ -138,7 +264,9 @@ class GaussianMixture:
         single, X = self._blocks(x)
         tv = self.total_var(sigma)
         U = self.to_frame(X)
-        G = (self.denoise_frame(U, tv) - U) / tv
+        G = self.denoise_frame(U, tv)
+        G -= U
+        G /= tv
         G = G if self.basis is None else G @ self.basis.T
         return G[0] if single else G
 
@@ -149,19 +277,34 @@ class GaussianMixture:
         """
         rng = as_generator(rng)
         idx = pick_components(self.weights, n, rng)
-        eps = rng.standard_normal((n, self.dim)) * np.sqrt(self.total_var(sigma))
-        return self.centres[idx] + (eps if self.basis is None else eps @ self.basis.T)
+        eps = rng.standard_normal((n, self.dim))
+        eps *= np.sqrt(self.total_var(sigma))
+        if self.basis is not None:
+            eps = eps @ self.basis.T
+        eps += self.centres[idx]
+        return eps
 
     def mean(self):
         """Mixture mean ``sum_i w_i m_i`` (d,)."""
         return self._origin.copy()
 
+    def _between(self):
+        # Weighted spread of the centres, computed once (the mixture is immutable).
+        if self._cov0 is None:
+            c = self.centres - self._origin
+            self._cov0 = (c * self.weights[:, None]).T @ c
+        return self._cov0
+
     def cov(self, sigma=0.0):
         """Mixture covariance: component covariance plus the weighted spread of the centres."""
-        c = self.centres - self._origin
-        between = (c * self.weights[:, None]).T @ c
         B = np.eye(self.dim) if self.basis is None else self.basis
-        return between + (B * self.total_var(sigma)) @ B.T
+        return self._between() + (B * self.total_var(sigma)) @ B.T
+
+    def max_variance(self):
+        """Largest eigenvalue of :meth:`cov` at sigma = 0 (computed once)."""
+        if self._cov0_eigmax is None:
+            self._cov0_eigmax = float(np.linalg.eigvalsh(self.cov()).max())
+        return self._cov0_eigmax
 
 
 def pick_components(weights, n, rng):
