@@ -17,10 +17,9 @@ everything closed form and lets automatic rules scale each coordinate.
 """
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.special import logsumexp
 
 from ._validation import as_bandwidth, as_ensemble, as_vector
-from .mixture import GaussianMixture
+from .mixture import GaussianMixture, logsumexp
 
 
 class ConditionalKDE:
@@ -218,6 +217,7 @@ class CovarianceKDE:
         self.h = h
         self.a = np.sqrt(1.0 - h * h) if self.shrink else 1.0
         self._cache_key, self._mixture = None, None
+        self._kernel_key, self._kernel = None, None
 
     @property
     def S_eigvals(self):
@@ -241,7 +241,11 @@ class CovarianceKDE:
         return w / w.sum()
 
     def _log_kernel(self, z):
-        return self.log_kernel_at(z)(self.h)
+        # Weights, mixture and marginal all need it for the same (z, h).
+        key = (np.asarray(z, dtype=float).tobytes(), self.h)
+        if key != self._kernel_key:
+            self._kernel, self._kernel_key = self.log_kernel_at(z)(self.h), key
+        return self._kernel
 
     def log_kernel_at(self, z):
         """A function ``h -> log N(z; c_i^y(h), h^2 Cyy) + const``, ndarray (N,).

@@ -33,7 +33,11 @@ finite number, are recomputed with the max-shifted softmax, so the result
 equals the straightforward computation to rounding. Components with zero
 weight (log weight ``-inf``) contribute exactly nothing and are dropped.
 """
+import warnings
+
 import numpy as np
+from scipy.special import ndtri
+from scipy.stats import qmc
 
 from ._validation import as_generator
 
@@ -61,8 +65,12 @@ def _chunk_rows(n_points, n_components, dim=None):
     return max(1, min(n_points, cap))
 
 
-def _logsumexp(a):
-    """``log(sum(exp(a)))`` of a 1-D array, stable; ``-inf`` if every entry is ``-inf``."""
+def logsumexp(a):
+    """``log(sum(exp(a)))`` of a 1-D array, stable; ``-inf`` if every entry is ``-inf``.
+
+    Plain numpy: about 10x cheaper than ``scipy.special.logsumexp`` per call,
+    which matters in per-update bookkeeping.
+    """
     m = np.max(a)
     if not np.isfinite(m):
         return m
@@ -97,7 +105,7 @@ class GaussianMixture:
         self.centres = np.asarray(centres, dtype=float)
         N, d = self.centres.shape
         lw = np.asarray(log_weights, dtype=float)
-        self.log_weights = lw - _logsumexp(lw)
+        self.log_weights = lw - logsumexp(lw)
         self.weights = np.exp(self.log_weights)
         self.var = np.broadcast_to(np.asarray(var, dtype=float), (d,)).copy()
         self.basis = None if basis is None else np.asarray(basis, dtype=float)
@@ -270,14 +278,29 @@ class GaussianMixture:
         G = G if self.basis is None else G @ self.basis.T
         return G[0] if single else G
 
-    def sample(self, n, rng=None, sigma=0.0):
+    def sample(self, n, rng=None, sigma=0.0, stratified=True):
         """Exact draws from ``p_sigma``: a component by weight, plus Gaussian noise.
+
+        With ``stratified=True`` (default) every draw is still marginally
+        exact, but the set is spread more evenly than i.i.d. draws:
+        components are chosen by systematic resampling (offspring counts
+        ``floor`` or ``ceil`` of ``n w_i``) and the Gaussian noise comes from a
+        scrambled Sobol sequence. A filter redraws its ensemble every cycle;
+        with i.i.d. draws the share of members in each mode of a bimodal
+        posterior random-walks (multinomial noise, variance p(1-p)/n per
+        cycle) until a mode is lost, and stratification slows that drift.
+        ``stratified=False`` gives plain i.i.d. draws.
 
         Returns ndarray (n, d).
         """
         rng = as_generator(rng)
-        idx = pick_components(self.weights, n, rng)
-        eps = rng.standard_normal((n, self.dim))
+        n = int(n)
+        if stratified:
+            idx = rng.permutation(pick_components(self.weights, n, rng, systematic=True))
+            eps = stratified_normal(n, self.dim, rng)
+        else:
+            idx = pick_components(self.weights, n, rng)
+            eps = rng.standard_normal((n, self.dim))
         eps *= np.sqrt(self.total_var(sigma))
         if self.basis is not None:
             eps = eps @ self.basis.T
@@ -307,13 +330,40 @@ class GaussianMixture:
         return self._cov0_eigmax
 
 
-def pick_components(weights, n, rng):
-    """Indices of n components drawn i.i.d. with probabilities ``weights``.
+def pick_components(weights, n, rng, systematic=False):
+    """Indices of n components with probabilities ``weights``.
 
-    Inverse-CDF on one cumulative sum with the last entry pinned to 1, so
-    rounding in the weights can never select past the end.
+    i.i.d. draws, or (``systematic=True``) systematic resampling: one
+    uniform u, positions ``(u + k) / n``, so component i gets ``floor`` or
+    ``ceil`` of ``n w_i`` draws (sorted indices). Inverse-CDF on one cumulative
+    sum with the last entry pinned to 1, so rounding in the weights can never
+    select past the end.
     """
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    idx = np.searchsorted(cdf, rng.random(n), side='right')
+    u = (rng.random() + np.arange(n)) / n if systematic else rng.random(n)
+    idx = np.searchsorted(cdf, u, side='right')
     return np.minimum(idx, len(weights) - 1)
+
+
+def stratified_normal(n, d, rng):
+    """n standard-normal vectors from a scrambled Sobol sequence, ndarray (n, d).
+
+    Each point of an Owen-scrambled Sobol sequence (jittered within its
+    finest cell) is uniform on the unit cube, so each row is exactly N(0, I); together they cover the space more
+    evenly than i.i.d. draws. Above Sobol's dimension limit it falls back to
+    i.i.d. draws.
+    """
+    if d > qmc.Sobol.MAXDIM:
+        return rng.standard_normal((n, d))
+    # Scrambling costs O(d bits^2): use only the bits n points can resolve
+    # and fill each resulting cell of width 2^-bits with a uniform jitter,
+    # which keeps every point exactly uniform.
+    bits = max(4, int(np.ceil(np.log2(max(n, 2)))) + 2)
+    with warnings.catch_warnings():
+        # Balance is best at powers of two; any n is still a valid sample.
+        warnings.simplefilter("ignore", UserWarning)
+        u = qmc.Sobol(d, scramble=True, bits=bits, rng=rng).random(n)
+    u += rng.random((n, d)) * 2.0 ** -bits
+    np.clip(u, 1e-300, 1.0 - np.finfo(float).epsneg, out=u)
+    return ndtri(u)

@@ -126,3 +126,39 @@ def test_bad_sampler_arguments():
         sample(mix, 10, 0, 'ode', 0)
     with pytest.raises(ValueError, match="rng must be"):
         sample(mix, 10, 'seed', 'exact')
+
+
+def test_stratified_component_counts_are_floor_or_ceil():
+    from filterpy_diffusion.mixture import pick_components
+    rng = np.random.default_rng(30)
+    w = rng.dirichlet(np.ones(17))
+    for _ in range(50):
+        counts = np.bincount(pick_components(w, 40, rng, systematic=True), minlength=17)
+        assert np.all(counts >= np.floor(40 * w)) and np.all(counts <= np.ceil(40 * w))
+
+
+def test_stratified_draws_are_marginally_exact_and_balance_modes():
+    # Two equal, well separated modes: the share of draws in the + mode has
+    # variance 0.25/n for i.i.d. draws; stratified draws must do much better,
+    # while each draw keeps the right marginal (mean and variance per mode).
+    mix = GaussianMixture(np.array([[-3.0, 0.0], [3.0, 0.0]]), [0.0, 0.0], 0.25)
+    share = {True: [], False: []}
+    for rep in range(300):
+        for strat in (True, False):
+            X = mix.sample(50, rep, stratified=strat)
+            share[strat].append(np.mean(X[:, 0] > 0))
+    assert np.var(share[False]) > 0.5 * 0.25 / 50          # i.i.d. noise is there
+    assert np.var(share[True]) < 0.1 * np.var(share[False])
+    X = np.concatenate([mix.sample(64, r) for r in range(200)])
+    pos = X[X[:, 0] > 0]
+    assert abs(pos[:, 0].mean() - 3.0) < 4 * 0.5 / np.sqrt(len(pos))
+    assert abs(pos[:, 1].var() / 0.25 - 1) < 4 * np.sqrt(2 / len(pos))
+
+
+def test_stratified_normal_rows_are_standard_normal():
+    from scipy import stats
+    from filterpy_diffusion.mixture import stratified_normal
+    Z = np.concatenate([stratified_normal(100, 3, np.random.default_rng(r)) for r in range(100)])
+    for j in range(3):
+        assert stats.kstest(Z[:, j], 'norm').pvalue > 1e-3
+    assert np.abs(np.corrcoef(Z, rowvar=False) - np.eye(3)).max() < 0.05
