@@ -1073,10 +1073,13 @@ class _PoolExecutor:
         self.description = f"process pool ({workers} workers)"
         methods = multiprocessing.get_all_start_methods()
         # forkserver: no fork of a parent that has threads (tqdm's monitor);
-        # preloading this module makes each worker start in milliseconds
+        # preloading the package (numpy, scipy, filterpy with it) makes each
+        # worker start fast. Not this module itself: under `python -m` the
+        # workers re-import it as __mp_main__, and runpy warns if it is
+        # already in sys.modules.
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if ctx.get_start_method() == "forkserver":
-            ctx.set_forkserver_preload(["filterpy_diffusion.benchmark"])
+            ctx.set_forkserver_preload(["filterpy_diffusion"])
         # One BLAS thread per worker when there is a worker per core, unless
         # the user chose; set only while the workers start, then restored.
         saved = {v: os.environ.get(v) for v in _BLAS_VARS}
