@@ -32,7 +32,7 @@ from .mixture import GaussianMixture
 
 #: Default number of ODE steps (one denoiser evaluation each with 'dpm2m').
 #: Chosen from the step/accuracy curve in ``benchmarks/sampler_steps.py``.
-DEFAULT_ODE_STEPS = 16
+DEFAULT_ODE_STEPS = 12
 #: Default number of SDE steps.
 DEFAULT_SDE_STEPS = 40
 #: sigma_max is this multiple of the mixture's largest standard deviation.
