@@ -40,6 +40,7 @@ from scipy.special import ndtri
 from scipy.stats import qmc
 
 from ._validation import as_generator
+from .resampling import multinomial_resample, systematic_resample
 
 # Rows of query points processed at once: each (chunk, N) block holds at
 # most this many float64 (8 MB) whatever N is.
@@ -296,7 +297,7 @@ class GaussianMixture:
         rng = as_generator(rng)
         n = int(n)
         if stratified:
-            idx = rng.permutation(pick_components(self.weights, n, rng, systematic=True))
+            idx = pick_components(self.weights, n, rng, systematic=True)
             eps = stratified_normal(n, self.dim, rng)
         else:
             idx = pick_components(self.weights, n, rng)
@@ -331,19 +332,13 @@ class GaussianMixture:
 
 
 def pick_components(weights, n, rng, systematic=False):
-    """Indices of n components with probabilities ``weights``.
+    """Indices of n components with probabilities ``weights``, in random order.
 
-    i.i.d. draws, or (``systematic=True``) systematic resampling: one
-    uniform u, positions ``(u + k) / n``, so component i gets ``floor`` or
-    ``ceil`` of ``n w_i`` draws (sorted indices). Inverse-CDF on one cumulative
-    sum with the last entry pinned to 1, so rounding in the weights can never
-    select past the end.
+    Systematic resampling (component i gets ``floor`` or ``ceil`` of
+    ``n w_i`` draws) or i.i.d. draws; see :mod:`filterpy_diffusion.resampling`.
     """
-    cdf = np.cumsum(weights)
-    cdf /= cdf[-1]
-    u = (rng.random() + np.arange(n)) / n if systematic else rng.random(n)
-    idx = np.searchsorted(cdf, u, side='right')
-    return np.minimum(idx, len(weights) - 1)
+    draw = systematic_resample if systematic else multinomial_resample
+    return rng.permutation(draw(weights, rng, n))
 
 
 def stratified_normal(n, d, rng):
