@@ -22,7 +22,23 @@ from ._validation import as_bandwidth, as_ensemble, as_vector
 from .mixture import GaussianMixture, logsumexp
 
 
-class ConditionalKDE:
+class _ConditionalDensity:
+    """``log_prob`` and ``score`` of ``p_sigma(x | z)``, from ``conditional(z)``."""
+
+    def log_prob(self, x, z, sigma=0.0):
+        """Log of the normalised density ``p_sigma(x | z)``; x (d,) or (M, d) -> float or (M,)."""
+        return self.conditional(z).log_prob(x, _check_sigma(sigma))
+
+    def score(self, x, z, sigma=0.0):
+        """Gradient in x of ``log p_sigma(x | z)``; same shape as x.
+
+        For the covariance kernel this is
+        ``sum_i wbar_i (S + sigma^2 I)^-1 (m_i - x)``.
+        """
+        return self.conditional(z).score(x, _check_sigma(sigma))
+
+
+class ConditionalKDE(_ConditionalDensity):
     """Gaussian-kernel KDE of (state, measurement) pairs, conditioned on z.
 
     Parameters
@@ -103,13 +119,6 @@ class ConditionalKDE:
             self._cache_key = key
         return self._mixture
 
-    def log_prob(self, x, z, sigma=0.0):
-        """Log of the normalised density ``p_sigma(x | z)``; x (d,) or (M, d) -> float or (M,)."""
-        return self.conditional(z).log_prob(x, _check_sigma(sigma))
-
-    def score(self, x, z, sigma=0.0):
-        """Gradient in x of ``log p_sigma(x | z)``; same shape as x."""
-        return self.conditional(z).score(x, _check_sigma(sigma))
 
 
 def _check_sigma(sigma):
@@ -119,7 +128,7 @@ def _check_sigma(sigma):
     return sigma
 
 
-class CovarianceKDE:
+class CovarianceKDE(_ConditionalDensity):
     """Conditional KDE with a covariance-shaped kernel and Liu-West shrinkage.
 
     The joint (x, y) ensemble with mean ``mu`` and covariance ``C`` is
@@ -288,14 +297,6 @@ class CovarianceKDE:
             self._mixture = GaussianMixture(self.centres(z), self._log_kernel(z), var, self.S_basis)
             self._cache_key = key
         return self._mixture
-
-    def log_prob(self, x, z, sigma=0.0):
-        """Log density of ``p_sigma(x | z) = sum_i w_i N(x; m_i, S + sigma^2 I)``."""
-        return self.conditional(z).log_prob(x, _check_sigma(sigma))
-
-    def score(self, x, z, sigma=0.0):
-        """Gradient in x of ``log p_sigma(x | z)``: ``sum_i wbar_i (S + sigma^2 I)^-1 (m_i - x)``."""
-        return self.conditional(z).score(x, _check_sigma(sigma))
 
     def whitened(self, z):
         """The conditional in the kernel's whitened coordinates, for sampling.
