@@ -1755,15 +1755,30 @@ def _cmd_run(argv, command):
     return 0
 
 
+def read_results(paths):
+    """Read one or more benchmark JSON files into one document.
+
+    A sweep can be split over several runs (one per group of filters, each
+    with the same problems, N and seeds); their records, tuning records and
+    snapshots are concatenated and the commands kept in order.
+    """
+    docs = [read_json(p) for p in paths]
+    doc = {"meta": dict(docs[0].get("meta", {})), "records": [], "tuning": [], "snapshots": []}
+    doc["meta"]["commands"] = [d.get("meta", {}).get("command") for d in docs]
+    for d in docs:
+        for key in ("records", "tuning", "snapshots"):
+            doc[key].extend(d.get(key) or [])
+    return doc
+
+
 def _cmd_table(argv):
     p = argparse.ArgumentParser(prog="python -m filterpy_diffusion.benchmark table",
-                                description="Re-print the tables of a benchmark JSON file.")
-    p.add_argument("json")
+                                description="Re-print the tables of benchmark JSON files.")
+    p.add_argument("json", nargs="+")
     p.add_argument("--markdown", action="store_true", help="GitHub Markdown tables")
     a = p.parse_args(argv)
-    doc = read_json(a.json)
-    cmd = doc.get("meta", {}).get("command")
-    if cmd:
+    doc = read_results(a.json)
+    for cmd in filter(None, doc["meta"]["commands"]):
         print(("`" + cmd + "`") if a.markdown else f"command: {cmd}")
         print()
     print(format_tables(doc, markdown=a.markdown))
@@ -1772,11 +1787,11 @@ def _cmd_table(argv):
 
 def _cmd_plot(argv):
     p = argparse.ArgumentParser(prog="python -m filterpy_diffusion.benchmark plot",
-                                description="Re-draw the plots of a benchmark JSON file.")
-    p.add_argument("json")
+                                description="Re-draw the plots of benchmark JSON files.")
+    p.add_argument("json", nargs="+")
     p.add_argument("--plots", default=os.path.join("results", "plots"), help="output directory")
     a = p.parse_args(argv)
-    for path in make_plots(read_json(a.json), a.plots):
+    for path in make_plots(read_results(a.json), a.plots):
         print(f"plot: {path}")
     return 0
 
@@ -1784,8 +1799,8 @@ def _cmd_plot(argv):
 def main(argv=None):
     """Command-line entry point; ``argv`` defaults to ``sys.argv[1:]``.
 
-    Subcommands: ``run`` (the default), ``table JSON [--markdown]``,
-    ``plot JSON [--plots DIR]``. Returns the exit status.
+    Subcommands: ``run`` (the default), ``table JSON [JSON ...] [--markdown]``,
+    ``plot JSON [JSON ...] [--plots DIR]``. Returns the exit status.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = "python -m filterpy_diffusion.benchmark " + " ".join(argv)

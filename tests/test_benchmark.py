@@ -230,3 +230,20 @@ def test_toy_abs_reference_is_the_bimodal_grid_posterior():
     # both modes of |x| are populated, roughly evenly, as the balance says
     frac = (X[..., 0] > 0).mean(axis=1)
     assert np.all(np.abs(frac - 0.5) < 0.2) and np.all(ref.balance > 0.3)
+
+
+def test_table_merges_sweeps_split_over_files(tiny_json, tmp_path):
+    # A sweep split by filter group reads back as one document.
+    doc = json.loads(tiny_json.read_text())
+    parts = []
+    for group in (("dkf",), ("enkf", "sir")):
+        part = dict(doc, records=[r for r in doc["records"] if r["filter"] in group],
+                    tuning=[t for t in doc["tuning"] if t["filter"] in group])
+        path = tmp_path / f"{group[0]}.json"
+        path.write_text(json.dumps(part))
+        parts.append(str(path))
+    merged = bm.read_results(parts)
+    key = lambda r: (r["problem"], r["filter"], r["N"], r["seed"])
+    assert sorted(map(key, merged["records"])) == sorted(map(key, doc["records"]))
+    assert len(merged["tuning"]) == len(doc["tuning"])
+    assert main(["table", *parts, "--markdown"]) == 0
