@@ -341,6 +341,32 @@ def pick_components(weights, n, rng, systematic=False):
     return rng.permutation(draw(weights, rng, n))
 
 
+def _totient(n):
+    result, p, m = n, 2, n
+    while p * p <= m:
+        if m % p == 0:
+            while m % p == 0:
+                m //= p
+            result -= result // p
+        p += 1
+    return result - result // m if m > 1 else result
+
+
+def sobol_min_bits(d):
+    """Bits a Sobol generator needs for its first d dimensions.
+
+    Dimension 1 is the van der Corput sequence; the next ones take the
+    primitive polynomials over GF(2) in order of degree, of which there are
+    ``phi(2^s - 1) / s`` of degree s. The last dimension's degree is the
+    minimum number of bits.
+    """
+    dims, s = 1, 0
+    while dims < d:
+        s += 1
+        dims += _totient(2 ** s - 1) // s
+    return s
+
+
 def stratified_normal(n, d, rng):
     """n standard-normal vectors from a scrambled Sobol sequence, ndarray (n, d).
 
@@ -353,8 +379,10 @@ def stratified_normal(n, d, rng):
         return rng.standard_normal((n, d))
     # Scrambling costs O(d bits^2): use only the bits n points can resolve
     # and fill each resulting cell of width 2^-bits with a uniform jitter,
-    # which keeps every point exactly uniform.
-    bits = max(4, int(np.ceil(np.log2(max(n, 2)))) + 2)
+    # which keeps every point exactly uniform. Dimension j's direction
+    # numbers need at least as many bits as the degree of its primitive
+    # polynomial; with fewer, scipy silently returns wrong points.
+    bits = max(4, int(np.ceil(np.log2(max(n, 2)))) + 2, sobol_min_bits(d))
     with warnings.catch_warnings():
         # Balance is best at powers of two; any n is still a valid sample.
         warnings.simplefilter("ignore", UserWarning)

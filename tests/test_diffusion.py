@@ -162,3 +162,31 @@ def test_stratified_normal_rows_are_standard_normal():
     for j in range(3):
         assert stats.kstest(Z[:, j], 'norm').pvalue > 1e-3
     assert np.abs(np.corrcoef(Z, rowvar=False) - np.eye(3)).max() < 0.05
+
+
+@pytest.mark.parametrize("d", [2, 8, 14, 20, 40, 100, 1000])
+def test_sobol_min_bits_is_enough_for_scipy(d):
+    # Regression: Sobol(d, bits=7) for d = 40 silently returns wrong points
+    # (scipy prints an ignored ValueError), so 20 members in 40-D drew
+    # noise near -37. The minimum is the degree of dimension d's polynomial.
+    import warnings
+    from scipy.stats import qmc
+    from filterpy_diffusion.mixture import sobol_min_bits
+    bits = max(4, sobol_min_bits(d))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        low = qmc.Sobol(d, scramble=False, bits=bits).random(16)
+        ref = qmc.Sobol(d, scramble=False, bits=30).random(16)
+    np.testing.assert_array_equal(low, np.floor(ref * 2**bits) / 2**bits)
+
+
+def test_stratified_normal_in_high_dimension_with_few_points():
+    # The first 2^m points of a (scrambled) Sobol sequence are stratified in
+    # every coordinate: 32 points put exactly 8 in each quarter of [0, 1).
+    # With too few bits (the regression above) some coordinates do not.
+    from scipy.special import ndtr
+    from filterpy_diffusion.mixture import stratified_normal
+    for r in range(5):
+        U = ndtr(stratified_normal(32, 40, np.random.default_rng(r)))
+        for j in range(40):
+            assert np.array_equal(np.bincount((U[:, j] * 4).astype(int), minlength=4), [8, 8, 8, 8])
