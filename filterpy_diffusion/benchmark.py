@@ -1765,6 +1765,16 @@ def read_results(paths):
     docs = [read_json(p) for p in paths]
     doc = {"meta": dict(docs[0].get("meta", {})), "records": [], "tuning": [], "snapshots": []}
     doc["meta"]["commands"] = [d.get("meta", {}).get("command") for d in docs]
+    # The settings name the union of what the runs covered, in order.
+    settings = [d.get("meta", {}).get("settings", {}) for d in docs]
+    merged = dict(settings[0])
+    for key in set().union(*settings):
+        values = [st[key] for st in settings if key in st]
+        if all(isinstance(v, dict) for v in values):
+            merged[key] = {k: v for d in values for k, v in d.items()}
+        elif all(isinstance(v, list) for v in values):
+            merged[key] = list(dict.fromkeys(x for v in values for x in v))
+    doc["meta"]["settings"] = merged
     for d in docs:
         for key in ("records", "tuning", "snapshots"):
             doc[key].extend(d.get(key) or [])

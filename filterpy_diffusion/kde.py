@@ -203,11 +203,7 @@ class CovarianceKDE(_ConditionalDensity):
             Cyy = B.T @ B / (N - 1)
             self.ridge = 1e-8 * max(np.trace(Cyy) / m, np.finfo(float).tiny)
             self.Cyy = Cyy + self.ridge * np.eye(m)
-        try:
-            self._Ly = np.linalg.cholesky(self.Cyy)
-        except np.linalg.LinAlgError:
-            raise ValueError("measurement covariance Cyy is not positive definite; "
-                             "check R and the simulated measurements") from None
+        self._Ly = self._cholesky_Cyy()
         self.K = np.linalg.solve(self.Cyy, self.Cxy.T).T
         S = self.Cxx - self.K @ self.Cxy.T
         lam, U = np.linalg.eigh(0.5 * (S + S.T))
@@ -217,6 +213,29 @@ class CovarianceKDE(_ConditionalDensity):
         self._by = _solve_lower(self._Ly, (Y - self.mean_y).T).T
         self.shrink = bool(shrink)
         self.set_bandwidth(h)
+
+    def _cholesky_Cyy(self):
+        """Cholesky factor of Cyy, adding a ridge where rounding broke its definiteness.
+
+        ``cov(hx) + R`` is positive definite in exact arithmetic, but when
+        ``hx`` spreads far beyond R (e.g. ``x**3`` of a scattered ensemble)
+        rounding in the ``(N, m)`` product can leave eigenvalues below zero
+        by more than R. Escalating ridges of ``eps * trace / m`` restore it;
+        the ridge used is added to ``self.ridge``.
+        """
+        self.Cyy = 0.5 * (self.Cyy + self.Cyy.T)
+        scale = max(np.trace(self.Cyy) / self.dim_z, np.finfo(float).tiny)
+        for k in range(8):
+            try:
+                return np.linalg.cholesky(self.Cyy)
+            except np.linalg.LinAlgError:
+                if not np.all(np.isfinite(self.Cyy)):
+                    break
+                extra = np.finfo(float).eps * scale * 10.0 ** k
+                self.Cyy = self.Cyy + extra * np.eye(self.dim_z)
+                self.ridge += extra
+        raise ValueError("measurement covariance Cyy is not positive definite even with a "
+                         f"ridge of {self.ridge:.3g}; check R and the simulated measurements")
 
     def set_bandwidth(self, h):
         """Change the bandwidth factor h in (0, 1); everything else is reused."""

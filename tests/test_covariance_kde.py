@@ -153,3 +153,18 @@ def test_bad_h_and_shapes():
         CovarianceKDE(X, Y[:4], 0.5)
     with pytest.raises(ValueError, match="at least 2"):
         CovarianceKDE(X[:1], Y[:1], 0.5)
+
+
+def test_cyy_rounding_regression_huge_predictions():
+    # Regression (l63-cubic, N = 100, seed 104, cycle 64; the ensemble saved
+    # at the failure): a scattered ensemble (|x| ~ 1e50) made cov(x**3/100)
+    # ~ 1e300 with eigenvalues -4e280 from rounding, so cov + R failed its
+    # Cholesky. The filter has lost track there, but the KDE must stay well
+    # defined (and the run be scored as lost) rather than raise.
+    import pathlib
+    d = np.load(pathlib.Path(__file__).parent / "data" / "cyy_rounding_l63_cubic.npz")
+    kde = CovarianceKDE(d["X"], d["Y"], 0.5, R=d["R"], predictions=d["HX"])
+    assert kde.ridge > 0
+    assert np.all(np.isfinite(np.linalg.cholesky(kde.Cyy)))
+    w = kde.weights(d["Y"][0])
+    assert np.all(np.isfinite(w)) and abs(w.sum() - 1) < 1e-12
