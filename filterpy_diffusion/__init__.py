@@ -3,8 +3,10 @@
 __version__ = "0.1.0.dev0"
 
 from .filter import DiffusionKDEFilter
-from .kde import ConditionalKDE
+from .kde import ConditionalKDE, CovarianceKDE
+from .localization import LETKF, LocalDiffusionKDEFilter
 from .mixture import GaussianMixture
 from .particle import ParticleFilter
 
-__all__ = ["ConditionalKDE", "DiffusionKDEFilter", "GaussianMixture", "ParticleFilter"]
+__all__ = ["ConditionalKDE", "CovarianceKDE", "DiffusionKDEFilter", "GaussianMixture",
+           "LETKF", "LocalDiffusionKDEFilter", "ParticleFilter"]
