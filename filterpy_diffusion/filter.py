@@ -16,6 +16,7 @@ from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
                         number_of_evaluations, sample)
 from .ensemble import EnsembleFilter
+from .inflation import innovation_lambda
 from .kde import ConditionalKDE, CovarianceKDE
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
@@ -223,28 +224,18 @@ class DiffusionKDEFilter(EnsembleFilter):
 
     def _adaptive_lambda(self, hz, Y, z, R):
         """Posterior mean of the variance inflation factor from this innovation."""
-        m = self.dim_z
         if hz is not None:
-            d = z - hz.mean(0)
-            B = hz - hz.mean(0)
-            Ri = np.linalg.inv(R)
-            signal = np.trace(Ri @ (B.T @ B)) / (self.N - 1)    # tr(R^-1 H P H^T)
-            chi2 = d @ Ri @ d
-        else:  # simulator: only the total spread cov(y) = HPH^T + R is known
-            d = z - Y.mean(0)
-            B = Y - Y.mean(0)
-            Cyy = B.T @ B / (self.N - 1)
-            signal, chi2 = float(m), d @ np.linalg.pinv(Cyy) @ d
-            m = 0.0
+            return innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
+        # Simulator: only the total spread cov(y) = HPH^T + R is known, so
+        # inflate by the normalised innovation d^T cov(y)^-1 d / m alone.
+        m = self.dim_z
+        d = z - Y.mean(0)
+        B = Y - Y.mean(0)
+        Cyy = B.T @ B / (self.N - 1)
         lam_b, v_b = self.inflation_mean, self.inflation_var
-        if signal <= 0:
-            return lam_b
-        lam_o = (chi2 - m) / signal
-        # Variance of the single-innovation estimate (chi-square with m dof).
-        v_o = 2.0 / max(self.dim_z, 1) * ((lam_b * signal + m) / signal) ** 2
+        lam_o = d @ np.linalg.pinv(Cyy) @ d / m
+        v_o = 2.0 / m * lam_b ** 2
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
-        # The running estimate may drop below 1 (it is only applied as
-        # max(lam, 1)); clipping it at 1 would ratchet it upwards on noise.
         return float(np.clip(lam, 0.5, 10.0))
 
     def _kde(self, X, hz, Y, z, R):

@@ -120,6 +120,7 @@ import numpy as np
 from .diffusion import DEFAULT_ODE_STEPS, RHO, SIGMA_MAX_FACTOR
 from .ensemble import EnsembleFilter
 from .filter import H_RANGE
+from .inflation import innovation_lambda
 
 __all__ = [
     "gaspari_cohn", "LocalObs", "local_observations", "local_observations_from_callable",
@@ -868,27 +869,6 @@ def sample_local(kde, rng, sampler="exact", stitching="coherent", steps=None):
 # Inflation shared by both filters
 # ---------------------------------------------------------------------------
 
-def _innovation_lambda(hz, z, R, lam_b, v_b, N):
-    """Miyoshi (2011) posterior mean of the variance inflation factor, one global innovation.
-
-    The estimator of ``DiffusionKDEFilter`` (``(d^T R^-1 d - m) / tr(R^-1
-    HPH^T)``, chi-square variance, Gaussian prior ``(lam_b, v_b)``),
-    computed from all observations at once.
-    """
-    m = hz.shape[1]
-    dvec = z - hz.mean(0)
-    Bm = hz - hz.mean(0)
-    Ri = np.linalg.inv(R)
-    signal = np.trace(Ri @ (Bm.T @ Bm)) / (N - 1)
-    if signal <= 0:
-        return lam_b
-    lam_o = (dvec @ Ri @ dvec - m) / signal
-    v_o = 2.0 / m * ((lam_b * signal + m) / signal) ** 2
-    lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
-    # Not clipped at 1: only applied as max(lam, 1), clipping would ratchet up on noise.
-    return float(np.clip(lam, 0.5, 10.0))
-
-
 def _check_inflation(inflation):
     if not (inflation is None or (isinstance(inflation, str) and inflation == "adaptive")
             or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
@@ -921,7 +901,7 @@ class _Inflating:
         hz = self._measure(X)
         lam = self.inflation_mean
         if isinstance(self.inflation, str):
-            lam = _innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var, self.N)
+            lam = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
             f = float(np.sqrt(max(lam, 1.0)))
         else:
             f = float(self.inflation or 1.0)
