@@ -86,3 +86,14 @@ def as_covariance(P, name, dim, allow_singular=True):
         kind = "semi-definite" if allow_singular else "definite"
         raise ValueError(f"{name} must be positive {kind}; smallest eigenvalue is {eig.min():.3g}")
     return 0.5 * (P + P.T)
+
+
+def psd_factor(C):
+    """A square root ``L`` with ``L @ L.T == C`` for a symmetric PSD matrix.
+
+    An eigendecomposition rather than Cholesky, so singular covariances (a
+    noise-free state component, ``Q = 0``) work; rounding can make tiny
+    eigenvalues slightly negative, which are clipped to zero.
+    """
+    lam, V = np.linalg.eigh(C)
+    return V * np.sqrt(np.clip(lam, 0.0, None))

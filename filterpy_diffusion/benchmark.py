@@ -189,6 +189,7 @@ import filterpy.kalman.ensemble_kalman_filter as _filterpy_enkf
 from filterpy.kalman import EnsembleKalmanFilter
 
 from . import __version__
+from ._validation import psd_factor
 from .filter import DiffusionKDEFilter
 from .metrics import lost_track, rmse, spread, wasserstein2
 from .particle import ParticleFilter, gaussian_log_likelihood, systematic_resample
@@ -695,13 +696,6 @@ def _subsample_rng(twin, N, k):
     return np.random.default_rng([twin.reference_seed, int(N), int(k)])
 
 
-def _systematic(w, n, rng):
-    # n points from normalised weights w (any length), one uniform
-    c = np.cumsum(w)
-    c /= c[-1]
-    return np.minimum(np.searchsorted(c, (rng.random() + np.arange(n)) / n, side="right"), len(w) - 1)
-
-
 def _grid_reference(problem, twin, Ns):
     grid, density = grid_posterior_toy_abs(twin.observations, R=float(problem.R[0, 0]),
                                            Q=float(problem.Q[0, 0]))
@@ -730,9 +724,8 @@ def _particle_reference(problem, twin, Ns, particles):
     rng = np.random.default_rng(twin.reference_seed)
     X = _reference_prior(problem, twin, particles, rng)
     Q = np.asarray(problem.Q, dtype=float)
-    lam, V = np.linalg.eigh(Q)
-    Lq = V * np.sqrt(np.clip(lam, 0.0, None))
-    noisy = bool(np.any(lam > 0))
+    Lq = psd_factor(Q)
+    noisy = bool(np.any(Lq != 0))
     ks = w2_cycles(problem)
     at = {int(k): j for j, k in enumerate(ks)}
     samples = {N: np.empty((len(ks), N, problem.dim)) for N in Ns}
@@ -748,7 +741,7 @@ def _particle_reference(problem, twin, Ns, particles):
             pos = w[X[:, 0] > 0].sum()
             balance[j] = max(0.0, min(pos, 1.0 - pos))
             for N in Ns:
-                samples[N][j] = X[_systematic(w, N, _subsample_rng(twin, N, k))]
+                samples[N][j] = X[systematic_resample(w, _subsample_rng(twin, N, k), N)]
         # bootstrap filter: resample at every cycle
         X = X[systematic_resample(w, rng)]
     return Reference(ks, samples, balance)
@@ -849,7 +842,7 @@ def _uniform_sample(X, w, rng):
     # an unweighted N-point version of a weighted ensemble, for W2
     if w is None or np.allclose(w, w[0]):
         return X
-    return X[_systematic(np.asarray(w, float), X.shape[0], rng)]
+    return X[systematic_resample(np.asarray(w, float), rng, X.shape[0])]
 
 
 def run_one(problem_name, filter_spec, N, seed, cycles=None, spinup=None, knob=None, *,

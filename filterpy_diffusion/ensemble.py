@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import logsumexp
 from filterpy.common import pretty_str
 
-from ._validation import as_covariance, as_generator
+from ._validation import as_covariance, as_generator, psd_factor
 
 __all__ = ["EnsembleFilter", "ensemble_moments"]
 
@@ -63,17 +63,6 @@ def ensemble_moments(sigmas, weights=None):
         P = (d.T * w) @ d / denom if denom > 0 else np.zeros((sigmas.shape[1],) * 2)
     # A matrix product of d with itself is symmetric only up to rounding.
     return x, 0.5 * (P + P.T)
-
-
-def _psd_factor(C):
-    """A square root ``L`` with ``L @ L.T == C`` for a symmetric PSD matrix.
-
-    An eigendecomposition rather than Cholesky, so singular covariances (a
-    noise-free state component, ``Q = 0``) work; rounding can make tiny
-    eigenvalues slightly negative, which are clipped to zero.
-    """
-    lam, V = np.linalg.eigh(C)
-    return V * np.sqrt(np.clip(lam, 0.0, None))
 
 
 def _is_int(n):
@@ -430,7 +419,7 @@ class EnsembleFilter:
     def _gaussian_noise(self, cov, n):
         """``n`` draws from N(0, cov) with ``self.rng``: ndarray (n, dim); cov PSD (dim, dim)."""
         cov = np.atleast_2d(cov)
-        return self.rng.standard_normal((n, cov.shape[0])) @ _psd_factor(cov).T
+        return self.rng.standard_normal((n, cov.shape[0])) @ psd_factor(cov).T
 
     def _analysis(self, z, R):
         """Subclass hook: see the class Notes for the contract."""
