@@ -286,10 +286,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         if self.kernel == 'covariance':
             bx = kde.h * np.sqrt(np.diag(kde.Cxx))
             by = kde.h * np.sqrt(np.diag(kde.Cyy))
-            ref = -0.5 * np.min(np.sum(((Y - z) / np.maximum(by, 1e-300)) ** 2, axis=1))
         else:
             bx, by = kde.sigma_x, kde.sigma_y
-            ref = -0.5 * np.min(np.sum(((Y - z) / by) ** 2, axis=1))
+        # The largest log kernel value of the KDE itself (0 at a perfect match).
+        ref = float(np.max(kde.log_kernel(z)))
         if ref < _LOG_TINY:
             # Log-space weights stay finite: all weight goes to the member(s)
             # whose simulated measurement is nearest to z.

@@ -91,11 +91,15 @@ class ConditionalKDE(_ConditionalDensity):
         self._cache_key = None
         self._mixture = None
 
-    def log_weights(self, z):
-        """Normalised log weights ``log w_i``, ndarray (N,). Never under- or overflows to NaN."""
+    def log_kernel(self, z):
+        """Unnormalised log weights ``-|z - y_i|^2 / (2 sy^2)``, ndarray (N,)."""
         z = as_vector(z, "z", self.dim_z)
         r = (self.measurements - z) / self.sigma_y
-        lw = -0.5 * np.einsum('ij,ij->i', r, r)
+        return -0.5 * np.einsum('ij,ij->i', r, r)
+
+    def log_weights(self, z):
+        """Normalised log weights ``log w_i``, ndarray (N,). Never under- or overflows to NaN."""
+        lw = self.log_kernel(z)
         return lw - logsumexp(lw)
 
     def weights(self, z):
@@ -104,11 +108,9 @@ class ConditionalKDE(_ConditionalDensity):
 
     def log_marginal(self, z):
         """Log of the KDE's measurement marginal ``p(z) = 1/N sum_i N(z; y_i, sy^2 I)``."""
-        z = as_vector(z, "z", self.dim_z)
-        r = (self.measurements - z) / self.sigma_y
-        lw = -0.5 * np.einsum('ij,ij->i', r, r)
         var = np.broadcast_to(self.sigma_y ** 2, (self.dim_z,))
-        return float(logsumexp(lw) - np.log(self.N) - 0.5 * np.sum(np.log(2 * np.pi * var)))
+        return float(logsumexp(self.log_kernel(z)) - np.log(self.N)
+                     - 0.5 * np.sum(np.log(2 * np.pi * var)))
 
     def conditional(self, z):
         """The conditional density ``p(x | z)`` as a :class:`GaussianMixture` (cached per z)."""
@@ -254,7 +256,7 @@ class CovarianceKDE(_ConditionalDensity):
 
     def log_weights(self, z):
         """Normalised log weights ``log w_i``, ndarray (N,)."""
-        lk = self._log_kernel(z)
+        lk = self.log_kernel(z)
         return lk - logsumexp(lk)
 
     def weights(self, z):
@@ -268,8 +270,11 @@ class CovarianceKDE(_ConditionalDensity):
         w = np.exp(self.log_weights(z))
         return w / w.sum()
 
-    def _log_kernel(self, z):
-        # Weights, mixture and marginal all need it for the same (z, h).
+    def log_kernel(self, z):
+        """Unnormalised log weights ``log N(z; c_i^y, h^2 Cyy)`` + const, ndarray (N,).
+
+        Cached per (z, h): weights, mixture and marginal all need it.
+        """
         key = (np.asarray(z, dtype=float).tobytes(), self.h)
         if key != self._kernel_key:
             self._kernel, self._kernel_key = self.log_kernel_at(z)(self.h), key
@@ -294,7 +299,7 @@ class CovarianceKDE(_ConditionalDensity):
     def log_marginal(self, z):
         """Log of the KDE's measurement marginal ``1/N sum_i N(z; c_i^y, h^2 Cyy)``."""
         logdet = 2 * np.sum(np.log(np.diag(self._Ly))) + 2 * self.dim_z * np.log(self.h)
-        return float(logsumexp(self._log_kernel(z)) - np.log(self.N)
+        return float(logsumexp(self.log_kernel(z)) - np.log(self.N)
                      - 0.5 * (self.dim_z * np.log(2 * np.pi) + logdet))
 
     def centres(self, z):
@@ -313,7 +318,7 @@ class CovarianceKDE(_ConditionalDensity):
             # A floor keeps the density proper where S is singular (N <= d);
             # every centre has the same coordinate there (see whitened()).
             var = np.maximum(lam, 1e-12 * max(lam.max(), np.finfo(float).tiny))
-            self._mixture = GaussianMixture(self.centres(z), self._log_kernel(z), var, self.S_basis)
+            self._mixture = GaussianMixture(self.centres(z), self.log_kernel(z), var, self.S_basis)
             self._cache_key = key
         return self._mixture
 
@@ -335,7 +340,7 @@ class CovarianceKDE(_ConditionalDensity):
         origin = M.mean(0)
         T = self.S_basis[:, keep] * np.sqrt(lam[keep])
         U = (M - origin) @ (self.S_basis[:, keep] / np.sqrt(lam[keep]))
-        return GaussianMixture(U, self._log_kernel(z), 1.0), origin, T
+        return GaussianMixture(U, self.log_kernel(z), 1.0), origin, T
 
 
 def _solve_lower(L, b):
