@@ -15,9 +15,11 @@ from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
                         number_of_evaluations, sample)
+from .clustering import split_ensemble
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
-from .kde import ConditionalKDE, CovarianceKDE
+from .kde import ClusteredKDE, ConditionalKDE, CovarianceKDE
+from .resampling import systematic_resample
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
 _LOG_TINY = np.log(np.finfo(float).tiny)
@@ -96,6 +98,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``d = z - mean(hx(x_i))``, and smooths it in time with a Gaussian
         prior (Miyoshi 2011), never below 1. A float is a fixed ``f``;
         None or 1.0 turns inflation off.
+    clusters : 1, 2 or 'auto', default 1
+        Covariance kernel only. ``'auto'`` splits the joint ensemble
+        ``(x_i, hx(x_i))`` into two clusters when it has two well-separated
+        modes (:func:`filterpy_diffusion.clustering.split_ensemble`), and
+        fits the kernel, gain, shrinkage and inflation per cluster
+        (:class:`ClusteredKDE`); 2 splits whenever the cluster sizes allow;
+        1 never splits. Off by default: it helps a mirror-symmetric bimodal
+        posterior (toy-abs) and hurts Lorenz-63 seen through ``z`` (see the
+        README).
     sampler : {'ode', 'sde', 'exact'}, default 'ode'
         How the analysis ensemble is drawn from the conditional KDE: the
         probability-flow ODE, the reverse SDE, or exact mixture sampling.
@@ -138,6 +149,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         Per-coordinate kernel standard deviations used at the last update.
     inflation_factor : float
         Anomaly inflation factor ``f`` applied at the last update.
+    n_clusters : int
+        Clusters the last update split the ensemble into (1 or 2).
     n_evaluations : int
         Score evaluations of the whole ensemble used by the last update.
 
@@ -172,7 +185,7 @@ class DiffusionKDEFilter(EnsembleFilter):
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='covariance', bandwidth='auto',
                  sigma_x='auto', sigma_y='auto', ess_target=ESS_TARGET, inflation='adaptive',
-                 sampler='ode', steps=None, sampler_options=None, rng=None,
+                 clusters=1, sampler='ode', steps=None, sampler_options=None, rng=None,
                  vectorized=False, simulate=None):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
@@ -189,6 +202,12 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError(f"bandwidth (the covariance kernel's factor h) must be 'auto', a rule "
                              f"{RULES}, a callable or a float in (0, 1), got {bandwidth!r}")
         _check_bandwidth_spec(bandwidth, "bandwidth")
+        if not (_is_auto(clusters) or (isinstance(clusters, numbers.Integral)
+                                        and not isinstance(clusters, bool) and clusters in (1, 2))):
+            raise ValueError(f"clusters must be 'auto', 1 or 2, got {clusters!r}")
+        if kernel != 'covariance' and clusters != 1:
+            raise ValueError("clusters splits the covariance kernel; the isotropic kernel is "
+                             "already local, use clusters=1 with kernel='isotropic'")
         if not (inflation is None or inflation == 'adaptive'
                 or (isinstance(inflation, numbers.Real) and inflation >= 1)):
             raise ValueError(f"inflation must be 'adaptive', None or a float >= 1, got {inflation!r}")
@@ -198,6 +217,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         self.sigma_y = _check_bandwidth_spec(sigma_y, "sigma_y")
         self.ess_target = float(ess_target)
         self.inflation = inflation
+        self.clusters = clusters
+        self.n_clusters = 1
         self.sampler = sampler
         self.steps = steps
         self.sampler_options = dict(sampler_options or {})
@@ -238,12 +259,22 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
         return float(np.clip(lam, 0.5, 10.0))
 
-    def _kde(self, X, hz, Y, z, R):
+    def _labels(self, X, hz, Y):
+        """Cluster of every member (all 0 unless the covariance kernel splits the ensemble)."""
+        if self.kernel != 'covariance':
+            return np.zeros(self.N, dtype=int)
+        return split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters)
+
+    def _kde(self, X, hz, Y, z, R, labels):
         """Build the conditional KDE and choose its bandwidth; returns (kde, h)."""
         target = self.ess_target * self.N
         joint = self.dim_x + self.dim_z
         if self.kernel == 'covariance':
-            kde = CovarianceKDE(X, Y, 0.5, R=None if hz is None else R, predictions=hz)
+            Rk = None if hz is None else R
+            if labels.max() > 0:
+                kde = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz)
+            else:
+                kde = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz)
             spec = self.bandwidth
             if spec == 'auto':
                 h = select_by_ess(kde.log_kernel_at(z), target, *H_RANGE)
@@ -272,6 +303,7 @@ class DiffusionKDEFilter(EnsembleFilter):
     def _analysis(self, z, R):
         X = self._checked_sigmas()
         hz, Y = self._measurements(X, R)
+        labels = self._labels(X, hz, Y)
         lam_post = self.inflation_mean
         if self.inflation == 'adaptive':
             lam_post = self._adaptive_lambda(hz, Y, z, R)
@@ -279,13 +311,21 @@ class DiffusionKDEFilter(EnsembleFilter):
         else:
             f = float(self.inflation or 1.0)
         if f != 1.0:
-            X = X.mean(0) + f * (X - X.mean(0))
+            # Around each cluster's own mean: inflating a bimodal ensemble
+            # about the global mean would push its modes apart.
+            X = X.copy()   # never write into self.sigmas
+            for k in range(labels.max() + 1):
+                rows = labels == k
+                X[rows] = X[rows].mean(0) + f * (X[rows] - X[rows].mean(0))
             hz, Y = self._measurements(X, R)
 
-        kde, h = self._kde(X, hz, Y, z, R)
+        kde, h = self._kde(X, hz, Y, z, R, labels)
+        parts = getattr(kde, 'parts', [kde])
         if self.kernel == 'covariance':
-            bx = kde.h * np.sqrt(np.diag(kde.Cxx))
-            by = kde.h * np.sqrt(np.diag(kde.Cyy))
+            # Kernel standard deviations, pooled over clusters.
+            share = [p.N / self.N for p in parts]
+            bx = kde.h * np.sqrt(sum(s * np.diag(p.Cxx) for s, p in zip(share, parts)))
+            by = kde.h * np.sqrt(sum(s * np.diag(p.Cyy) for s, p in zip(share, parts)))
         else:
             bx, by = kde.sigma_x, kde.sigma_y
         # The largest log kernel value of the KDE itself (0 at a perfect match).
@@ -300,33 +340,41 @@ class DiffusionKDEFilter(EnsembleFilter):
                 f"may collapse. Check R, hx and the units of z.", RuntimeWarning, stacklevel=3)
 
         steps = self.steps
-        if self.kernel == 'covariance' and not np.any(kde.S_eigvals > 0):
+        if self.kernel == 'covariance' and not any(np.any(p.S_eigvals > 0) for p in parts):
             # Every member is the same state: S = 0 and every component is the
             # (Kalman-shifted) mean. Carry on with that point; Q spreads it again.
             warnings.warn(
                 "states ensemble has (near) zero spread in every coordinate; the analysis "
                 "is that single state. Increase Q or re-initialize the filter.",
                 RuntimeWarning, stacklevel=3)
-            mixture = kde.conditional(z)
             new = kde.centres(z)
         elif self.kernel == 'covariance':
-            mixture, origin, T = kde.whitened(z)
-            new = origin + sample(mixture, self.N, self.rng, self.sampler, steps,
-                                  **self.sampler_options) @ T.T
+            # Systematic shares per cluster, then each cluster's own sampler.
+            counts = [self.N] if len(parts) == 1 else np.bincount(
+                systematic_resample(np.exp(kde.cluster_log_weights(z)), self.rng, self.N),
+                minlength=len(parts))
+            new = []
+            for p, n in zip(parts, counts):
+                if n > 0:
+                    mixture, origin, T = p.whitened(z)
+                    new.append(origin + sample(mixture, n, self.rng, self.sampler, steps,
+                                               **self.sampler_options) @ T.T)
+            new = np.concatenate(new)
         else:
-            mixture = kde.conditional(z)
-            new = sample(mixture, self.N, self.rng, self.sampler, steps, **self.sampler_options)
+            new = sample(kde.conditional(z), self.N, self.rng, self.sampler, steps,
+                         **self.sampler_options)
         solver = self.sampler_options.get('solver', 'dpm2m')
         default_steps = {'ode': DEFAULT_ODE_STEPS, 'sde': DEFAULT_SDE_STEPS}.get(self.sampler, 0)
         return {
             'sigmas': new,
-            'ess': float(1.0 / np.sum(mixture.weights ** 2)),
+            'ess': float(1.0 / np.sum(kde.weights(z) ** 2)),
             'log_likelihood': kde.log_marginal(z),
             'h': h,
             'bandwidth_x': bx,
             'bandwidth_y': by,
             'inflation_factor': f,
             'inflation_mean': lam_post,
+            'n_clusters': len(parts),
             'n_evaluations': number_of_evaluations(self.sampler, steps or default_steps, solver),
         }
 
@@ -335,6 +383,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 ("sigma_x", self.sigma_x), ("sigma_y", self.sigma_y), ("h", self.h),
                 ("bandwidth_x", self.bandwidth_x), ("bandwidth_y", self.bandwidth_y),
                 ("inflation", self.inflation), ("inflation_factor", self.inflation_factor),
+                ("clusters", self.clusters), ("n_clusters", self.n_clusters),
                 ("sampler", self.sampler), ("steps", self.steps)]
 
 

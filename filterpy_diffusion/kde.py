@@ -17,6 +17,7 @@ everything closed form and lets automatic rules scale each coordinate.
 """
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.special import logsumexp as _logsumexp
 
 from ._validation import as_bandwidth, as_ensemble, as_vector
 from .mixture import GaussianMixture, logsumexp
@@ -199,12 +200,16 @@ class CovarianceKDE(_ConditionalDensity):
             self.Cxy = A.T @ Bp / (N - 1)
             self.Cyy = Bp.T @ Bp / (N - 1) + np.asarray(R, dtype=float)
             self.ridge = 0.0
+            self.mean_prediction = P.mean(0)
+            self._mean_prediction_cov = Bp.T @ Bp / ((N - 1) * N)
         else:
             B = Y - self.mean_y
             self.Cxy = A.T @ B / (N - 1)
             Cyy = B.T @ B / (N - 1)
             self.ridge = 1e-8 * max(np.trace(Cyy) / m, np.finfo(float).tiny)
             self.Cyy = Cyy + self.ridge * np.eye(m)
+            self.mean_prediction = self.mean_y
+            self._mean_prediction_cov = self.Cyy / N
         self._Ly = self._cholesky_Cyy()
         self.K = np.linalg.solve(self.Cyy, self.Cxy.T).T
         S = self.Cxx - self.K @ self.Cxy.T
@@ -302,6 +307,28 @@ class CovarianceKDE(_ConditionalDensity):
         return float(logsumexp(self.log_kernel(z)) - np.log(self.N)
                      - 0.5 * (self.dim_z * np.log(2 * np.pi) + logdet))
 
+    def log_evidence(self, z):
+        """``log N(z; mean(hx(x_i)), Cyy)``: the Gaussian (h -> 1) measurement marginal.
+
+        Free of the simulated measurement noise when ``predictions`` were
+        given, and of the kernel's resolution: the low-variance evidence
+        :class:`ClusteredKDE` weighs its clusters by.
+        """
+        e = _solve_lower(self._Ly, as_vector(z, "z", self.dim_z) - self.mean_prediction)
+        return float(-0.5 * (e @ e + self.dim_z * np.log(2 * np.pi))
+                     - np.sum(np.log(np.diag(self._Ly))))
+
+    def log_evidence_var(self, z):
+        """Sampling variance of :meth:`log_evidence` from the error of the ensemble mean.
+
+        Delta method: ``g^T cov(mean) g`` with ``g = Cyy^-1 (z - mean)`` the
+        gradient of the log evidence in the mean and ``cov(mean) =
+        cov(hx(x_i)) / N``.
+        """
+        e = _solve_lower(self._Ly, as_vector(z, "z", self.dim_z) - self.mean_prediction)
+        g = solve_triangular(self._Ly.T, e, lower=False)
+        return float(g @ self._mean_prediction_cov @ g)
+
     def centres(self, z):
         """Conditional component means ``m_i``, ndarray (N, d)."""
         z = as_vector(z, "z", self.dim_z)
@@ -345,3 +372,156 @@ class CovarianceKDE(_ConditionalDensity):
 
 def _solve_lower(L, b):
     return solve_triangular(L, b, lower=True)
+
+
+class ClusteredKDE:
+    """Covariance-kernel KDE fitted cluster by cluster, with one bandwidth factor h.
+
+    The joint ensemble is split by ``labels`` (e.g. from
+    :func:`filterpy_diffusion.clustering.split_ensemble`) and each cluster
+    ``c`` gets its own :class:`CovarianceKDE`: its own mean, covariance,
+    gain ``K_c`` and shrinkage target. Component ``i`` of cluster ``c`` is
+    ``N((x, y); c_i, h^2 C_c)``, each component has weight ``1/N``, so the
+    KDE keeps every cluster's mean and covariance. Conditioned on ``z``:
+
+        p(x | z) = sum_c W_c p_c(x | z),
+        W_c ∝ N_c p_c(z)     (p_c(z): cluster c's measurement marginal)
+
+    and the weight of member ``i`` in cluster ``c`` is ``W_c w_i^(c)``.
+    The cluster marginal ``p_c(z)`` is each cluster's Gaussian evidence
+    ``N(z; mean(hx(x_i)), Cyy_c)`` (:meth:`CovarianceKDE.log_evidence`),
+    not its kernel marginal: the exact cluster weights of a symmetric
+    problem are equal, and at small h the kernel marginal is a noisy
+    histogram of the few ``y_i`` near ``z`` whose error makes the cluster
+    sizes drift from cycle to cycle. Within a cluster the weights are the
+    kernel's. With one label the conditional is exactly
+    :class:`CovarianceKDE`'s.
+
+    Parameters
+    ----------
+    states : ndarray (N, d)
+    measurements : ndarray (N, m)
+    h : float in (0, 1)
+    labels : ndarray (N,) of int
+        Cluster of each member; every cluster needs at least 2 members.
+    R, predictions, shrink
+        As :class:`CovarianceKDE`, applied within each cluster.
+
+    Attributes
+    ----------
+    parts : list of CovarianceKDE
+        One per cluster, in the order of ``np.unique(labels)``.
+    members : list of ndarray of int
+        Row indices of each cluster.
+    """
+
+    def __init__(self, states, measurements, h, labels, R=None, predictions=None, shrink=True,
+                 shrink_evidence=True):
+        X = as_ensemble(states, "states", min_rows=2)
+        Y = as_ensemble(measurements, "measurements", min_rows=2)
+        self.shrink_evidence = bool(shrink_evidence)
+        labels = np.asarray(labels)
+        if labels.shape != (len(X),):
+            raise ValueError(f"labels must have shape ({len(X)},) (one per member), got {labels.shape}")
+        self.N, self.dim_x, self.dim_z = len(X), X.shape[1], Y.shape[1]
+        self.labels = labels
+        self.members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+        if min(len(rows) for rows in self.members) < 2:
+            raise ValueError("every cluster needs at least 2 members; got sizes "
+                             f"{[len(rows) for rows in self.members]}")
+        self.parts = [CovarianceKDE(X[rows], Y[rows], h, R=R,
+                                    predictions=None if predictions is None else
+                                    np.asarray(predictions, dtype=float)[rows], shrink=shrink)
+                      for rows in self.members]
+        self.h = float(h)
+
+    @property
+    def n_clusters(self):
+        return len(self.parts)
+
+    def set_bandwidth(self, h):
+        """Change the bandwidth factor h in (0, 1) of every cluster."""
+        for p in self.parts:
+            p.set_bandwidth(h)
+        self.h = self.parts[0].h
+
+    def log_kernel_at(self, z):
+        """A function ``h -> log W_c(i) + log w_i^(c)(h)``, ndarray (N,), member order."""
+        fns = [p.log_kernel_at(z) for p in self.parts]
+        lW = self.cluster_log_weights(z)
+
+        def log_kernel(h):
+            out = np.empty(self.N)
+            for rows, f, lw in zip(self.members, fns, lW):
+                lk = f(h)
+                out[rows] = lw + lk - logsumexp(lk)
+            return out
+        return log_kernel
+
+    def log_kernel(self, z):
+        """Log weights of the members at the current h (normalised), ndarray (N,)."""
+        return self.log_kernel_at(z)(self.h)
+
+    def log_weights(self, z):
+        """Normalised log weights of the members, ndarray (N,)."""
+        lk = self.log_kernel(z)
+        return lk - logsumexp(lk)
+
+    def weights(self, z):
+        """Conditional weights of the members, ndarray (N,), summing to 1."""
+        w = np.exp(self.log_weights(z))
+        return w / w.sum()
+
+    def cluster_log_weights(self, z):
+        """``log W_c``, ndarray (n_clusters,), normalised."""
+        lw = self._log_joint(z)
+        return lw - logsumexp(lw)
+
+    def _log_joint(self, z):
+        ell = np.array([p.log_evidence(z) for p in self.parts])
+        if self.shrink_evidence and len(ell) > 1:
+            # Positive-part James-Stein shrinkage of each cluster's deviation
+            # from the mean log evidence, by its sampling variance: a
+            # difference within the noise of the cluster means does not
+            # move members between clusters.
+            k = len(ell)
+            se2 = np.array([p.log_evidence_var(z) for p in self.parts])
+            var = se2 * (1 - 2 / k) + se2.sum() / k ** 2
+            dev = ell - ell.mean()
+            with np.errstate(divide='ignore', invalid='ignore'):
+                factor = np.where(dev != 0, np.maximum(0.0, 1 - var / dev ** 2), 0.0)
+            ell = ell.mean() + factor * dev
+        return np.array([np.log(len(rows) / self.N) for rows in self.members]) + ell
+
+    def log_marginal(self, z):
+        """Log of the measurement marginal ``sum_c N_c/N N(z; mean_c(hx), Cyy_c)``."""
+        return float(logsumexp(self._log_joint(z)))
+
+    def centres(self, z):
+        """Conditional component means ``m_i``, ndarray (N, d), member order."""
+        out = np.empty((self.N, self.dim_x))
+        for rows, p in zip(self.members, self.parts):
+            out[rows] = p.centres(z)
+        return out
+
+    def _per_cluster(self, fn, x, z, sigma):
+        lW = self.cluster_log_weights(z)
+        return lW, [fn(p, x, z, sigma) for p in self.parts]
+
+    def log_prob(self, x, z, sigma=0.0):
+        """Log of ``p_sigma(x | z) = sum_c W_c p_c,sigma(x | z)``; x (d,) or (M, d)."""
+        lW, lps = self._per_cluster(lambda p, *a: p.log_prob(*a), x, z, sigma)
+        stacked = np.stack([lw + np.asarray(lp) for lw, lp in zip(lW, lps)], axis=-1)
+        return _logsumexp(stacked, axis=-1)
+
+    def score(self, x, z, sigma=0.0):
+        """Gradient in x of ``log p_sigma(x | z)``; same shape as x.
+
+        ``sum_c r_c(x) score_c(x)`` with cluster responsibilities
+        ``r_c ∝ W_c p_c,sigma(x | z)``.
+        """
+        lW, lps = self._per_cluster(lambda p, *a: p.log_prob(*a), x, z, sigma)
+        lr = np.stack([lw + np.asarray(lp) for lw, lp in zip(lW, lps)], axis=-1)
+        r = np.exp(lr - _logsumexp(lr, axis=-1)[..., None])
+        scores = [p.score(x, z, sigma) for p in self.parts]
+        return sum(r[..., j, None] * s for j, s in enumerate(scores))

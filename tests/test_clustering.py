@@ -1,0 +1,247 @@
+"""Ensemble splitting (clustering.py), ClusteredKDE and DiffusionKDEFilter(clusters=...)."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from scipy.stats import multivariate_normal
+
+from filterpy_diffusion import DiffusionKDEFilter
+from filterpy_diffusion.clustering import (gaussian_bic, min_cluster_size, separation,
+                                           split_ensemble, two_means)
+from filterpy_diffusion.kde import ClusteredKDE, CovarianceKDE
+
+
+def two_blobs(rng, n0, n1, d, gap, sd=1.0):
+    """Two isotropic Gaussian blobs ``gap`` standard deviations apart along a random direction."""
+    u = rng.normal(size=d)
+    u /= np.linalg.norm(u)
+    A = rng.normal(size=(n0, d)) * sd
+    B = rng.normal(size=(n1, d)) * sd + gap * sd * u
+    labels = np.r_[np.zeros(n0, int), np.ones(n1, int)]
+    return np.vstack([A, B]), labels
+
+
+def same_partition(a, b):
+    return np.array_equal(a, b) or np.array_equal(a, 1 - b)
+
+
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 4), n0=st.integers(15, 60),
+       n1=st.integers(15, 60), gap=st.floats(10.0, 40.0))
+def test_auto_recovers_two_well_separated_blobs(seed, d, n0, n1, gap):
+    Z, truth = two_blobs(np.random.default_rng(seed), n0, n1, d, gap)
+    assert same_partition(split_ensemble(Z), truth)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auto_keeps_a_gaussian_ensemble_whole(seed):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(3, 3))
+    Z = rng.normal(size=(400, 3)) @ A.T
+    assert split_ensemble(Z).max() == 0
+    # clusters=2 splits it anyway, 'auto' only where the data say so.
+    assert split_ensemble(Z, clusters=2).max() == 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auto_keeps_a_rank_deficient_joint_ensemble_whole(seed):
+    # (x, H x): the joint covariance is singular. Singular cluster
+    # covariances must not be mistaken for a better fit (a regression).
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(400, 2))
+    Z = np.hstack([X, X @ np.array([[1.0], [0.5]])])
+    assert split_ensemble(Z).max() == 0
+
+
+def test_halves_of_one_gaussian_are_not_separated():
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(20_000, 1))
+    labels = (Z[:, 0] > 0).astype(int)
+    # Means +-0.798, pooled sd 0.603: 2.65 apart, below the 4 sd threshold.
+    assert separation(Z, labels) == pytest.approx(2 * np.sqrt(2 / np.pi) / np.sqrt(1 - 2 / np.pi),
+                                                  rel=0.02)
+
+
+def test_too_small_clusters_are_not_split_off():
+    rng = np.random.default_rng(4)
+    Z, _ = two_blobs(rng, 60, min_cluster_size(2) - 1, 2, 30.0)
+    assert split_ensemble(Z).max() == 0
+    assert split_ensemble(Z, clusters=2).max() == 0
+
+
+def test_bic_prefers_the_true_split_to_a_wrong_one():
+    Z, truth = two_blobs(np.random.default_rng(5), 40, 40, 2, 8.0)
+    wrong = (np.arange(80) % 2).astype(int)
+    assert gaussian_bic(Z, truth) < gaussian_bic(Z, np.zeros(80, int)) < gaussian_bic(Z, wrong)
+
+
+def test_split_is_deterministic_and_ignores_row_order():
+    Z, _ = two_blobs(np.random.default_rng(6), 30, 50, 3, 12.0)
+    perm = np.random.default_rng(7).permutation(80)
+    a = split_ensemble(Z)
+    assert np.array_equal(a, split_ensemble(Z))
+    assert same_partition(split_ensemble(Z[perm]), a[perm])
+    assert all(lab.shape == (80,) for lab in two_means(Z))
+
+
+@pytest.mark.parametrize("bad", [0, 3, 'two', 1.5, True])
+def test_bad_clusters_value_raises(bad):
+    with pytest.raises(ValueError, match="clusters"):
+        split_ensemble(np.zeros((10, 2)), clusters=bad)
+
+
+# -- ClusteredKDE ------------------------------------------------------------
+
+def bimodal_joint(rng, N, d=2, m=1, gap=8.0):
+    X, labels = two_blobs(rng, N // 2, N - N // 2, d, gap)
+    H = rng.normal(size=(m, d))
+    HX = np.abs(X) @ H.T          # different local slopes in each blob
+    R = 0.3 * np.eye(m)
+    Y = HX + rng.normal(size=(N, m)) * np.sqrt(0.3)
+    return X, Y, HX, R, labels
+
+
+def test_one_cluster_is_the_covariance_kde():
+    rng = np.random.default_rng(8)
+    X, Y, HX, R, _ = bimodal_joint(rng, 30)
+    z = Y.mean(0) + 0.2
+    a = CovarianceKDE(X, Y, 0.4, R=R, predictions=HX)
+    b = ClusteredKDE(X, Y, 0.4, np.zeros(30, int), R=R, predictions=HX)
+    x = rng.normal(size=(7, 2))
+    for sigma in (0.0, 0.5):
+        np.testing.assert_allclose(b.log_prob(x, z, sigma), a.log_prob(x, z, sigma), rtol=1e-10)
+        np.testing.assert_allclose(b.score(x, z, sigma), a.score(x, z, sigma), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.weights(z), a.weights(z), rtol=1e-10)
+    np.testing.assert_allclose(b.centres(z), a.centres(z))
+
+
+@given(seed=st.integers(0, 2**32 - 1), N=st.integers(8, 40), d=st.integers(1, 4),
+       h=st.floats(0.05, 0.95), sigma=st.sampled_from([0.0, 0.1, 1.0]))
+def test_clustered_score_is_gradient_of_log_prob(seed, N, d, h, sigma):
+    rng = np.random.default_rng(seed)
+    X, Y, HX, R, labels = bimodal_joint(rng, N, d)
+    kde = ClusteredKDE(X, Y, h, labels, R=R, predictions=HX)
+    z = Y[0] + rng.normal()
+    x = X[rng.integers(N)] + rng.normal(size=d)
+    eps = 1e-5
+    fd = np.array([(kde.log_prob(x + eps * e, z, sigma) - kde.log_prob(x - eps * e, z, sigma))
+                   / (2 * eps) for e in np.eye(d)])
+    g = kde.score(x, z, sigma)
+    np.testing.assert_allclose(g, fd, rtol=1e-4, atol=1e-5 * (1 + np.abs(fd).max()))
+
+
+@given(seed=st.integers(0, 2**32 - 1), N=st.integers(8, 60), h=st.floats(0.01, 0.99),
+       shift=st.floats(-30, 30))
+def test_clustered_weights_are_a_probability_vector(seed, N, h, shift):
+    rng = np.random.default_rng(seed)
+    X, Y, HX, R, labels = bimodal_joint(rng, N)
+    kde = ClusteredKDE(X, Y, h, labels, R=R, predictions=HX)
+    w = kde.weights(Y.mean(0) + shift)
+    assert np.all(w >= 0) and np.isfinite(w).all()
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    lw = kde.log_kernel_at(Y.mean(0) + shift)(h)
+    np.testing.assert_allclose(np.exp(lw - lw.max()) / np.exp(lw - lw.max()).sum(), w, atol=1e-12)
+
+
+def test_cluster_weights_are_the_gaussian_evidence_times_the_share():
+    rng = np.random.default_rng(9)
+    X, Y, HX, R, labels = bimodal_joint(rng, 50, d=2, m=2)
+    kde = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, shrink_evidence=False)
+    z = HX[labels == 0].mean(0) + 0.5
+    ref = []
+    for k in (0, 1):
+        P = HX[labels == k]
+        ref.append((labels == k).mean() * multivariate_normal(P.mean(0), np.cov(P.T) + R).pdf(z))
+    np.testing.assert_allclose(np.exp(kde.cluster_log_weights(z)), np.array(ref) / sum(ref),
+                               rtol=1e-9)
+    # The member weights of each cluster add up to its cluster weight.
+    w = kde.weights(z)
+    np.testing.assert_allclose([w[labels == k].sum() for k in (0, 1)],
+                               np.exp(kde.cluster_log_weights(z)), rtol=1e-9)
+
+
+def test_evidence_shrinkage_ignores_noise_and_keeps_real_differences():
+    # Mirror-image clusters measured through abs(x): the exact cluster
+    # weights are equal; shrinkage keeps the sampling noise of the cluster
+    # means from moving them. An observation that only one cluster
+    # explains still decides.
+    rng = np.random.default_rng(10)
+    drift = []
+    for _ in range(200):
+        X = np.r_[rng.normal(1.0, 0.15, 40), rng.normal(-1.0, 0.15, 40)][:, None]
+        labels = np.r_[np.zeros(40, int), np.ones(40, int)]
+        HX = np.abs(X)
+        R = np.array([[0.01]])
+        z = np.array([0.75])   # 1.5 prior sd off the mean: the noise is amplified
+        W = [np.exp(ClusteredKDE(X, HX, 0.5, labels, R=R, predictions=HX,
+                                 shrink_evidence=s).cluster_log_weights(z))[0] for s in (True, False)]
+        drift.append(np.abs(np.array(W) - 0.5))
+    drift = np.array(drift)
+    assert drift[:, 0].mean() < 0.5 * drift[:, 1].mean()
+    # A real difference: two clusters with different |x|.
+    X = np.r_[rng.normal(1.0, 0.1, 40), rng.normal(-2.0, 0.1, 40)][:, None]
+    kde = ClusteredKDE(X, np.abs(X), 0.5, labels, R=R, predictions=np.abs(X))
+    assert np.exp(kde.cluster_log_weights(np.array([1.0])))[0] > 0.999
+
+
+def test_clustered_kde_validates_labels():
+    X = np.random.default_rng(11).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        ClusteredKDE(X, X[:, :1], 0.5, np.zeros(9, int))
+    with pytest.raises(ValueError, match="at least 2 members"):
+        ClusteredKDE(X, X[:, :1], 0.5, np.r_[np.zeros(9, int), 1])
+
+
+# -- the filter ------------------------------------------------------------
+
+def abs_filter(N, seed, clusters, **kw):
+    f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, N, lambda x: np.abs(x),
+                           lambda x, dt: x, rng=seed, vectorized=True, clusters=clusters, **kw)
+    f.R = np.array([[0.1 ** 2]])
+    rng = np.random.default_rng(seed + 1000)
+    f.sigmas = np.r_[rng.normal(1.0, 0.1, N // 2), rng.normal(-1.0, 0.1, N - N // 2)][:, None]
+    return f
+
+
+def test_clusters_give_each_mode_its_own_kalman_update():
+    # Prior 0.5 N(1, 0.1^2) + 0.5 N(-1, 0.1^2), z = |x| + N(0, 0.1^2) = 1.1:
+    # each mode's update is the Kalman update of the local slope +-1,
+    # mean +-1.05 and variance 0.005; the modes keep equal mass.
+    N = 600
+    f = abs_filter(N, 12, 'auto', inflation=None, sampler='exact')
+    f.update(np.array([1.1]))
+    x = f.sigmas[:, 0]
+    assert f.n_clusters == 2
+    assert abs((x > 0).mean() - 0.5) < 0.05
+    for sign in (1, -1):
+        mode = x[np.sign(x) == sign]
+        assert abs(mode.mean() - sign * 1.05) < 4 * np.sqrt(0.005 / len(mode))
+        assert mode.var() == pytest.approx(0.005, rel=0.3)
+    # One global gain cannot do this: its modes are pulled towards 0.
+    g = abs_filter(N, 12, 1, inflation=None, sampler='exact')
+    g.update(np.array([1.1]))
+    gx = g.sigmas[:, 0]
+    assert abs(np.abs(gx).mean() - 1.05) > 3 * abs(np.abs(x).mean() - 1.05)
+
+
+@pytest.mark.parametrize("sampler", ['ode', 'exact'])
+def test_clustered_filter_is_reproducible_and_leaves_inputs_alone(sampler):
+    runs = []
+    for _ in range(2):
+        f = abs_filter(60, 13, 'auto', sampler=sampler)
+        prior = f.sigmas.copy()
+        given_array = f.sigmas
+        f.predict()
+        f.sigmas = given_array = f.sigmas.copy()
+        before = given_array.copy()
+        f.update(np.array([1.2]))
+        assert np.array_equal(given_array, before)   # inflation never writes into it
+        assert f.n_clusters == 2 and np.isfinite(f.sigmas).all()
+        runs.append(f.sigmas)
+        assert not np.array_equal(prior, f.sigmas)
+    assert np.array_equal(runs[0], runs[1])
+
+
+def test_clusters_option_is_validated():
+    with pytest.raises(ValueError, match="clusters must be"):
+        abs_filter(20, 0, 3)
+    with pytest.raises(ValueError, match="isotropic"):
+        abs_filter(20, 0, 'auto', kernel='isotropic')
