@@ -18,14 +18,14 @@ from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
 from .clustering import split_ensemble
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
-from .kde import ClusteredKDE, ConditionalKDE, CovarianceKDE
+from .kde import ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity
 from .resampling import systematic_resample
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
 _LOG_TINY = np.log(np.finfo(float).tiny)
 
 
-KERNELS = ('covariance', 'isotropic')
+KERNELS = ('covariance', 'enkpf', 'isotropic')
 #: Default target of the automatic bandwidth: the analysis weights keep an
 #: effective sample size of at least this fraction of N.
 ESS_TARGET = 0.5
@@ -195,12 +195,17 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
         if not 0 < float(ess_target) <= 1:
             raise ValueError(f"ess_target must be a fraction of N in (0, 1], got {ess_target!r}")
-        if kernel == 'covariance' and not (_is_auto(sigma_x) and _is_auto(sigma_y)):
+        if kernel != 'isotropic' and not (_is_auto(sigma_x) and _is_auto(sigma_y)):
             raise ValueError("sigma_x and sigma_y set the isotropic kernel; with "
-                             "kernel='covariance' set bandwidth= (the factor h) instead")
-        if not (isinstance(bandwidth, str) or callable(bandwidth)) and not 0 < float(bandwidth) < 1:
-            raise ValueError(f"bandwidth (the covariance kernel's factor h) must be 'auto', a rule "
-                             f"{RULES}, a callable or a float in (0, 1), got {bandwidth!r}")
+                             f"kernel={kernel!r} set bandwidth= (the factor h) instead")
+        if kernel == 'enkpf' and simulate is not None:
+            raise ValueError("kernel='enkpf' needs hx and a Gaussian R (it splits the "
+                             "likelihood N(z; hx(x), R)); with a simulator use 'covariance'")
+        top = 1.0 if kernel == 'enkpf' else np.nextafter(1.0, 0.0)
+        if not (isinstance(bandwidth, str) or callable(bandwidth)) and not 0 < float(bandwidth) <= top:
+            interval = "(0, 1]" if kernel == 'enkpf' else "(0, 1)"
+            raise ValueError(f"bandwidth (the kernel's factor h) must be 'auto', a rule "
+                             f"{RULES}, a callable or a float in {interval}, got {bandwidth!r}")
         _check_bandwidth_spec(bandwidth, "bandwidth")
         if not (_is_auto(clusters) or (isinstance(clusters, numbers.Integral)
                                         and not isinstance(clusters, bool) and clusters in (1, 2))):
@@ -269,17 +274,20 @@ class DiffusionKDEFilter(EnsembleFilter):
         """Build the conditional KDE and choose its bandwidth; returns (kde, h)."""
         target = self.ess_target * self.N
         joint = self.dim_x + self.dim_z
-        if self.kernel == 'covariance':
+        if self.kernel != 'isotropic':
             Rk = None if hz is None else R
-            if labels.max() > 0:
-                kde = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz)
+            if self.kernel == 'enkpf':
+                # g = 1 is the EnKF itself and allowed; the shrunk kernel needs h < 1.
+                kde, hi = EnKPFDensity(X, hz, R, 1.0), 1.0
+            elif labels.max() > 0:
+                kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz), H_RANGE[1]
             else:
-                kde = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz)
+                kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz), H_RANGE[1]
             spec = self.bandwidth
             if spec == 'auto':
-                h = select_by_ess(kde.log_kernel_at(z), target, *H_RANGE)
+                h = select_by_ess(kde.log_kernel_at(z), target, H_RANGE[0], hi)
             elif isinstance(spec, str):
-                h = min(rule_factor(spec, self.N, joint), H_RANGE[1])
+                h = min(rule_factor(spec, self.N, joint), hi)
             elif callable(spec):
                 h = float(spec(X, Y))
             else:
@@ -326,6 +334,8 @@ class DiffusionKDEFilter(EnsembleFilter):
             share = [p.N / self.N for p in parts]
             bx = kde.h * np.sqrt(sum(s * np.diag(p.Cxx) for s, p in zip(share, parts)))
             by = kde.h * np.sqrt(sum(s * np.diag(p.Cyy) for s, p in zip(share, parts)))
+        elif self.kernel == 'enkpf':
+            bx, by = kde.kernel_std()
         else:
             bx, by = kde.sigma_x, kde.sigma_y
         # The largest log kernel value of the KDE itself (0 at a perfect match).
@@ -348,6 +358,9 @@ class DiffusionKDEFilter(EnsembleFilter):
                 "is that single state. Increase Q or re-initialize the filter.",
                 RuntimeWarning, stacklevel=3)
             new = kde.centres(z)
+        elif self.kernel == 'enkpf':
+            new = sample(kde.conditional(z), self.N, self.rng, self.sampler, steps,
+                         **self.sampler_options)
         elif self.kernel == 'covariance':
             # Systematic shares per cluster, then each cluster's own sampler.
             counts = [self.N] if len(parts) == 1 else np.bincount(

@@ -1,0 +1,184 @@
+"""EnKPFDensity (likelihood-splitting kernel) and DiffusionKDEFilter(kernel='enkpf')."""
+import numpy as np
+import pytest
+from filterpy.kalman import KalmanFilter
+from hypothesis import given, strategies as st
+from scipy.stats import multivariate_normal
+
+from filterpy_diffusion import DiffusionKDEFilter
+from filterpy_diffusion.kde import EnKPFDensity
+
+
+def gaussian_prior(rng, N, d, m, R_scale=0.5):
+    A = rng.normal(size=(d, d)) / np.sqrt(d)
+    Pxx = A @ A.T + 0.5 * np.eye(d)
+    H = rng.normal(size=(m, d))
+    R = R_scale * np.eye(m) + 0.1 * np.ones((m, m))
+    X = rng.multivariate_normal(np.zeros(d), Pxx, size=N)
+    return X, X @ H.T, H, Pxx, R
+
+
+def kalman(Pxx, H, R, z):
+    S = H @ Pxx @ H.T + R
+    K = Pxx @ H.T @ np.linalg.inv(S)
+    return K @ z, Pxx - K @ S @ K.T, S
+
+
+@pytest.mark.parametrize("g", [1.0, 0.7, 0.3, 0.1, 0.03])
+def test_conditional_moments_equal_kalman_update_for_every_g(g):
+    rng = np.random.default_rng(1)
+    X, P, H, Pxx, R = gaussian_prior(rng, 40_000, 3, 2)
+    z = np.array([0.7, -0.4])
+    mix = EnKPFDensity(X, P, R, g).conditional(z)
+    mean_ref, cov_ref, _ = kalman(Pxx, H, R, z)
+    ess = 1 / np.sum(mix.weights ** 2)
+    sd = np.sqrt(np.diag(cov_ref))
+    assert np.all(np.abs(mix.mean() - mean_ref) < 5 * sd / np.sqrt(ess) + 0.01 * sd)
+    np.testing.assert_allclose(mix.cov(), cov_ref, atol=(5 / np.sqrt(ess) + 0.02) * sd.max() ** 2)
+
+
+@pytest.mark.parametrize("g", [1.0, 0.5, 0.05])
+def test_log_marginal_is_the_gaussian_evidence(g):
+    rng = np.random.default_rng(2)
+    X, P, H, Pxx, R = gaussian_prior(rng, 40_000, 2, 2)
+    z = np.array([0.3, 1.1])
+    _, _, S = kalman(Pxx, H, R, z)
+    ref = multivariate_normal(np.zeros(2), S).logpdf(z)
+    assert EnKPFDensity(X, P, R, g).log_marginal(z) == pytest.approx(ref, abs=0.02)
+
+
+def test_g_one_is_the_stochastic_enkf():
+    rng = np.random.default_rng(3)
+    X, P, H, Pxx, R = gaussian_prior(rng, 30, 3, 2)
+    z = np.array([0.5, -0.2])
+    dens = EnKPFDensity(X, P, R, 1.0)
+    np.testing.assert_allclose(dens.weights(z), np.full(30, 1 / 30), rtol=1e-12)
+    A, B = X - X.mean(0), P - P.mean(0)
+    Cxp, Cpp = A.T @ B / 29, B.T @ B / 29
+    K = Cxp @ np.linalg.inv(Cpp + R)
+    np.testing.assert_allclose(dens.centres(z), X + (z - P) @ K.T, atol=1e-12)
+    S = (dens.S_basis * dens.S_eigvals) @ dens.S_basis.T
+    np.testing.assert_allclose(S, K @ R @ K.T, atol=1e-12)
+
+
+def test_small_g_is_the_particle_filter():
+    rng = np.random.default_rng(4)
+    X, P, H, Pxx, R = gaussian_prior(rng, 30, 3, 2)
+    z = np.array([0.5, -0.2])
+    dens = EnKPFDensity(X, P, R, 1e-12)
+    lw = multivariate_normal(z, R).logpdf(P)
+    np.testing.assert_allclose(dens.weights(z), np.exp(lw - lw.max()) / np.exp(lw - lw.max()).sum(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(dens.centres(z), X, atol=1e-10)
+    assert dens.S_eigvals.max() < 1e-10
+
+
+@given(seed=st.integers(0, 2**32 - 1), N=st.integers(3, 40), d=st.integers(1, 5),
+       m=st.integers(1, 4), g=st.floats(0.01, 1.0), sigma=st.sampled_from([0.0, 0.1, 1.0]))
+def test_score_is_gradient_of_log_prob(seed, N, d, m, g, sigma):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, d))
+    P = np.tanh(X @ rng.normal(size=(d, m))) + 0.1 * rng.normal(size=(N, m))
+    dens = EnKPFDensity(X, P, 0.3 * np.eye(m), g)
+    z = P[0] + 0.3 * rng.normal(size=m)
+    x = dens.centres(z)[rng.integers(N)] + 0.3 * rng.normal(size=d)
+    # Where S is singular (m < d) the density is a ridge of width 1e-6 of the
+    # largest S eigenvalue; test with noise so finite differences resolve it.
+    sigma = max(sigma, 0.1)
+    eps = 1e-5
+    fd = np.array([(dens.log_prob(x + eps * e, z, sigma) - dens.log_prob(x - eps * e, z, sigma))
+                   / (2 * eps) for e in np.eye(d)])
+    np.testing.assert_allclose(dens.score(x, z, sigma), fd, rtol=1e-4,
+                               atol=1e-5 * (1 + np.abs(fd).max()))
+
+
+@given(seed=st.integers(0, 2**32 - 1), N=st.integers(2, 50), g=st.floats(1e-4, 1.0),
+       shift=st.floats(-50, 50))
+def test_weights_are_a_probability_vector_and_match_the_search_function(seed, N, g, shift):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, 2))
+    P = X ** 2
+    dens = EnKPFDensity(X, P, 0.1 * np.eye(2), g)
+    z = P.mean(0) + shift
+    w = dens.weights(z)
+    assert np.all(w >= 0) and w.sum() == pytest.approx(1.0, abs=1e-12)
+    lk = dens.log_kernel_at(z)(g)
+    np.testing.assert_allclose(np.exp(lk - lk.max()) / np.exp(lk - lk.max()).sum(), w, atol=1e-12)
+
+
+@given(seed=st.integers(0, 2**32 - 1), g=st.floats(0.01, 1.0))
+def test_invariant_to_a_linear_change_of_measurement_units(seed, g):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(20, 3))
+    P = np.sin(X[:, :2]) + X[:, 1:] ** 2
+    R = 0.2 * np.eye(2)
+    z = P[0] + 0.1
+    A = rng.normal(size=(2, 2)) + 3 * np.eye(2)
+    a = EnKPFDensity(X, P, R, g)
+    b = EnKPFDensity(X, P @ A.T, A @ R @ A.T, g)
+    np.testing.assert_allclose(b.weights(A @ z), a.weights(z), rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(b.centres(A @ z), a.centres(z), rtol=1e-7, atol=1e-9)
+
+
+def test_bad_input_raises():
+    X = np.random.default_rng(5).normal(size=(10, 2))
+    with pytest.raises(ValueError, match="split factor"):
+        EnKPFDensity(X, X, np.eye(2), 0.0)
+    with pytest.raises(ValueError, match="same number of rows"):
+        EnKPFDensity(X, X[:9], np.eye(2))
+    with pytest.raises(ValueError, match="R"):
+        EnKPFDensity(X, X, np.zeros((2, 2)))
+
+
+# -- the filter ------------------------------------------------------------
+
+F = np.array([[1.0, 1.0], [0.0, 1.0]])
+H = np.array([[1.0, 0.0]])
+
+
+def linear_filter(N, seed, **kw):
+    f = DiffusionKDEFilter(np.array([0.0, 1.0]), np.eye(2), 1, 1.0, N, lambda x: H @ x,
+                           lambda x, dt: F @ x, rng=seed, kernel='enkpf', **kw)
+    f.R = np.array([[0.5]])
+    f.Q = np.eye(2) * 0.02
+    return f
+
+
+@pytest.mark.parametrize("options", [dict(), dict(bandwidth=1.0, sampler='exact')])
+def test_enkpf_filter_matches_kalman_filter(options):
+    # As the covariance kernel's test: N = 400, 20 cycles, 0.22 sd and 25%.
+    f = linear_filter(400, 21, **options)
+    kf = KalmanFilter(dim_x=2, dim_z=1)
+    kf.x, kf.P, kf.F, kf.H = np.array([0.0, 1.0]), np.eye(2), F, H
+    kf.R, kf.Q = np.array([[0.5]]), np.eye(2) * 0.02
+    rng = np.random.default_rng(22)
+    truth = np.array([0.0, 1.0])
+    for _ in range(20):
+        truth = F @ truth + rng.normal(size=2) * np.sqrt(0.02)
+        z = H @ truth + rng.normal(size=1) * np.sqrt(0.5)
+        f.predict(); f.update(z)
+        kf.predict(); kf.update(z)
+    sd = np.sqrt(np.diag(kf.P))
+    assert np.all(np.abs(f.x - kf.x) < 0.22 * sd), (f.x, kf.x, sd)
+    np.testing.assert_allclose(np.diag(f.P), np.diag(kf.P), rtol=0.25)
+    assert 0 < f.h <= 1 and f.bandwidth_y.shape == (1,)
+
+
+def test_enkpf_filter_rejects_a_simulator_and_allows_g_one():
+    with pytest.raises(ValueError, match="enkpf"):
+        DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 10, lambda x: x, lambda x, dt: x,
+                           kernel='enkpf', simulate=lambda x, rng: x + rng.normal(size=1))
+    linear_filter(10, 0, bandwidth=1.0)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 10, lambda x: x, lambda x, dt: x,
+                           bandwidth=1.0)
+
+
+def test_enkpf_filter_is_reproducible():
+    runs = []
+    for _ in range(2):
+        f = linear_filter(30, 7)
+        for z in ([0.3], [1.2], [2.0]):
+            f.predict(); f.update(np.array(z))
+        runs.append(f.sigmas.copy())
+    assert np.array_equal(*runs)
