@@ -54,15 +54,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from filterpy_diffusion.benchmark import INFLATION_FACTORS, JITTERS, build_filter  # noqa: E402
-from filterpy_diffusion.localization import LETKF, LocalDiffusionKDEFilter  # noqa: E402
+from filterpy_diffusion.benchmark import FILTERS, build_filter  # noqa: E402
 from filterpy_diffusion.metrics import lost_track, rmse  # noqa: E402
 from filterpy_diffusion.systems import get_problem, twin_experiment  # noqa: E402
 
-#: LETKF inflation grid (anomaly factor); finer than the EnKF's near 1.
-LETKF_INFLATION = (1.0, 1.01, 1.02, 1.03, 1.05, 1.1, 1.2)
-#: Tuning grids of the knobbed filters.
-GRIDS = {"letkf": LETKF_INFLATION, "enkf": INFLATION_FACTORS, "sir": JITTERS}
+#: Tuning grids of the knobbed filters: the benchmark registry's (letkf:
+#: ``benchmark.LETKF_INFLATION``, enkf: ``INFLATION_FACTORS``, sir: ``JITTERS``).
+GRIDS = {name: FILTERS[name].grid for name in ("letkf", "enkf", "sir")}
 DEFAULT_FILTERS = ("ldkf", "letkf", "enkf", "sir")
 #: A tuning run whose mean RMSE over 100 scored cycles exceeds this is stopped as lost.
 ABORT_RMSE = 3.0
@@ -85,19 +83,6 @@ def l96_problem(d, cycles=None, spinup=None):
     c = base.cycles if cycles is None else int(cycles)
     s = int(round(base.spinup * c / base.cycles)) if spinup is None else int(spinup)
     return dataclasses.replace(base, cycles=c, spinup=s)
-
-
-def _local(problem, cls, ensemble, seed, **options):
-    d = problem.dim
-    ens = np.array(ensemble, dtype=float)
-    f = cls(ens.mean(0), np.eye(d), problem.dim_z, problem.dt_int * problem.obs_every,
-            ens.shape[0], problem.hx, problem.fx, state_positions=np.arange(d),
-            obs_positions=np.arange(problem.dim_z), domain_length=d, rng=seed,
-            vectorized=True, **options)
-    f.Q = np.array(problem.Q, dtype=float)
-    f.R = np.array(problem.R, dtype=float)
-    f.sigmas = ens
-    return f
 
 
 def parse(spec):
@@ -129,13 +114,9 @@ def _split(s):
 
 
 def build(spec, problem, ensemble, seed, knob):
-    name, opts, fixed = parse(spec)
-    knob = fixed if fixed is not None else knob
-    if name == "ldkf":
-        return _local(problem, LocalDiffusionKDEFilter, ensemble, seed, **opts)
-    if name == "letkf":
-        return _local(problem, LETKF, ensemble, seed, inflation=knob, **opts)
-    return build_filter(name, problem, ensemble, seed, knob)
+    """The benchmark registry's filter (``filterpy_diffusion.benchmark.FILTERS``)."""
+    fixed = parse(spec)[2]
+    return build_filter(spec, problem, ensemble, seed, fixed if fixed is not None else knob)
 
 
 def run(spec, problem, N, seed, knob=None, abort=False):

@@ -21,6 +21,12 @@ cycles (spin-up at most 50), and writes ``results/quick.json`` and plots in
 option overrides its quick default.
 ``--cycles`` alone scales every problem's spin-up in proportion;
 ``--spinup`` alone keeps the problem's cycles.
+Without ``--problems`` every problem that all the requested filters support
+is run (the localized ``ldkf`` and ``letkf`` only run on the Lorenz-96
+problems; the others are left out with a note on stderr). Before any run
+every filter is built once on every problem (:func:`check_filters`): an
+unsupported problem or a bad option stops the command with a one-line
+message.
 
 Protocol (``BENCHMARKS.md``)
 ----------------------------
@@ -66,6 +72,18 @@ tuning grid).
   every update (``resample_threshold=1.0``, the classical bootstrap filter,
   so the analysis ensemble is unweighted) with jitter ``knob`` (Gaussian
   noise of covariance ``knob**2 * P`` after resampling).
+* ``ldkf``: :class:`~filterpy_diffusion.localization.LocalDiffusionKDEFilter`
+  with its defaults (automatic bandwidth, adaptive inflation, Gaspari-Cohn
+  half-width ``DEFAULT_RADIUS``, coherent stitching), no knob.
+* ``letkf``: our :class:`~filterpy_diffusion.localization.LETKF` (the same
+  localization), multiplicative anomaly inflation ``knob`` tuned over
+  :data:`LETKF_INFLATION`.
+
+  Both need a spatial layout (:func:`grid_layout`): the Lorenz-96 problems
+  that observe every variable componentwise (l96-40, l96-20-cubic,
+  l96-10-abs), a cyclic 1-D grid with variable j and observation j at
+  position j, domain length d. On any other problem their builder raises
+  ValueError naming the supported problems (:func:`local_problems`).
 
 References for W2
 -----------------
@@ -191,17 +209,19 @@ from filterpy.kalman import EnsembleKalmanFilter
 from . import __version__
 from ._validation import psd_factor
 from .filter import DiffusionKDEFilter
+from .localization import LETKF, LocalDiffusionKDEFilter
 from .metrics import lost_track, rmse, spread, wasserstein2
 from .particle import ParticleFilter, gaussian_log_likelihood, systematic_resample
-from .systems import (PROBLEMS, TRUTH_SPINUP_STEPS, get_problem, grid_posterior_toy_abs,
-                      integrate, sample_grid, twin_experiment)
+from .systems import (PROBLEMS, TRUTH_SPINUP_STEPS, AbsObs, CubicObs, IdentityObs, get_problem,
+                      grid_posterior_toy_abs, integrate, sample_grid, twin_experiment)
 
 __all__ = [
-    "FILTERS", "FilterEntry", "FilterSpec", "parse_filter_spec", "build_filter",
+    "FILTERS", "FilterEntry", "FilterSpec", "parse_filter_spec", "build_filter", "check_filters",
+    "grid_layout", "local_problems",
     "ScaledStd", "EnKFRunner", "filterpy_rng",
     "Reference", "reference_posterior", "run_one", "choose_knob", "run_benchmark",
     "format_tables", "make_plots", "main",
-    "W2_EVERY", "REFERENCE_PARTICLES", "RECORD_FIELDS",
+    "W2_EVERY", "REFERENCE_PARTICLES", "RECORD_FIELDS", "LETKF_INFLATION",
 ]
 
 #: W2 is computed at every W2_EVERY-th scored cycle.
@@ -211,6 +231,9 @@ REFERENCE_PARTICLES = 20_000
 
 BANDWIDTH_FACTORS = (0.05, 0.1, 0.2, 0.4, 0.8)
 INFLATION_FACTORS = (1.0, 1.02, 1.05, 1.1, 1.2)
+#: LETKF anomaly inflation grid; finer than the EnKF's near 1 (also used by
+#: ``benchmarks/localization.py``).
+LETKF_INFLATION = (1.0, 1.01, 1.02, 1.03, 1.05, 1.1, 1.2)
 JITTERS = (0.0, 0.05, 0.1, 0.2, 0.4)
 
 DEFAULT_PROBLEMS = tuple(PROBLEMS)
@@ -446,6 +469,64 @@ def _sir(problem, ensemble, seed, knob, **options):
     return f
 
 
+# hx that observe every state variable on its own: observation l is at variable l
+_COMPONENTWISE_OBS = (IdentityObs, AbsObs, CubicObs)
+
+
+def grid_layout(problem):
+    """Spatial layout of a problem for the localized filters, or None.
+
+    Lorenz-96 problems that observe every variable componentwise (l96-40,
+    l96-20-cubic, l96-10-abs, and the same settings in any dimension) live on
+    a cyclic 1-D grid of unit spacing: state variable j and observation j are
+    at position j, the domain length is d. The other problems (toy-abs, the
+    Lorenz-63 ones) have no spatial structure to localize on.
+
+    Returns
+    -------
+    dict or None
+        ``state_positions``, ``obs_positions`` and ``domain_length``, the
+        keywords of the local filters; None when the problem has no layout.
+    """
+    if (problem.system != "l96" or problem.dim_z != problem.dim
+            or not isinstance(problem.hx, _COMPONENTWISE_OBS)):
+        return None
+    d = problem.dim
+    return {"state_positions": np.arange(d), "obs_positions": np.arange(d), "domain_length": d}
+
+
+def local_problems():
+    """Names of the :data:`PROBLEMS` the localized filters (ldkf, letkf) support."""
+    return [name for name, p in PROBLEMS.items() if grid_layout(p) is not None]
+
+
+def _local(cls, filter_name, problem, ensemble, seed, **options):
+    layout = grid_layout(problem)
+    if layout is None:
+        raise ValueError(
+            f"{filter_name!r} ({cls.__name__}) is localized and needs a spatial grid, which "
+            f"problem {problem.name!r} does not have. Supported problems (Lorenz-96, every "
+            f"variable observed): {local_problems()}; pass them with --problems")
+    ens = np.array(ensemble, dtype=float)
+    f = cls(ens.mean(axis=0), np.eye(problem.dim), problem.dim_z, _cycle_dt(problem),
+            ens.shape[0], problem.hx, problem.fx, rng=seed, vectorized=True,
+            **{**layout, **options})
+    f.Q = np.array(problem.Q, dtype=float)
+    f.R = np.array(problem.R, dtype=float)
+    f.sigmas = ens
+    return f
+
+
+def _ldkf(problem, ensemble, seed, knob=None, **options):
+    if knob is not None:
+        raise ValueError("ldkf has no knob (automatic bandwidth and adaptive inflation)")
+    return _local(LocalDiffusionKDEFilter, "ldkf", problem, ensemble, seed, **options)
+
+
+def _letkf(problem, ensemble, seed, knob, **options):
+    return _local(LETKF, "letkf", problem, ensemble, seed, inflation=knob, **options)
+
+
 @dataclasses.dataclass(frozen=True)
 class FilterEntry:
     """One registry entry.
@@ -462,11 +543,24 @@ class FilterEntry:
         Constructor keywords of this variant.
     knob_name : str or None
         What the knob is (for tables and docs).
+    supports : callable ``supports(problem) -> bool`` or None
+        The problems the filter can run on (None: all); the command line
+        leaves the others out of its default problem list. The builder
+        itself raises ValueError on an unsupported problem.
     """
     build: object
     grid: tuple = None
     options: tuple = ()
     knob_name: str = None
+    supports: object = None
+
+    def supported(self, problem):
+        """Whether the filter can run on ``problem`` (a Problem)."""
+        return self.supports is None or bool(self.supports(problem))
+
+
+def _has_grid_layout(problem):
+    return grid_layout(problem) is not None
 
 
 #: The filters of the benchmark. A new variant is one line.
@@ -483,6 +577,9 @@ FILTERS = {
                                  knob_name="h"),
     "enkf": FilterEntry(_enkf, INFLATION_FACTORS, knob_name="inflation"),
     "sir": FilterEntry(_sir, JITTERS, knob_name="jitter"),
+    # localized filters: Lorenz-96 problems only (grid_layout)
+    "ldkf": FilterEntry(_ldkf, supports=_has_grid_layout),
+    "letkf": FilterEntry(_letkf, LETKF_INFLATION, knob_name="inflation", supports=_has_grid_layout),
 }
 
 
@@ -627,6 +724,36 @@ def build_filter(spec, problem, ensemble, seed, knob=None):
             f"{spec.entry.grid}), fix it in the spec ('{spec.name}:knob=...') or use run_benchmark, "
             "which tunes it")
     return spec.entry.build(problem, ensemble, seed, knob, **dict(spec.options))
+
+
+def check_filters(problems, filters, N=10):
+    """Build every filter on every problem once (2 cycles): fail fast, before any run.
+
+    Catches typos in options and filters that cannot run on a problem
+    (``ldkf`` on a Lorenz-63 problem) before hours of other runs.
+
+    Parameters
+    ----------
+    problems : sequence of str
+    filters : sequence of str or FilterSpec
+    N : int
+        Ensemble size of the trial construction.
+
+    Raises
+    ------
+    ValueError
+        Naming the filter and the problem, with the builder's message (also
+        for the TypeError of an unknown constructor option).
+    """
+    specs = [parse_filter_spec(f) if isinstance(f, str) else f for f in filters]
+    for name in problems:
+        tw = twin_experiment(resolve_problem(name, 2, 0), 0, max(2, int(N)))
+        for spec in specs:
+            try:
+                build_filter(spec, tw.problem, tw.initial_ensemble, 0,
+                             spec.grid[0] if spec.tuned else None)
+            except (ValueError, TypeError) as e:      # TypeError: an unknown option
+                raise ValueError(f"{spec.spec!r} on {name!r}: {e}") from e
 
 
 # ---------------------------------------------------------------------------
@@ -1273,12 +1400,8 @@ def run_benchmark(problems=DEFAULT_PROBLEMS, filters=DEFAULT_FILTERS, Ns=DEFAULT
         if max_spinup is not None and s is None:
             s = min(base.spinup, int(max_spinup))
         probs[name] = resolve_problem(name, c, s)
-    # Fail on a typo in a spec now, not after hours of other runs.
-    for f, spec in specs.items():
-        p = probs[problems[0]]
-        tw = twin_experiment(resolve_problem(p.name, 2, 0), 0, max(2, Ns[0]))
-        build_filter(spec, tw.problem, tw.initial_ensemble, 0,
-                     spec.grid[0] if spec.tuned else None)
+    # Fail on a typo in a spec or an unsupported problem now, not after hours of other runs.
+    check_filters(problems, list(specs.values()), Ns[0])
 
     def pc(name):
         return probs[name].cycles, probs[name].spinup
@@ -1686,7 +1809,9 @@ def _run_parser():
         prog="python -m filterpy_diffusion.benchmark [run]",
         description="Twin-experiment benchmark of BENCHMARKS.md: tune baselines on the tuning "
                     "seeds, run every filter on the reporting seeds, print tables, write JSON.")
-    p.add_argument("--problems", nargs="+", metavar="P", help=f"default: all of {list(PROBLEMS)}")
+    p.add_argument("--problems", nargs="+", metavar="P",
+                   help=f"default: all of {list(PROBLEMS)} that every filter supports "
+                        f"(ldkf, letkf: only {local_problems()})")
     p.add_argument("--filters", nargs="+", metavar="SPEC",
                    help=f"filter specs name[:key=value,...]; names {list(FILTERS)}; "
                         f"default {list(DEFAULT_FILTERS)}")
@@ -1714,21 +1839,36 @@ def _run_parser():
 def _cmd_run(argv, command):
     a = _run_parser().parse_args(argv)
     q = QUICK if a.quick else {}
-    problems = a.problems or q.get("problems", DEFAULT_PROBLEMS)
+    filters = a.filters or q.get("filters", DEFAULT_FILTERS)
+    try:
+        specs = [parse_filter_spec(f) for f in filters]
+    except ValueError as e:
+        raise SystemExit(str(e))
+    problems = a.problems or q.get("problems")
+    if problems is None:
+        # every problem that every filter supports (the local filters: Lorenz-96 only)
+        problems = [p for p in DEFAULT_PROBLEMS if all(s.entry.supported(PROBLEMS[p]) for s in specs)]
+        skipped = [p for p in DEFAULT_PROBLEMS if p not in problems]
+        if not problems:
+            raise SystemExit(f"no problem is supported by all of {list(filters)}; "
+                             "run them separately or give --problems")
+        if skipped:
+            names = [s.spec for s in specs if not all(s.entry.supported(PROBLEMS[p]) for p in skipped)]
+            print(f"note: --problems not given; leaving out {skipped} (not supported by {names})",
+                  file=sys.stderr)
     for name in problems:
         if name not in PROBLEMS:
             raise SystemExit(f"unknown problem {name!r}; choose from {list(PROBLEMS)}")
-    filters = a.filters or q.get("filters", DEFAULT_FILTERS)
+    Ns = a.N or q.get("N", DEFAULT_N)
     try:
-        for f in filters:
-            parse_filter_spec(f)
+        check_filters(problems, specs, min(Ns))
     except ValueError as e:
-        raise SystemExit(str(e))
+        raise SystemExit(f"error: {e}")
     out = a.out or q.get("out", DEFAULT_OUT)
     plots = a.plots or q.get("plots")
     t0 = time.perf_counter()
     doc = run_benchmark(
-        problems=problems, filters=filters, Ns=a.N or q.get("N", DEFAULT_N),
+        problems=problems, filters=filters, Ns=Ns,
         seeds=a.seeds or q.get("seeds", DEFAULT_SEEDS),
         tuning_seeds=(a.tuning_seeds if a.tuning_seeds is not None
                       else q.get("tuning_seeds", DEFAULT_TUNING_SEEDS)),

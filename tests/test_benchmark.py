@@ -247,3 +247,98 @@ def test_table_merges_sweeps_split_over_files(tiny_json, tmp_path):
     assert sorted(map(key, merged["records"])) == sorted(map(key, doc["records"]))
     assert len(merged["tuning"]) == len(doc["tuning"])
     assert main(["table", *parts, "--markdown"]) == 0
+
+
+# --- localized filters (ldkf, letkf) -------------------------------------------------------
+
+LOCAL = ["--problems", "l96-40", "--filters", "ldkf", "letkf", "--N", "10", "--seeds", "100",
+         "--tuning-seeds", "0", "--cycles", "30", "--spinup", "5", "--workers", "1", "--no-progress"]
+
+
+def test_local_filters_run_on_l96_40_with_letkf_inflation_tuned(tmp_path):
+    out = tmp_path / "local.json"
+    assert main(LOCAL + ["--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    recs = {r["filter"]: r for r in doc["records"]}
+    assert set(recs) == {"ldkf", "letkf"}
+    for r in recs.values():
+        assert r["problem"] == "l96-40" and r["N"] == 10 and r["cycles"] == 30
+        assert not r["diverged"] and r["error"] is None and not r["lost"]
+        assert math.isfinite(r["rmse"]) and 0 < r["rmse"] < 1 and r["spread"] > 0
+        assert r["w2"] is None and r["analysis_time"] > 0
+    ldkf, letkf = recs["ldkf"], recs["letkf"]
+    assert ldkf["knob"] is None and ldkf["tuning_seeds"] is None
+    assert len(ldkf["bandwidth_x"]) == 40 and ldkf["n_evaluations"] == 0    # exact sampling
+    # LETKF inflation tuned over the whole shared grid on the tuning seed only
+    assert FILTERS["letkf"].grid == bm.LETKF_INFLATION and FILTERS["letkf"].knob_name == "inflation"
+    tuning = [t for t in doc["tuning"] if t["filter"] == "letkf"]
+    assert sorted(t["knob"] for t in tuning) == sorted(bm.LETKF_INFLATION)
+    assert {t["seed"] for t in tuning} == {0} and not any(t["filter"] == "ldkf" for t in doc["tuning"])
+    assert letkf["knob"] == choose_knob(bm.LETKF_INFLATION, tuning, "rmse")
+    assert letkf["tuning_seeds"] == [0]
+    assert doc["meta"]["settings"]["knob_names"]["letkf"] == "inflation"
+
+
+def test_local_builders_use_the_cyclic_grid_layout():
+    problem = bm.resolve_problem("l96-20-cubic", 2, 0)
+    layout = bm.grid_layout(problem)
+    assert np.array_equal(layout["state_positions"], np.arange(20))
+    assert np.array_equal(layout["obs_positions"], np.arange(20)) and layout["domain_length"] == 20
+    assert bm.local_problems() == ["l96-10-abs", "l96-20-cubic", "l96-40"]
+    ens = np.random.default_rng(0).normal(size=(10, 20))
+    f = bm.build_filter("letkf", problem, ens, 3, knob=1.02)
+    assert f.inflation == 1.02 and f.local is not None and np.array_equal(f.sigmas, ens)
+    g = bm.build_filter("ldkf:radius=4", problem, ens, 3)
+    assert g.radius == 4 and g.inflation == "adaptive"
+    with pytest.raises(ValueError, match="no knob"):
+        bm.build_filter(bm.FilterSpec("ldkf", "ldkf", {}, None, None), problem, ens, 3, knob=1.1)
+
+
+@pytest.mark.parametrize("spec, knob", [("ldkf", None), ("letkf", 1.05)])
+@pytest.mark.parametrize("problem", ["l63-full", "l63-z", "toy-abs"])
+def test_local_filters_reject_problems_without_a_grid(spec, knob, problem):
+    with pytest.raises(ValueError, match=r"needs a spatial grid.*'l96-40'") as info:
+        run_one(problem, spec, 10, 0, cycles=3, spinup=0, knob=knob, compute_w2=False)
+    assert repr(problem) in str(info.value) and "--problems" in str(info.value)
+
+
+def test_cli_reports_unsupported_problem_before_any_run(capsys):
+    # one clean line, no traceback, and nothing is run (the l96-40 runs would come first)
+    seen = []
+    with pytest.raises(ValueError, match=r"'ldkf' on 'l63-full'.*needs a spatial grid"):
+        run_benchmark(problems=["l96-40", "l63-full"], filters=["ldkf"], Ns=[10], seeds=[100],
+                      tuning_seeds=[0], cycles=5, spinup=1, workers=1, progress=False,
+                      on_job=lambda *job: seen.append(job))
+    assert seen == []
+    with pytest.raises(SystemExit, match=r"^error: 'letkf' on 'l63-full'.*\['l96-10-abs', "
+                                         r"'l96-20-cubic', 'l96-40'\]"):
+        main(["--problems", "l96-40", "l63-full", "--filters", "dkf", "letkf", "--N", "10",
+              "--seeds", "100", "--cycles", "5", "--workers", "1", "--no-progress"])
+    with pytest.raises(SystemExit, match=r"^error: 'ldkf:foo=1' on 'l96-40'.*unexpected keyword"):
+        main(["--problems", "l96-40", "--filters", "ldkf:foo=1", "--N", "10", "--seeds", "100",
+              "--cycles", "5", "--workers", "1", "--no-progress"])
+
+
+def test_default_problems_leave_out_those_a_local_filter_cannot_run(tmp_path, capsys):
+    out = tmp_path / "default.json"
+    assert main(["--filters", "ldkf", "--N", "10", "--seeds", "100", "--cycles", "5",
+                 "--spinup", "1", "--workers", "1", "--no-progress", "--out", str(out)]) == 0
+    assert "leaving out ['toy-abs', 'l63-full', 'l63-z', 'l63-cubic']" in capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["settings"]["problems"] == bm.local_problems()
+    assert all(math.isfinite(r["rmse"]) for r in doc["records"])
+
+
+def test_localization_script_uses_the_registry_builders():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "localization.py"
+    spec = importlib.util.spec_from_file_location("_localization_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.GRIDS["letkf"] is bm.LETKF_INFLATION
+    assert script.GRIDS["enkf"] is bm.INFLATION_FACTORS and script.GRIDS["sir"] is bm.JITTERS
+    problem = script.l96_problem(12, cycles=20, spinup=5)       # a dimension not in PROBLEMS
+    for s in ("ldkf", "letkf:knob=1.05"):
+        r = script.run(s, problem, 10, 100)
+        assert r["error"] is None and math.isfinite(r["rmse"]) and r["rmse"] < 1
