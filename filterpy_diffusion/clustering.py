@@ -69,13 +69,49 @@ def _lloyd(U, labels):
     return labels
 
 
+def _gaussian_log_densities(U, labels):
+    """(N, 2) log of ``share_k N(u; mean_k, cov_k)`` of every row under each cluster's ML Gaussian."""
+    N, D = U.shape
+    out = np.empty((N, 2))
+    for k in (0, 1):
+        rows = labels == k
+        mu = U[rows].mean(0)
+        A = U[rows] - mu
+        C = A.T @ A / rows.sum()
+        C += 1e-9 * max(np.trace(C) / D, 1e-300) * np.eye(D)
+        L = np.linalg.cholesky(C)
+        r = np.linalg.solve(L, (U - mu).T)
+        out[:, k] = (np.log(rows.mean()) - 0.5 * (np.einsum('ij,ij->j', r, r) + D * np.log(2 * np.pi))
+                     - np.sum(np.log(np.diag(L))))
+    return out
+
+
+def _refine(U, labels, iters=10):
+    """Classification-EM steps: reassign rows to the likelier cluster Gaussian.
+
+    2-means cuts unequal or elongated clusters with a straight bisector;
+    a few steps with each cluster's own covariance fix the rows it
+    misplaces. Stops before a cluster gets too small for a covariance.
+    """
+    need = min_cluster_size(U.shape[1])
+    for _ in range(iters):
+        if np.bincount(labels, minlength=2).min() < need:
+            break
+        new = np.argmax(_gaussian_log_densities(U, labels), axis=1)
+        if np.array_equal(new, labels) or np.bincount(new, minlength=2).min() < need:
+            break
+        labels = new
+    return labels
+
+
 def two_means(Z, n_axes=MAX_AXES):
     """Deterministic 2-means candidate splits of the rows of ``Z``: a list of 0/1 label arrays.
 
     In coordinates scaled to unit standard deviation, Lloyd iterations start
     from (a) the row farthest from the mean and the row farthest from that
     one as seeds, and (b) the sign of the projection on each of the first
-    ``n_axes`` principal axes. 2-means has many local optima when one
+    ``n_axes`` principal axes, each followed by a few classification-EM
+    steps with full covariances. 2-means has many local optima when one
     coordinate is bimodal and another merely noisy; :func:`split_ensemble`
     keeps the candidate with the best BIC.
     """
@@ -86,9 +122,10 @@ def two_means(Z, n_axes=MAX_AXES):
                < np.einsum('ij,ij->i', U - U[a], U - U[a])).astype(int)]
     _, _, Vt = np.linalg.svd(U, full_matrices=False)
     starts += [(U @ v > 0).astype(int) for v in Vt[:n_axes]]
+    R = _reduced(Z)
     out = []
     for start in starts:
-        labels = _lloyd(U, start)
+        labels = _refine(R, _lloyd(U, start))
         if labels.max() > 0 and not any(np.array_equal(labels, o) or np.array_equal(labels, 1 - o)
                                         for o in out):
             out.append(labels)

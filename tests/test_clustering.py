@@ -196,6 +196,7 @@ def abs_filter(N, seed, clusters, **kw):
     f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, N, lambda x: np.abs(x),
                            lambda x, dt: x, rng=seed, vectorized=True, clusters=clusters, **kw)
     f.R = np.array([[0.1 ** 2]])
+    f.Q = np.array([[0.1 ** 2]])
     rng = np.random.default_rng(seed + 1000)
     f.sigmas = np.r_[rng.normal(1.0, 0.1, N // 2), rng.normal(-1.0, 0.1, N - N // 2)][:, None]
     return f

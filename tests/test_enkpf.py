@@ -182,3 +182,42 @@ def test_enkpf_filter_is_reproducible():
             f.predict(); f.update(np.array(z))
         runs.append(f.sigmas.copy())
     assert np.array_equal(*runs)
+
+
+# -- kernel='auto' ---------------------------------------------------------
+
+def test_auto_kernel_picks_enkpf_for_one_mode_and_covariance_for_two():
+    f = linear_filter(200, 8)
+    f.kernel = 'auto'
+    f.predict(); f.update(np.array([0.5]))
+    assert f.kernel_used == 'enkpf' and f.n_evaluations == 0     # exact sampling
+    g = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, np.abs, lambda x, dt: x,
+                           rng=3, kernel='auto', vectorized=True)
+    g.R, g.Q = np.array([[0.01]]), np.array([[0.01]])
+    rng = np.random.default_rng(4)
+    g.sigmas = np.r_[rng.normal(1, 0.1, 100), rng.normal(-1, 0.1, 100)][:, None]
+    g.predict(); g.update(np.array([1.0]))
+    assert g.kernel_used == 'covariance' and g.n_evaluations == 12   # the ODE
+    # A simulator has no R to split: always the covariance kernel.
+    s = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 50, lambda x: x, lambda x, dt: x,
+                           rng=5, kernel='auto', simulate=lambda x, rng: x + rng.normal(size=1))
+    s.update(np.array([0.3]))
+    assert s.kernel_used == 'covariance'
+
+
+def test_auto_kernel_matches_kalman_filter():
+    f = linear_filter(400, 21)
+    f.kernel = 'auto'
+    kf = KalmanFilter(dim_x=2, dim_z=1)
+    kf.x, kf.P, kf.F, kf.H = np.array([0.0, 1.0]), np.eye(2), F, H
+    kf.R, kf.Q = np.array([[0.5]]), np.eye(2) * 0.02
+    rng = np.random.default_rng(22)
+    truth = np.array([0.0, 1.0])
+    for _ in range(20):
+        truth = F @ truth + rng.normal(size=2) * np.sqrt(0.02)
+        z = H @ truth + rng.normal(size=1) * np.sqrt(0.5)
+        f.predict(); f.update(z)
+        kf.predict(); kf.update(z)
+    sd = np.sqrt(np.diag(kf.P))
+    assert np.all(np.abs(f.x - kf.x) < 0.22 * sd), (f.x, kf.x, sd)
+    np.testing.assert_allclose(np.diag(f.P), np.diag(kf.P), rtol=0.25)

@@ -319,5 +319,5 @@ def test_no_warning_for_ordinary_update():
 def test_repr_is_filterpy_style():
     r = repr(make())
     assert r.startswith("DiffusionKDEFilter object")
-    for label in ("dim_x = 2", "x = ", "P = ", "Q = ", "R = ", "sigmas = ", "sampler = ode"):
+    for label in ("dim_x = 2", "x = ", "P = ", "Q = ", "R = ", "sigmas = ", "sampler = None", "kernel = covariance"):
         assert label in r
