@@ -57,7 +57,11 @@ except ``knob=`` (fix the knob: no tuning) and ``grid=`` (replace the
 tuning grid).
 
 * ``dkf*``: :class:`~filterpy_diffusion.DiffusionKDEFilter` with the
-  vectorized model and measurement operator (``vectorized=True``).
+  vectorized model and measurement operator (``vectorized=True``). ``dkf``
+  is the default (``kernel='auto'``); ``dkf-cov``, ``dkf-enkpf`` fix one
+  kernel; ``dkf-clustered`` is the covariance kernel with
+  ``clusters='auto'``; ``dkf-ode``, ``dkf-sde``, ``dkf-exact`` are the
+  covariance kernel with each sampler.
 * ``dkf-tuned``: ``sigma_x`` and ``sigma_y`` are callables giving the knob
   times each coordinate's ensemble standard deviation (:class:`ScaledStd`).
 * ``enkf``: filterpy's ``EnsembleKalmanFilter`` (see :class:`EnKFRunner`).
@@ -566,10 +570,14 @@ def _has_grid_layout(problem):
 #: The filters of the benchmark. A new variant is one line.
 FILTERS = {
     "dkf": FilterEntry(_dkf),
-    "dkf-ode": FilterEntry(_dkf, options=(("sampler", "ode"),)),
-    "dkf-sde": FilterEntry(_dkf, options=(("sampler", "sde"),)),
-    "dkf-exact": FilterEntry(_dkf, options=(("sampler", "exact"),)),
+    # the covariance kernel with each sampler
+    "dkf-ode": FilterEntry(_dkf, options=(("kernel", "covariance"), ("sampler", "ode"))),
+    "dkf-sde": FilterEntry(_dkf, options=(("kernel", "covariance"), ("sampler", "sde"))),
+    "dkf-exact": FilterEntry(_dkf, options=(("kernel", "covariance"), ("sampler", "exact"))),
     "dkf-iso": FilterEntry(_dkf, options=(("kernel", "isotropic"),)),
+    "dkf-cov": FilterEntry(_dkf, options=(("kernel", "covariance"),)),
+    "dkf-enkpf": FilterEntry(_dkf, options=(("kernel", "enkpf"),)),
+    "dkf-clustered": FilterEntry(_dkf, options=(("kernel", "covariance"), ("clusters", "auto"))),
     # the published method: isotropic kernel, bandwidth factor tuned per problem
     "dkf-tuned": FilterEntry(_dkf_tuned, BANDWIDTH_FACTORS, options=(("kernel", "isotropic"),),
                              knob_name="bandwidth factor"),

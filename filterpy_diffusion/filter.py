@@ -72,7 +72,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         Measurement function (only called, never differentiated).
     fx : callable ``fx(x, dt) -> (dim_x,)``
         State transition (only called).
-    kernel : {'covariance', 'auto', 'enkpf', 'isotropic'}, default 'covariance'
+    kernel : {'auto', 'covariance', 'enkpf', 'isotropic'}, default 'auto'
         ``'covariance'``: kernel covariance ``h^2 C`` of the joint (x, y)
         ensemble with Liu-West shrinkage (see :class:`CovarianceKDE`); the
         mixture interpolates between an EnKF (h -> 1) and a particle filter
@@ -200,7 +200,7 @@ class DiffusionKDEFilter(EnsembleFilter):
        diffusion-based generative models; Lu, C. et al. (2022) DPM-Solver++.
     """
 
-    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='covariance', bandwidth='auto',
+    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='auto', bandwidth='auto',
                  sigma_x='auto', sigma_y='auto', ess_target=None, inflation='adaptive',
                  clusters=1, sampler=None, steps=None, sampler_options=None, rng=None,
                  vectorized=False, simulate=None):

@@ -303,10 +303,22 @@ def test_collapsed_ensemble_warns_and_carries_on(kernel):
 
 
 def test_far_observation_warns_and_stays_finite():
-    f = make(N=30); f.predict()
+    f = make(N=30, kernel='covariance'); f.predict()
     with pytest.warns(RuntimeWarning, match="underflows"):
         f.update(np.array([1e6]))
     assert np.all(np.isfinite(f.sigmas)) and f.ess == pytest.approx(1.0)
+
+
+def test_far_observation_with_the_default_falls_back_to_the_enkf():
+    # The default picks the EnKPF mixture for this unimodal ensemble; its
+    # weights only shrink towards uniform as g -> 1, so a far z gives the
+    # (finite, unweighted) EnKF update instead of a collapse.
+    f = make(N=30); f.predict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f.update(np.array([1e6]))
+    assert f.kernel_used == 'enkpf' and f.h == 1.0 and f.ess == pytest.approx(30)
+    assert np.all(np.isfinite(f.sigmas))
 
 
 def test_no_warning_for_ordinary_update():
@@ -319,5 +331,5 @@ def test_no_warning_for_ordinary_update():
 def test_repr_is_filterpy_style():
     r = repr(make())
     assert r.startswith("DiffusionKDEFilter object")
-    for label in ("dim_x = 2", "x = ", "P = ", "Q = ", "R = ", "sigmas = ", "sampler = None", "kernel = covariance"):
+    for label in ("dim_x = 2", "x = ", "P = ", "Q = ", "R = ", "sigmas = ", "sampler = None", "kernel = auto"):
         assert label in r
