@@ -49,9 +49,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--N', type=int, default=2000)
     ap.add_argument('--seeds', type=int, nargs='+', default=[100, 101, 102, 103, 104])
-    ap.add_argument('--kernel', default='covariance')
+    ap.add_argument('--kernel', default='auto', help="'auto' (the default), 'covariance', 'enkpf', ...")
     a = ap.parse_args(argv)
-    opts = {} if a.kernel == 'covariance' else {'kernel': a.kernel}
+    opts = {'kernel': a.kernel}
     print(f"N = {a.N}, 20 cycles, kernel = {a.kernel}")
     print(f"{'seed':>5} {'mean gap / sd (pos, vel)':>26} {'var ratio (pos, vel)':>22}")
     gaps, ratios = [], []

@@ -154,7 +154,9 @@ def _fx(x, dt):
 
 def make_filter(X0, hx_vec, sampler, seed, steps=None):
     N, d = X0.shape
-    return DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, hx_vec, _fx,
+    # The covariance kernel: every sampler draws from the same mixture (the
+    # default kernel='auto' would switch to the EnKPF mixture here).
+    return DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, hx_vec, _fx, kernel='covariance',
                               sampler=sampler, steps=steps, rng=seed, vectorized=True)
 
 
