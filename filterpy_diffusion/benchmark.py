@@ -433,17 +433,21 @@ class ScaledStd:
         return self.factor * _std_floored(np.asarray(a, dtype=float))
 
 
-def _dkf(problem, ensemble, seed, knob=None, **options):
-    if knob is not None:
-        raise ValueError("this DiffusionKDEFilter variant has no knob; use 'dkf-tuned' or omit knob")
+def _ensemble_filter(cls, problem, ensemble, seed, **options):
+    """``cls(x, P, dim_z, dt, N, hx, fx, rng=seed, vectorized=True, **options)`` holding ``ensemble``."""
     ens = np.array(ensemble, dtype=float)
-    f = DiffusionKDEFilter(ens.mean(axis=0), np.eye(problem.dim), problem.dim_z, _cycle_dt(problem),
-                           ens.shape[0], problem.hx, problem.fx, rng=seed, vectorized=True,
-                           **options)
+    f = cls(ens.mean(axis=0), np.eye(problem.dim), problem.dim_z, _cycle_dt(problem),
+            ens.shape[0], problem.hx, problem.fx, rng=seed, vectorized=True, **options)
     f.Q = np.array(problem.Q, dtype=float)
     f.R = np.array(problem.R, dtype=float)
     f.sigmas = ens
     return f
+
+
+def _dkf(problem, ensemble, seed, knob=None, **options):
+    if knob is not None:
+        raise ValueError("this DiffusionKDEFilter variant has no knob; use 'dkf-tuned' or omit knob")
+    return _ensemble_filter(DiffusionKDEFilter, problem, ensemble, seed, **options)
 
 
 def _dkf_tuned(problem, ensemble, seed, knob, **options):
@@ -463,14 +467,7 @@ def _enkf(problem, ensemble, seed, knob, **options):
 
 def _sir(problem, ensemble, seed, knob, **options):
     options.setdefault("resample_threshold", 1.0)
-    ens = np.array(ensemble, dtype=float)
-    f = ParticleFilter(ens.mean(axis=0), np.eye(problem.dim), problem.dim_z, _cycle_dt(problem),
-                       ens.shape[0], problem.hx, problem.fx, jitter=knob, rng=seed,
-                       vectorized=True, **options)
-    f.Q = np.array(problem.Q, dtype=float)
-    f.R = np.array(problem.R, dtype=float)
-    f.sigmas = ens
-    return f
+    return _ensemble_filter(ParticleFilter, problem, ensemble, seed, jitter=knob, **options)
 
 
 # hx that observe every state variable on its own: observation l is at variable l
@@ -511,14 +508,7 @@ def _local(cls, filter_name, problem, ensemble, seed, **options):
             f"{filter_name!r} ({cls.__name__}) is localized and needs a spatial grid, which "
             f"problem {problem.name!r} does not have. Supported problems (Lorenz-96, every "
             f"variable observed): {local_problems()}; pass them with --problems")
-    ens = np.array(ensemble, dtype=float)
-    f = cls(ens.mean(axis=0), np.eye(problem.dim), problem.dim_z, _cycle_dt(problem),
-            ens.shape[0], problem.hx, problem.fx, rng=seed, vectorized=True,
-            **{**layout, **options})
-    f.Q = np.array(problem.Q, dtype=float)
-    f.R = np.array(problem.R, dtype=float)
-    f.sigmas = ens
-    return f
+    return _ensemble_filter(cls, problem, ensemble, seed, **{**layout, **options})
 
 
 def _ldkf(problem, ensemble, seed, knob=None, **options):

@@ -70,10 +70,11 @@ def _lloyd(U, labels):
 
 
 def _gaussian_log_densities(U, labels):
-    """(N, 2) log of ``share_k N(u; mean_k, cov_k)`` of every row under each cluster's ML Gaussian."""
+    """(N, k) log of ``share_k N(u; mean_k, cov_k)`` of every row under each cluster's ML Gaussian."""
     N, D = U.shape
-    out = np.empty((N, 2))
-    for k in (0, 1):
+    ks = np.unique(labels)
+    out = np.empty((N, len(ks)))
+    for j, k in enumerate(ks):
         rows = labels == k
         mu = U[rows].mean(0)
         A = U[rows] - mu
@@ -81,7 +82,7 @@ def _gaussian_log_densities(U, labels):
         C += 1e-9 * max(np.trace(C) / D, 1e-300) * np.eye(D)
         L = np.linalg.cholesky(C)
         r = np.linalg.solve(L, (U - mu).T)
-        out[:, k] = (np.log(rows.mean()) - 0.5 * (np.einsum('ij,ij->j', r, r) + D * np.log(2 * np.pi))
+        out[:, j] = (np.log(rows.mean()) - 0.5 * (np.einsum('ij,ij->j', r, r) + D * np.log(2 * np.pi))
                      - np.sum(np.log(np.diag(L))))
     return out
 
@@ -142,20 +143,10 @@ def gaussian_bic(Z, labels):
     U = _reduced(as_ensemble(Z, "Z", min_rows=2))
     N, D = U.shape
     labels = np.asarray(labels)
-    ks = np.unique(labels)
-    per = np.full((len(ks), N), -np.inf)
-    for j, k in enumerate(ks):
-        rows = labels == k
-        mu = U[rows].mean(0)
-        A = U[rows] - mu
-        C = A.T @ A / rows.sum()
-        C += 1e-9 * max(np.trace(C) / D, 1e-300) * np.eye(D)
-        L = np.linalg.cholesky(C)
-        r = np.linalg.solve(L, (U - mu).T)
-        per[j] = (np.log(rows.mean()) - 0.5 * (np.einsum('ij,ij->j', r, r) + D * np.log(2 * np.pi))
-                  - np.sum(np.log(np.diag(L))))
-    loglik = float(np.sum(logsumexp(per, axis=0))) if len(ks) > 1 else float(per[0].sum())
-    params = len(ks) * (D + D * (D + 1) // 2) + len(ks) - 1
+    per = _gaussian_log_densities(U, labels)
+    loglik = float(np.sum(logsumexp(per, axis=1)))
+    k = per.shape[1]
+    params = k * (D + D * (D + 1) // 2) + k - 1
     return -2.0 * loglik + params * np.log(N)
 
 

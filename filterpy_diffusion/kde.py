@@ -44,6 +44,46 @@ class _ConditionalDensity:
         return self.conditional(z).score(x, _check_sigma(sigma))
 
 
+class _KernelWeights:
+    """``log_weights`` and ``weights`` from a class's ``log_kernel(z)``."""
+
+    def log_weights(self, z):
+        """Normalised log weights ``log w_i``, ndarray (N,)."""
+        lk = self.log_kernel(z)
+        return lk - logsumexp(lk)
+
+    def weights(self, z):
+        """Conditional component weights, ndarray (N,), summing to 1.
+
+        The log kernel can be ~1e8 in magnitude when a covariance is nearly
+        singular, so its rounding (~1e-8) survives the exponential; a final
+        division by the sum (of already log-normalised, non-underflowing
+        values) restores an exact probability vector.
+        """
+        w = np.exp(self.log_weights(z))
+        return w / w.sum()
+
+
+class _SharedCovarianceMixture:
+    """``conditional(z)``: components ``centres(z)``, weights ``log_kernel(z)``, covariance S.
+
+    S is given by ``S_eigvals`` and ``S_basis``; its eigenvalues are floored
+    at 1e-12 of the largest so that the density stays proper where S is
+    singular (the covariance kernel with N <= d, the EnKPF's rank-m kernel).
+    """
+
+    def conditional(self, z):
+        """``p(x | z)`` as a :class:`GaussianMixture` (cached per z; reset by ``set_bandwidth``)."""
+        z = as_vector(z, "z", self.dim_z)
+        key = z.tobytes()
+        if key != self._cache_key:
+            lam = self.S_eigvals
+            var = np.maximum(lam, 1e-12 * max(lam.max(), np.finfo(float).tiny))
+            self._mixture = GaussianMixture(self.centres(z), self.log_kernel(z), var, self.S_basis)
+            self._cache_key = key
+        return self._mixture
+
+
 class ConditionalKDE(_ConditionalDensity):
     """Gaussian-kernel KDE of (state, measurement) pairs, conditioned on z.
 
@@ -136,7 +176,7 @@ def _check_sigma(sigma):
     return sigma
 
 
-class CovarianceKDE(_ConditionalDensity):
+class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity):
     """Conditional KDE with a covariance-shaped kernel and Liu-West shrinkage.
 
     The joint (x, y) ensemble with mean ``mu`` and covariance ``C`` is
@@ -264,22 +304,6 @@ class CovarianceKDE(_ConditionalDensity):
         """Eigenvalues of the component covariance ``S = h^2 (Cxx - K Cyx)``, ndarray (d,)."""
         return self._posterior_eigvals * self.h ** 2
 
-    def log_weights(self, z):
-        """Normalised log weights ``log w_i``, ndarray (N,)."""
-        lk = self.log_kernel(z)
-        return lk - logsumexp(lk)
-
-    def weights(self, z):
-        """Conditional component weights, ndarray (N,), summing to 1.
-
-        The log kernel can be ~1e8 in magnitude when Cyy is nearly singular,
-        so its rounding (~1e-8) survives the exponential; a final division by
-        the sum (of already log-normalised, non-underflowing values) restores
-        an exact probability vector.
-        """
-        w = np.exp(self.log_weights(z))
-        return w / w.sum()
-
     def log_kernel(self, z):
         """Unnormalised log weights ``log N(z; c_i^y, h^2 Cyy)`` + const, ndarray (N,).
 
@@ -341,19 +365,6 @@ class CovarianceKDE(_ConditionalDensity):
         anomalies = (self.states - self.mean_x) - (self.measurements - self.mean_y) @ self.K.T
         return mean + self.a * anomalies
 
-    def conditional(self, z):
-        """``p(x | z)`` as a :class:`GaussianMixture` with covariance ``S`` (cached per z)."""
-        z = as_vector(z, "z", self.dim_z)
-        key = z.tobytes()
-        if key != self._cache_key:
-            lam = self.S_eigvals
-            # A floor keeps the density proper where S is singular (N <= d);
-            # every centre has the same coordinate there (see whitened()).
-            var = np.maximum(lam, 1e-12 * max(lam.max(), np.finfo(float).tiny))
-            self._mixture = GaussianMixture(self.centres(z), self.log_kernel(z), var, self.S_basis)
-            self._cache_key = key
-        return self._mixture
-
     def whitened(self, z):
         """The conditional in the kernel's whitened coordinates, for sampling.
 
@@ -379,7 +390,7 @@ def _solve_lower(L, b):
     return solve_triangular(L, b, lower=True)
 
 
-class ClusteredKDE:
+class ClusteredKDE(_KernelWeights):
     """Covariance-kernel KDE fitted cluster by cluster, with one bandwidth factor h.
 
     The joint ensemble is split by ``labels`` (e.g. from
@@ -467,16 +478,6 @@ class ClusteredKDE:
         """Log weights of the members at the current h (normalised), ndarray (N,)."""
         return self.log_kernel_at(z)(self.h)
 
-    def log_weights(self, z):
-        """Normalised log weights of the members, ndarray (N,)."""
-        lk = self.log_kernel(z)
-        return lk - logsumexp(lk)
-
-    def weights(self, z):
-        """Conditional weights of the members, ndarray (N,), summing to 1."""
-        w = np.exp(self.log_weights(z))
-        return w / w.sum()
-
     def cluster_log_weights(self, z):
         """``log W_c``, ndarray (n_clusters,), normalised."""
         lw = self._log_joint(z)
@@ -532,7 +533,7 @@ class ClusteredKDE:
         return sum(r[..., j, None] * s for j, s in enumerate(scores))
 
 
-class EnKPFDensity(_ConditionalDensity):
+class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity):
     """Conditional density of the ensemble Kalman particle filter with split factor ``g``.
 
     Frei and Kuensch (2013) split the likelihood ``N(z; h(x), R)`` into
@@ -673,16 +674,6 @@ class EnKPFDensity(_ConditionalDensity):
     def log_kernel(self, z):
         return self.log_kernel_at(z)(self.g)
 
-    def log_weights(self, z):
-        """Normalised log weights ``log a_i``, ndarray (N,)."""
-        lk = self.log_kernel(z)
-        return lk - logsumexp(lk)
-
-    def weights(self, z):
-        """Component weights, ndarray (N,), summing to 1."""
-        w = np.exp(self.log_weights(z))
-        return w / w.sum()
-
     def log_marginal(self, z):
         """``log p(z)`` under the EnKF-step Gaussian times the mixture's remaining evidence."""
         z = as_vector(z, "z", self.dim_z)
@@ -698,19 +689,3 @@ class EnKPFDensity(_ConditionalDensity):
     def centres(self, z):
         """Component means ``m_i``, ndarray (N, d)."""
         return self.states + (self._innovations(z) * self._c) @ self.G.T
-
-    def conditional(self, z):
-        """``p(x | z)`` as a :class:`GaussianMixture` (cached per z and g).
-
-        ``S`` has rank at most ``m``; a floor of ``1e-12`` of its largest
-        eigenvalue keeps the mixture proper in the other directions, where
-        every component keeps its own coordinate.
-        """
-        z = as_vector(z, "z", self.dim_z)
-        key = (z.tobytes(), self.g)
-        if key != self._cache_key:
-            lam = self.S_eigvals
-            var = np.maximum(lam, 1e-12 * max(lam.max(), np.finfo(float).tiny))
-            self._mixture = GaussianMixture(self.centres(z), self.log_kernel(z), var, self.S_basis)
-            self._cache_key = key
-        return self._mixture

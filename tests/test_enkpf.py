@@ -1,12 +1,12 @@
 """EnKPFDensity (likelihood-splitting kernel) and DiffusionKDEFilter(kernel='enkpf')."""
 import numpy as np
 import pytest
-from filterpy.kalman import KalmanFilter
 from hypothesis import given, strategies as st
 from scipy.stats import multivariate_normal
 
 from filterpy_diffusion import DiffusionKDEFilter
 from filterpy_diffusion.kde import EnKPFDensity
+from kalman_twin import F, H, Q, R, assert_close_to_kalman, run_with_kalman
 
 
 def gaussian_prior(rng, N, d, m, R_scale=0.5):
@@ -132,35 +132,17 @@ def test_bad_input_raises():
 
 # -- the filter ------------------------------------------------------------
 
-F = np.array([[1.0, 1.0], [0.0, 1.0]])
-H = np.array([[1.0, 0.0]])
-
-
 def linear_filter(N, seed, **kw):
     f = DiffusionKDEFilter(np.array([0.0, 1.0]), np.eye(2), 1, 1.0, N, lambda x: H @ x,
                            lambda x, dt: F @ x, rng=seed, kernel='enkpf', **kw)
-    f.R = np.array([[0.5]])
-    f.Q = np.eye(2) * 0.02
+    f.R, f.Q = R, Q
     return f
 
 
 @pytest.mark.parametrize("options", [dict(), dict(bandwidth=1.0, sampler='exact')])
 def test_enkpf_filter_matches_kalman_filter(options):
-    # As the covariance kernel's test: N = 400, 20 cycles, 0.22 sd and 25%.
     f = linear_filter(400, 21, **options)
-    kf = KalmanFilter(dim_x=2, dim_z=1)
-    kf.x, kf.P, kf.F, kf.H = np.array([0.0, 1.0]), np.eye(2), F, H
-    kf.R, kf.Q = np.array([[0.5]]), np.eye(2) * 0.02
-    rng = np.random.default_rng(22)
-    truth = np.array([0.0, 1.0])
-    for _ in range(20):
-        truth = F @ truth + rng.normal(size=2) * np.sqrt(0.02)
-        z = H @ truth + rng.normal(size=1) * np.sqrt(0.5)
-        f.predict(); f.update(z)
-        kf.predict(); kf.update(z)
-    sd = np.sqrt(np.diag(kf.P))
-    assert np.all(np.abs(f.x - kf.x) < 0.22 * sd), (f.x, kf.x, sd)
-    np.testing.assert_allclose(np.diag(f.P), np.diag(kf.P), rtol=0.25)
+    assert_close_to_kalman(f, run_with_kalman(f))
     assert 0 < f.h <= 1 and f.bandwidth_y.shape == (1,)
 
 
@@ -208,16 +190,4 @@ def test_auto_kernel_picks_enkpf_for_one_mode_and_covariance_for_two():
 def test_auto_kernel_matches_kalman_filter():
     f = linear_filter(400, 21)
     f.kernel = 'auto'
-    kf = KalmanFilter(dim_x=2, dim_z=1)
-    kf.x, kf.P, kf.F, kf.H = np.array([0.0, 1.0]), np.eye(2), F, H
-    kf.R, kf.Q = np.array([[0.5]]), np.eye(2) * 0.02
-    rng = np.random.default_rng(22)
-    truth = np.array([0.0, 1.0])
-    for _ in range(20):
-        truth = F @ truth + rng.normal(size=2) * np.sqrt(0.02)
-        z = H @ truth + rng.normal(size=1) * np.sqrt(0.5)
-        f.predict(); f.update(z)
-        kf.predict(); kf.update(z)
-    sd = np.sqrt(np.diag(kf.P))
-    assert np.all(np.abs(f.x - kf.x) < 0.22 * sd), (f.x, kf.x, sd)
-    np.testing.assert_allclose(np.diag(f.P), np.diag(kf.P), rtol=0.25)
+    assert_close_to_kalman(f, run_with_kalman(f))
