@@ -14,6 +14,7 @@ two-component mixture fitted by 2-means. It is deterministic (no random
 draws), so filters stay reproducible from their ``rng`` alone.
 """
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
 from ._validation import as_ensemble
@@ -29,6 +30,9 @@ MAX_AXES = 3
 #: of one Gaussian, cut through its mean, are 2.66 apart; a curved but
 #: unimodal ensemble (a Lorenz-63 lobe) is not much more.
 MIN_SEPARATION = 4.0
+#: 2-means splits at least this far apart are refined by classification EM
+#: (between the 2.66 of one Gaussian's halves and MIN_SEPARATION).
+REFINE_SEPARATION = 3.0
 
 
 def min_cluster_size(dim):
@@ -81,7 +85,7 @@ def _gaussian_log_densities(U, labels):
         C = A.T @ A / rows.sum()
         C += 1e-9 * max(np.trace(C) / D, 1e-300) * np.eye(D)
         L = np.linalg.cholesky(C)
-        r = np.linalg.solve(L, (U - mu).T)
+        r = solve_triangular(L, (U - mu).T, lower=True)
         out[:, j] = (np.log(rows.mean()) - 0.5 * (np.einsum('ij,ij->j', r, r) + D * np.log(2 * np.pi))
                      - np.sum(np.log(np.diag(L))))
     return out
@@ -111,22 +115,33 @@ def two_means(Z, n_axes=MAX_AXES):
     In coordinates scaled to unit standard deviation, Lloyd iterations start
     from (a) the row farthest from the mean and the row farthest from that
     one as seeds, and (b) the sign of the projection on each of the first
-    ``n_axes`` principal axes, each followed by a few classification-EM
-    steps with full covariances. 2-means has many local optima when one
+    ``n_axes`` principal axes; splits at least :data:`REFINE_SEPARATION`
+    apart get a few classification-EM steps with full covariances. 2-means has many local optima when one
     coordinate is bimodal and another merely noisy; :func:`split_ensemble`
     keeps the candidate with the best BIC.
     """
-    U = _standardised(as_ensemble(Z, "Z", min_rows=2))
+    Z = as_ensemble(Z, "Z", min_rows=2)
+    return _two_means(_standardised(Z), _reduced(Z), n_axes)
+
+
+def _two_means(U, R, n_axes=MAX_AXES):
     a = int(np.argmax(np.einsum('ij,ij->i', U, U)))
     b = int(np.argmax(np.einsum('ij,ij->i', U - U[a], U - U[a])))
     starts = [(np.einsum('ij,ij->i', U - U[b], U - U[b])
                < np.einsum('ij,ij->i', U - U[a], U - U[a])).astype(int)]
     _, _, Vt = np.linalg.svd(U, full_matrices=False)
     starts += [(U @ v > 0).astype(int) for v in Vt[:n_axes]]
-    R = _reduced(Z)
+    # Classification EM only where 2-means already finds separated halves:
+    # it fixes the few rows a straight cut misplaces between real modes, and
+    # would only wander (at 10 Gaussian fits) inside one mode.
+    return _distinct(_refine(R, lab) if _separation(R, lab) >= REFINE_SEPARATION else lab
+                     for lab in _distinct(_lloyd(U, s) for s in starts))
+
+
+def _distinct(partitions):
+    """The distinct two-cluster partitions, in order (labels and their swap are one)."""
     out = []
-    for start in starts:
-        labels = _refine(R, _lloyd(U, start))
+    for labels in partitions:
         if labels.max() > 0 and not any(np.array_equal(labels, o) or np.array_equal(labels, 1 - o)
                                         for o in out):
             out.append(labels)
@@ -140,10 +155,12 @@ def gaussian_bic(Z, labels):
     its weight is its share of the rows; ``log L`` is the mixture density of
     every row. Lower is better.
     """
-    U = _reduced(as_ensemble(Z, "Z", min_rows=2))
-    N, D = U.shape
-    labels = np.asarray(labels)
-    per = _gaussian_log_densities(U, labels)
+    return _bic(_reduced(as_ensemble(Z, "Z", min_rows=2)), np.asarray(labels))
+
+
+def _bic(R, labels):
+    N, D = R.shape
+    per = _gaussian_log_densities(R, labels)
     loglik = float(np.sum(logsumexp(per, axis=1)))
     k = per.shape[1]
     params = k * (D + D * (D + 1) // 2) + k - 1
@@ -152,11 +169,13 @@ def gaussian_bic(Z, labels):
 
 def separation(Z, labels):
     """Mahalanobis distance between the means of clusters 0 and 1, in the pooled within covariance."""
-    U = _reduced(as_ensemble(Z, "Z", min_rows=2))
-    labels = np.asarray(labels)
-    parts = [U[labels == k] for k in (0, 1)]
+    return _separation(_reduced(as_ensemble(Z, "Z", min_rows=2)), np.asarray(labels))
+
+
+def _separation(R, labels):
+    parts = [R[labels == k] for k in (0, 1)]
     diff = parts[0].mean(0) - parts[1].mean(0)
-    W = sum((P - P.mean(0)).T @ (P - P.mean(0)) for P in parts) / (len(U) - 2)
+    W = sum((P - P.mean(0)).T @ (P - P.mean(0)) for P in parts) / (len(R) - 2)
     W += 1e-9 * max(np.trace(W) / len(W), 1e-300) * np.eye(len(W))
     return float(np.sqrt(diff @ np.linalg.solve(W, diff)))
 
@@ -186,19 +205,23 @@ def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION):
             and clusters in (1, 2)):
         raise ValueError(f"clusters must be 'auto', 1 or 2, got {clusters!r}")
     N = len(Z)
-    if clusters == 1 or N < 2 * min_cluster_size(1):
-        return np.zeros(N, dtype=int)
-    D = _reduced(Z).shape[1]
     single = np.zeros(N, dtype=int)
+    if clusters == 1 or N < 2 * min_cluster_size(1):
+        return single
+    R = _reduced(Z)          # once: every criterion below works in this frame
+    D = R.shape[1]
     if N < 2 * min_cluster_size(D):
         return single
-    candidates = [lab for lab in two_means(Z)
+    candidates = [lab for lab in _two_means(_standardised(Z), R)
                   if np.bincount(lab, minlength=2).min() >= min_cluster_size(D)]
     if not candidates:
         return single
-    bic = [gaussian_bic(Z, lab) for lab in candidates]
-    best = candidates[int(np.argmin(bic))]
-    if clusters == 'auto' and (min(bic) >= gaussian_bic(Z, single)
-                               or separation(Z, best) < min_separation):
+    if clusters == 'auto':
+        separated = [_separation(R, lab) >= min_separation for lab in candidates]
+        if not any(separated):       # the best-BIC one cannot pass either: skip the BICs
+            return single
+    bic = [_bic(R, lab) for lab in candidates]
+    best = int(np.argmin(bic))
+    if clusters == 'auto' and (min(bic) >= _bic(R, single) or not separated[best]):
         return single
-    return best
+    return candidates[best]

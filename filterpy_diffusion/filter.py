@@ -198,6 +198,8 @@ class DiffusionKDEFilter(EnsembleFilter):
        inflation and its implementation with the LETKF. Mon. Wea. Rev. 139.
     .. [3] Karras, T. et al. (2022). Elucidating the design space of
        diffusion-based generative models; Lu, C. et al. (2022) DPM-Solver++.
+    .. [4] Frei, M., Kuensch, H. R. (2013). Bridging the ensemble Kalman and
+       particle filters. Biometrika 100 (the ``'enkpf'`` kernel).
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='auto', bandwidth='auto',
