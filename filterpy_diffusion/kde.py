@@ -555,9 +555,9 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
     is the stochastic EnKF (uniform weights, every member kept in place up to
     its Kalman shift); ``g -> 0`` is a particle filter. Unlike the shrunk
     covariance kernel of :class:`filterpy_diffusion.kde.CovarianceKDE`, the
-    members are never contracted towards the mean: the contraction happens only
-    where the observations reach, through the Kalman shift, so the structure of
-    unobserved directions survives (which is what lets the EnKF work in 40
+    members are never contracted towards the mean or redrawn: each moves by
+    its own Kalman shift, so whatever the forecast members carry beyond their
+    mean and covariance survives (which is what lets the EnKF work in 40
     dimensions with 50 members).
 
     Everything is diagonal in the frame where ``R = I`` and ``cov(p_i)`` is
