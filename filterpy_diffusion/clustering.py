@@ -46,17 +46,22 @@ def _standardised(Z):
     return (Z - Z.mean(axis=0)) / sd
 
 
-def _reduced(Z):
-    """Standardised rows in the span of their significant principal axes, (N, rank).
+def _frames(Z):
+    """Standardised rows ``U``, their principal axes ``Vt`` and ``U`` reduced to the significant ones.
 
     Measurements that are a linear function of the state (``hx = H x``)
     make the joint ensemble rank-deficient, and a likelihood with singular
-    covariances would reward any split; N <= D does the same.
+    covariances would reward any split; N <= D does the same. The reduced
+    rows, (N, rank), are where every likelihood here is evaluated.
     """
     U = _standardised(Z)
     _, sv, Vt = np.linalg.svd(U, full_matrices=False)
     keep = sv > 1e-6 * max(sv[0], np.finfo(float).tiny)
-    return U @ Vt[keep].T
+    return U, Vt, U @ Vt[keep].T
+
+
+def _reduced(Z):
+    return _frames(Z)[2]
 
 
 def _lloyd(U, labels):
@@ -120,16 +125,14 @@ def two_means(Z, n_axes=MAX_AXES):
     coordinate is bimodal and another merely noisy; :func:`split_ensemble`
     keeps the candidate with the best BIC.
     """
-    Z = as_ensemble(Z, "Z", min_rows=2)
-    return _two_means(_standardised(Z), _reduced(Z), n_axes)
+    return _two_means(*_frames(as_ensemble(Z, "Z", min_rows=2)), n_axes)
 
 
-def _two_means(U, R, n_axes=MAX_AXES):
+def _two_means(U, Vt, R, n_axes=MAX_AXES):
     a = int(np.argmax(np.einsum('ij,ij->i', U, U)))
     b = int(np.argmax(np.einsum('ij,ij->i', U - U[a], U - U[a])))
     starts = [(np.einsum('ij,ij->i', U - U[b], U - U[b])
                < np.einsum('ij,ij->i', U - U[a], U - U[a])).astype(int)]
-    _, _, Vt = np.linalg.svd(U, full_matrices=False)
     starts += [(U @ v > 0).astype(int) for v in Vt[:n_axes]]
     # Classification EM only where 2-means already finds separated halves:
     # it fixes the few rows a straight cut misplaces between real modes, and
@@ -208,11 +211,11 @@ def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION):
     single = np.zeros(N, dtype=int)
     if clusters == 1 or N < 2 * min_cluster_size(1):
         return single
-    R = _reduced(Z)          # once: every criterion below works in this frame
+    U, Vt, R = _frames(Z)    # once: every criterion below works in these frames
     D = R.shape[1]
     if N < 2 * min_cluster_size(D):
         return single
-    candidates = [lab for lab in _two_means(_standardised(Z), R)
+    candidates = [lab for lab in _two_means(U, Vt, R)
                   if np.bincount(lab, minlength=2).min() >= min_cluster_size(D)]
     if not candidates:
         return single

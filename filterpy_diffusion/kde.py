@@ -45,7 +45,18 @@ class _ConditionalDensity:
 
 
 class _KernelWeights:
-    """``log_weights`` and ``weights`` from a class's ``log_kernel(z)``."""
+    """``log_kernel``, ``log_weights`` and ``weights`` from a class's ``log_kernel_at(z)`` and ``h``."""
+
+    def log_kernel(self, z):
+        """Unnormalised log weights at the current bandwidth ``h``, ndarray (N,).
+
+        Cached per (z, h): weights, mixture, marginal and the filter's checks
+        all need it in one update.
+        """
+        key = (np.asarray(z, dtype=float).tobytes(), self.h)
+        if key != getattr(self, '_kernel_key', None):
+            self._kernel, self._kernel_key = self.log_kernel_at(z)(self.h), key
+        return self._kernel
 
     def log_weights(self, z):
         """Normalised log weights ``log w_i``, ndarray (N,)."""
@@ -297,22 +308,11 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         self.h = h
         self.a = np.sqrt(1.0 - h * h) if self.shrink else 1.0
         self._cache_key, self._mixture = None, None
-        self._kernel_key, self._kernel = None, None
 
     @property
     def S_eigvals(self):
         """Eigenvalues of the component covariance ``S = h^2 (Cxx - K Cyx)``, ndarray (d,)."""
         return self._posterior_eigvals * self.h ** 2
-
-    def log_kernel(self, z):
-        """Unnormalised log weights ``log N(z; c_i^y, h^2 Cyy)`` + const, ndarray (N,).
-
-        Cached per (z, h): weights, mixture and marginal all need it.
-        """
-        key = (np.asarray(z, dtype=float).tobytes(), self.h)
-        if key != self._kernel_key:
-            self._kernel, self._kernel_key = self.log_kernel_at(z)(self.h), key
-        return self._kernel
 
     def log_kernel_at(self, z):
         """A function ``h -> log N(z; c_i^y(h), h^2 Cyy) + const``, ndarray (N,).
@@ -473,10 +473,6 @@ class ClusteredKDE(_KernelWeights):
                 out[rows] = lw + lk - logsumexp(lk)
             return out
         return log_kernel
-
-    def log_kernel(self, z):
-        """Log weights of the members at the current h (normalised), ndarray (N,)."""
-        return self.log_kernel_at(z)(self.h)
 
     def cluster_log_weights(self, z):
         """``log W_c``, ndarray (n_clusters,), normalised."""
@@ -670,9 +666,6 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
             b, _, rho = self._coefficients(g)
             return -0.5 * D2 @ (rho / b ** 2)
         return log_kernel
-
-    def log_kernel(self, z):
-        return self.log_kernel_at(z)(self.g)
 
     def log_marginal(self, z):
         """``log p(z)`` under the EnKF-step Gaussian times the mixture's remaining evidence."""
