@@ -286,13 +286,13 @@ class DiffusionKDEFilter(EnsembleFilter):
         return float(np.clip(lam, 0.5, 10.0))
 
     def _choose_kernel(self, X, hz, Y):
-        """The kernel of this update: ``kernel``, or for 'auto' by the shape of the ensemble."""
+        """The kernel of this update and, for 'auto', the labels of its mode test (else None)."""
         if self.kernel != 'auto':
-            return self.kernel
+            return self.kernel, None
         if hz is None:
-            return 'covariance'          # a simulator: no R to split
-        multimodal = split_ensemble(np.hstack([X, hz]), 'auto').max() > 0
-        return 'covariance' if multimodal else 'enkpf'
+            return 'covariance', None    # a simulator: no R to split
+        labels = split_ensemble(np.hstack([X, hz]), 'auto')
+        return ('covariance' if labels.max() > 0 else 'enkpf'), labels
 
     def _sampler_for(self, kernel):
         if self.sampler is not None:
@@ -302,10 +302,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         # EnKF does; the ODE's noise-to-sample map does not.
         return 'exact' if kernel == 'enkpf' else 'ode'
 
-    def _labels(self, kernel, X, hz, Y):
-        """Cluster of every member (all 0 unless the covariance kernel splits the ensemble)."""
+    def _labels(self, kernel, X, hz, Y, tested=None):
+        """Cluster of every member (all 0 unless the covariance kernel splits the ensemble).
+
+        ``tested``: labels the 'auto' kernel's mode test already computed on
+        the same ensemble, reused for ``clusters='auto'``.
+        """
         if kernel != 'covariance':
             return np.zeros(self.N, dtype=int)
+        if tested is not None and _is_auto(self.clusters):
+            return tested
         return split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters)
 
     def _kde(self, kernel, X, hz, Y, z, R, labels):
@@ -352,9 +358,9 @@ class DiffusionKDEFilter(EnsembleFilter):
     def _analysis(self, z, R):
         X = self._checked_sigmas()
         hz, Y = self._measurements(X, R)
-        kernel = self._choose_kernel(X, hz, Y)
+        kernel, tested = self._choose_kernel(X, hz, Y)
         sampler = self._sampler_for(kernel)
-        labels = self._labels(kernel, X, hz, Y)
+        labels = self._labels(kernel, X, hz, Y, tested)
         lam_post = self.inflation_mean
         if self.inflation == 'adaptive':
             lam_post = self._adaptive_lambda(hz, Y, z, R)
