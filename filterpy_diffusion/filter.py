@@ -32,6 +32,10 @@ ESS_TARGET = 0.5
 #: The same for kernel='enkpf' (chosen on the tuning seeds 0-2 among
 #: 0.5, 0.7, 0.9: in 20-40 observed dimensions any weighting costs accuracy).
 ENKPF_ESS_TARGET = 0.9
+#: kernel='enkpf' with bandwidth='auto' keeps g = 1 (the EnKF) unless the
+#: forecast's predicted measurements fail a normality test at this level
+#: (:meth:`EnKPFDensity.normality_pvalue`).
+GAUSSIAN_ALPHA = 0.01
 #: Search interval of the automatic bandwidth factor.
 H_RANGE = (1e-3, 0.999)
 
@@ -88,8 +92,11 @@ class DiffusionKDEFilter(EnsembleFilter):
         The kernel's factor h (the split factor g for ``'enkpf'``, where
         h = 1 is allowed; (0, 1) otherwise). ``'auto'`` picks, at every
         update, the smallest h whose conditional weights keep an effective
-        sample size of at least ``ess_target * N`` (bisection in log h). A
-        callable gets ``(states, measurements)`` and returns h.
+        sample size of at least ``ess_target * N`` (bisection in log h).
+        For ``'enkpf'``, ``'auto'`` first tests the predicted measurements
+        for normality (:meth:`EnKPFDensity.normality_pvalue`, level
+        :data:`GAUSSIAN_ALPHA`) and keeps g = 1, the EnKF, unless they fail
+        it. A callable gets ``(states, measurements)`` and returns h.
     sigma_x, sigma_y : 'auto', 'scott', 'silverman', float, ndarray or callable, default 'auto'
         Bandwidths of the isotropic kernel. A rule scales each coordinate's
         ensemble standard deviation by the rule's factor for the joint
@@ -331,7 +338,14 @@ class DiffusionKDEFilter(EnsembleFilter):
             else:
                 kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz), H_RANGE[1]
             spec = self.bandwidth
-            if spec == 'auto':
+            if spec == 'auto' and kernel == 'enkpf' and kde.normality_pvalue() > GAUSSIAN_ALPHA:
+                # No detectable departure from Gaussian along any informative
+                # direction: the EnKF (g = 1) is the right update there, and
+                # weighting N members in many observed dimensions only adds
+                # noise (l96-40, N = 50, tuning seeds 0-2: RMSE 0.300 with the
+                # ESS target alone, 0.230 with this test).
+                h = 1.0
+            elif spec == 'auto':
                 h = select_by_ess(kde.log_kernel_at(z), target, H_RANGE[0], hi)
             elif isinstance(spec, str):
                 h = min(rule_factor(spec, self.N, joint), hi)

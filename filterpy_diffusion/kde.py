@@ -23,9 +23,16 @@ Liu-West shrunk), :class:`ClusteredKDE` (the same, fitted per cluster) and
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
+from scipy.stats import normaltest
 
 from ._validation import as_bandwidth, as_covariance, as_ensemble, as_vector
 from .mixture import GaussianMixture, logsumexp
+
+#: EnKPFDensity.normality_pvalue tests directions whose forecast variance is at
+#: least this multiple of the (whitened) noise variance.
+MIN_INFORMATIVE_LAM = 0.1
+#: scipy's kurtosis test needs at least 20 samples.
+MIN_NORMALTEST_N = 20
 
 
 class _ConditionalDensity:
@@ -682,3 +689,21 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
     def centres(self, z):
         """Component means ``m_i``, ndarray (N, d)."""
         return self.states + (self._innovations(z) * self._c) @ self.G.T
+
+    def normality_pvalue(self, min_lam=MIN_INFORMATIVE_LAM):
+        """Bonferroni p-value that the predicted measurements are Gaussian, float in [0, 1].
+
+        D'Agostino-Pearson tests (``scipy.stats.normaltest``: skewness and
+        kurtosis) of ``hx(x_i)`` along each direction of the frame where
+        ``R = I`` and ``cov(hx(x_i))`` is diagonal, kept only where the
+        forecast variance is at least ``min_lam`` times the noise variance:
+        elsewhere the weights hardly vary. The smallest p-value times the
+        number of tests (at most 1). 1 when N < 20 (too few members for the
+        kurtosis test) or no direction is informative.
+        """
+        keep = self.lam >= min_lam
+        if self.N < MIN_NORMALTEST_N or not keep.any():
+            return 1.0
+        W = self._frame(self.predictions - self._mean_p)[:, keep]
+        p = normaltest(W, axis=0).pvalue
+        return float(min(1.0, np.nanmin(p) * keep.sum())) if np.isfinite(p).any() else 1.0

@@ -130,6 +130,44 @@ def test_bad_input_raises():
         EnKPFDensity(X, X, np.zeros((2, 2)))
 
 
+# -- the normality test behind bandwidth='auto' -----------------------------
+
+def test_normality_pvalue_keeps_its_level_on_gaussian_forecasts():
+    rejected = 0
+    for seed in range(300):
+        X, P, _, _, R = gaussian_prior(np.random.default_rng(seed), 50, 4, 3, R_scale=0.05)
+        p = EnKPFDensity(X, P, R).normality_pvalue()
+        assert 0.0 <= p <= 1.0
+        rejected += p <= 0.01
+    assert rejected <= 9    # Binomial(300, 0.01) exceeds 9 with probability < 0.001
+
+
+def test_normality_pvalue_detects_skewed_forecasts_in_informative_directions():
+    detected = 0
+    for seed in range(50):
+        X = np.random.default_rng(seed).normal(size=(100, 2))
+        detected += EnKPFDensity(X, np.exp(X), 0.01 * np.eye(2)).normality_pvalue() <= 0.01
+    assert detected >= 48
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    # Forecast variance far below the noise: no informative direction to test.
+    assert EnKPFDensity(X, np.exp(X), 1e3 * np.eye(2)).normality_pvalue() == 1.0
+    # Too few members for the kurtosis test.
+    assert EnKPFDensity(X[:19], np.exp(X[:19]), 0.01 * np.eye(2)).normality_pvalue() == 1.0
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_normality_pvalue_ignores_measurement_units_and_member_order(seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(40, 3))
+    P = np.c_[np.exp(0.5 * X[:, 0]), X[:, 1] + 0.3 * X[:, 2] ** 2]
+    R = 0.05 * np.eye(2)
+    A = rng.normal(size=(2, 2)) + 3 * np.eye(2)
+    order = rng.permutation(40)
+    p = EnKPFDensity(X, P, R).normality_pvalue()
+    assert EnKPFDensity(X, P @ A.T, A @ R @ A.T).normality_pvalue() == pytest.approx(p, rel=1e-6, abs=1e-12)
+    assert EnKPFDensity(X[order], P[order], R).normality_pvalue() == pytest.approx(p, rel=1e-6, abs=1e-12)
+
+
 # -- the filter ------------------------------------------------------------
 
 def linear_filter(N, seed, **kw):
@@ -164,6 +202,20 @@ def test_enkpf_filter_is_reproducible():
             f.predict(); f.update(np.array(z))
         runs.append(f.sigmas.copy())
     assert np.array_equal(*runs)
+
+
+def test_auto_g_is_the_enkf_for_gaussian_forecasts_and_below_one_for_skewed_ones():
+    f = linear_filter(100, 3)
+    gs = []
+    for z in np.linspace(0.0, 3.0, 20):
+        f.predict(); f.update(np.array([z]))
+        gs.append(f.h)
+    assert np.mean(np.array(gs) == 1.0) >= 0.9
+    s = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 100, np.exp, lambda x, dt: x,
+                           rng=2, kernel='enkpf', vectorized=True)
+    s.R = np.array([[0.01]])
+    s.update(np.array([1.0]))
+    assert s.h < 1.0 and s.ess >= 0.9 * 100 * (1 - 1e-6)
 
 
 # -- kernel='auto' ---------------------------------------------------------
