@@ -154,10 +154,11 @@ def _fx(x, dt):
 
 def make_filter(X0, hx_vec, sampler, seed, steps=None):
     N, d = X0.shape
-    # The covariance kernel: every sampler draws from the same mixture (the
-    # default kernel='auto' would switch to the EnKPF mixture here).
+    # The covariance kernel, unsplit: every sampler draws from the same
+    # mixture (the default kernel='auto' would switch to the EnKPF mixture
+    # here, and clusters='auto' would add the split test's cost).
     return DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, hx_vec, _fx, kernel='covariance',
-                              sampler=sampler, steps=steps, rng=seed, vectorized=True)
+                              clusters=1, sampler=sampler, steps=steps, rng=seed, vectorized=True)
 
 
 # -- the published reference: solve_ivp over the flattened ensemble ----------

@@ -58,10 +58,11 @@ tuning grid).
 
 * ``dkf*``: :class:`~filterpy_diffusion.DiffusionKDEFilter` with the
   vectorized model and measurement operator (``vectorized=True``). ``dkf``
-  is the default (``kernel='auto'``); ``dkf-cov``, ``dkf-enkpf`` fix one
-  kernel; ``dkf-clustered`` is the covariance kernel with
-  ``clusters='auto'``; ``dkf-ode``, ``dkf-sde``, ``dkf-exact`` are the
-  covariance kernel with each sampler.
+  is the default (``kernel='auto'``, ``clusters='auto'``); ``dkf-cov``
+  (unsplit, ``clusters=1``), ``dkf-enkpf`` fix one kernel;
+  ``dkf-clustered`` is the covariance kernel with ``clusters='auto'``;
+  ``dkf-ode``, ``dkf-sde``, ``dkf-exact`` are the unsplit covariance
+  kernel with each sampler.
 * ``dkf-tuned``: ``sigma_x`` and ``sigma_y`` are callables giving the knob
   times each coordinate's ensemble standard deviation (:class:`ScaledStd`).
 * ``enkf``: filterpy's ``EnsembleKalmanFilter`` (see :class:`EnKFRunner`).
@@ -561,17 +562,21 @@ def _has_grid_layout(problem):
 FILTERS = {
     "dkf": FilterEntry(_dkf),
     # the covariance kernel with each sampler
-    "dkf-ode": FilterEntry(_dkf, options=(("kernel", "covariance"), ("sampler", "ode"))),
-    "dkf-sde": FilterEntry(_dkf, options=(("kernel", "covariance"), ("sampler", "sde"))),
-    "dkf-exact": FilterEntry(_dkf, options=(("kernel", "covariance"), ("sampler", "exact"))),
+    "dkf-ode": FilterEntry(_dkf, options=(("kernel", "covariance"), ("clusters", 1),
+                                                ("sampler", "ode"))),
+    "dkf-sde": FilterEntry(_dkf, options=(("kernel", "covariance"), ("clusters", 1),
+                                                ("sampler", "sde"))),
+    "dkf-exact": FilterEntry(_dkf, options=(("kernel", "covariance"), ("clusters", 1),
+                                                ("sampler", "exact"))),
     "dkf-iso": FilterEntry(_dkf, options=(("kernel", "isotropic"),)),
-    "dkf-cov": FilterEntry(_dkf, options=(("kernel", "covariance"),)),
+    "dkf-cov": FilterEntry(_dkf, options=(("kernel", "covariance"), ("clusters", 1))),
     "dkf-enkpf": FilterEntry(_dkf, options=(("kernel", "enkpf"),)),
     "dkf-clustered": FilterEntry(_dkf, options=(("kernel", "covariance"), ("clusters", "auto"))),
     # the published method: isotropic kernel, bandwidth factor tuned per problem
     "dkf-tuned": FilterEntry(_dkf_tuned, BANDWIDTH_FACTORS, options=(("kernel", "isotropic"),),
                              knob_name="bandwidth factor"),
-    "dkf-cov-tuned": FilterEntry(_dkf_tuned, BANDWIDTH_FACTORS, options=(("kernel", "covariance"),),
+    "dkf-cov-tuned": FilterEntry(_dkf_tuned, BANDWIDTH_FACTORS,
+                                 options=(("kernel", "covariance"), ("clusters", 1)),
                                  knob_name="h"),
     "enkf": FilterEntry(_enkf, INFLATION_FACTORS, knob_name="inflation"),
     "sir": FilterEntry(_sir, JITTERS, knob_name="jitter"),

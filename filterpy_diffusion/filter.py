@@ -116,15 +116,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``d = z - mean(hx(x_i))``, and smooths it in time with a Gaussian
         prior (Miyoshi 2011), never below 1. A float is a fixed ``f``;
         None or 1.0 turns inflation off.
-    clusters : 1, 2 or 'auto', default 1
-        Covariance kernel only. ``'auto'`` splits the joint ensemble
+    clusters : 1, 2 or 'auto', default 'auto'
+        Splits the covariance kernel (chosen, or picked by ``kernel='auto'``;
+        the other kernels are never split). ``'auto'`` splits the joint ensemble
         ``(x_i, hx(x_i))`` into two clusters when it has two well-separated
         modes (:func:`filterpy_diffusion.clustering.split_ensemble`), and
         fits the kernel, gain, shrinkage and inflation per cluster
-        (:class:`ClusteredKDE`); 2 splits whenever the cluster sizes allow;
-        1 never splits. Off by default: it helps a mirror-symmetric bimodal
-        posterior (toy-abs) and hurts Lorenz-63 seen through ``z`` (see the
-        README).
+        (:class:`ClusteredKDE`). Mass moves between the clusters only when
+        their evidence differs by more than
+        :data:`~filterpy_diffusion.kde.EVIDENCE_THRESHOLD` standard errors.
+        2 splits whenever the cluster sizes allow; 1 never splits.
     sampler : {'ode', 'sde', 'exact'} or None, default None
         How the analysis ensemble is drawn from the conditional KDE: the
         probability-flow ODE, the reverse SDE, or exact mixture sampling
@@ -211,7 +212,7 @@ class DiffusionKDEFilter(EnsembleFilter):
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='auto', bandwidth='auto',
                  sigma_x='auto', sigma_y='auto', ess_target=None, inflation='adaptive',
-                 clusters=1, sampler=None, steps=None, sampler_options=None, rng=None,
+                 clusters='auto', sampler=None, steps=None, sampler_options=None, rng=None,
                  vectorized=False, simulate=None):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
@@ -237,9 +238,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         if not (_is_auto(clusters) or (isinstance(clusters, numbers.Integral)
                                         and not isinstance(clusters, bool) and clusters in (1, 2))):
             raise ValueError(f"clusters must be 'auto', 1 or 2, got {clusters!r}")
-        if kernel in ('isotropic', 'enkpf') and clusters != 1:
-            raise ValueError(f"clusters splits the covariance kernel; use clusters=1 with "
-                             f"kernel={kernel!r}")
+        if kernel in ('isotropic', 'enkpf') and clusters == 2:
+            raise ValueError(f"clusters splits the covariance kernel; use clusters=1 or 'auto' "
+                             f"with kernel={kernel!r}")
         if not (inflation is None or inflation == 'adaptive'
                 or (isinstance(inflation, numbers.Real) and inflation >= 1)):
             raise ValueError(f"inflation must be 'adaptive', None or a float >= 1, got {inflation!r}")

@@ -28,6 +28,10 @@ from scipy.stats import normaltest
 from ._validation import as_bandwidth, as_covariance, as_ensemble, as_vector
 from .mixture import GaussianMixture, logsumexp
 
+#: ClusteredKDE ignores cluster log-evidence differences below this many
+#: standard errors (chosen on tuning seeds 0-2 of toy-abs and l63-z among
+#: 1, 3, 5, 10 and infinity: 10 scored as well as never moving mass).
+EVIDENCE_THRESHOLD = 10.0
 #: EnKPFDensity.normality_pvalue tests directions whose forecast variance is at
 #: least this multiple of the (whitened) noise variance.
 MIN_INFORMATIVE_LAM = 0.1
@@ -429,6 +433,15 @@ class ClusteredKDE(_KernelWeights):
         Cluster of each member; every cluster needs at least 2 members.
     R, predictions, shrink
         As :class:`CovarianceKDE`, applied within each cluster.
+    shrink_evidence : bool, default True
+        Shrink the clusters' log-evidence differences by their sampling
+        variance before weighting (False: the raw Gaussian evidence).
+    evidence_threshold : float >= 0, default :data:`EVIDENCE_THRESHOLD`
+        With ``shrink_evidence``, log-evidence differences smaller than this
+        many standard errors (delta method on the cluster means) are
+        ignored and larger ones shrunk: cluster masses move only when the
+        observation tells the clusters apart beyond the noise of the
+        ensemble's own estimate. 1 is positive-part James-Stein.
 
     Attributes
     ----------
@@ -439,10 +452,14 @@ class ClusteredKDE(_KernelWeights):
     """
 
     def __init__(self, states, measurements, h, labels, R=None, predictions=None, shrink=True,
-                 shrink_evidence=True):
+                 shrink_evidence=True, evidence_threshold=EVIDENCE_THRESHOLD):
         X = as_ensemble(states, "states", min_rows=2)
         Y = as_ensemble(measurements, "measurements", min_rows=2)
         self.shrink_evidence = bool(shrink_evidence)
+        if not np.isfinite(evidence_threshold) or evidence_threshold < 0:
+            raise ValueError(f"evidence_threshold must be a finite number >= 0 (standard errors), "
+                             f"got {evidence_threshold!r}")
+        self.evidence_threshold = float(evidence_threshold)
         labels = np.asarray(labels)
         if labels.shape != (len(X),):
             raise ValueError(f"labels must have shape ({len(X)},) (one per member), got {labels.shape}")
@@ -490,15 +507,18 @@ class ClusteredKDE(_KernelWeights):
         ell = np.array([p.log_evidence(z) for p in self.parts])
         if self.shrink_evidence and len(ell) > 1:
             # Positive-part James-Stein shrinkage of each cluster's deviation
-            # from the mean log evidence, by its sampling variance: a
-            # difference within the noise of the cluster means does not
-            # move members between clusters.
+            # from the mean log evidence, by t^2 times its sampling variance:
+            # a difference within t standard errors of the cluster means
+            # does not move members between clusters. t = 1 (plain
+            # James-Stein) still let the masses of mirror-image modes drift
+            # (toy-abs W2 1.04 at N = 50 against 0.40 at t = 10, tuning seeds).
             k = len(ell)
             se2 = np.array([p.log_evidence_var(z) for p in self.parts])
             var = se2 * (1 - 2 / k) + se2.sum() / k ** 2
             dev = ell - ell.mean()
+            t2 = self.evidence_threshold ** 2
             with np.errstate(divide='ignore', invalid='ignore'):
-                factor = np.where(dev != 0, np.maximum(0.0, 1 - var / dev ** 2), 0.0)
+                factor = np.where(dev != 0, np.maximum(0.0, 1 - t2 * var / dev ** 2), 0.0)
             ell = ell.mean() + factor * dev
         return np.array([np.log(len(rows) / self.N) for rows in self.members]) + ell
 

@@ -195,7 +195,8 @@ def test_parse_filter_spec():
     assert s.name == "dkf" and not s.tuned
     assert s.options == {"kernel": "isotropic", "steps": 8,
                          "sampler_options": {"solver": "heun", "rho": 5.0}}
-    assert parse_filter_spec("dkf-exact").options == {"kernel": "covariance", "sampler": "exact"}
+    assert parse_filter_spec("dkf-exact").options == {"kernel": "covariance", "clusters": 1,
+                                                      "sampler": "exact"}
     fixed = parse_filter_spec("enkf:knob=1.05")
     assert fixed.fixed_knob == 1.05 and not fixed.tuned
     assert parse_filter_spec("sir:grid=(0.0, 0.3)").grid == (0.0, 0.3)

@@ -182,6 +182,27 @@ def test_evidence_shrinkage_ignores_noise_and_keeps_real_differences():
     assert np.exp(kde.cluster_log_weights(np.array([1.0])))[0] > 0.999
 
 
+def test_evidence_threshold_ignores_differences_within_t_standard_errors():
+    rng = np.random.default_rng(14)
+    X = np.r_[rng.normal(1.0, 0.15, 40), rng.normal(-1.0, 0.15, 40)][:, None]
+    labels = np.r_[np.zeros(40, int), np.ones(40, int)]
+    HX, R, z = np.abs(X), np.array([[0.01]]), np.array([0.75])
+
+    def weight0(**kw):
+        kde = ClusteredKDE(X, HX, 0.5, labels, R=R, predictions=HX, **kw)
+        return np.exp(kde.cluster_log_weights(z))[0], kde
+    raw, kde = weight0(shrink_evidence=False)
+    ell = [p.log_evidence(z) for p in kde.parts]
+    ratio = abs(ell[0] - ell[1]) / np.sqrt(sum(p.log_evidence_var(z) for p in kde.parts))
+    assert raw != pytest.approx(0.5, abs=1e-3)
+    # Within t standard errors: the shares, here equal.
+    assert weight0(evidence_threshold=1.01 * ratio)[0] == pytest.approx(0.5, abs=1e-12)
+    # Beyond: part of the way from the shares to the raw evidence.
+    w = weight0(evidence_threshold=0.5 * ratio)[0]
+    assert min(0.5, raw) < w < max(0.5, raw)
+    assert weight0(evidence_threshold=0.0)[0] == pytest.approx(raw, rel=1e-12)
+
+
 def test_clustered_kde_validates_labels():
     X = np.random.default_rng(11).normal(size=(10, 2))
     with pytest.raises(ValueError, match="labels must have shape"):
@@ -245,4 +266,11 @@ def test_clusters_option_is_validated():
     with pytest.raises(ValueError, match="clusters must be"):
         abs_filter(20, 0, 3)
     with pytest.raises(ValueError, match="isotropic"):
-        abs_filter(20, 0, 'auto', kernel='isotropic')
+        abs_filter(20, 0, 2, kernel='isotropic')
+    # 'auto' (the default) splits only the covariance kernel.
+    f = abs_filter(40, 0, 'auto', kernel='isotropic')
+    f.update(np.array([1.0]))
+    assert f.n_clusters == 1
+    with pytest.raises(ValueError, match="evidence_threshold"):
+        ClusteredKDE(np.zeros((4, 1)) + np.arange(4)[:, None], np.arange(4.0)[:, None], 0.5,
+                     np.r_[0, 0, 1, 1], evidence_threshold=-1.0)
