@@ -18,7 +18,7 @@ from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
 from .clustering import split_ensemble
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
-from .kde import ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity
+from .kde import EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity
 from .resampling import systematic_resample
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
@@ -126,6 +126,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         their evidence differs by more than
         :data:`~filterpy_diffusion.kde.EVIDENCE_THRESHOLD` standard errors.
         2 splits whenever the cluster sizes allow; 1 never splits.
+    evidence_threshold : float >= 0, default 10
+        Standard errors by which the clusters' log evidence must differ
+        before mass moves between them (:class:`ClusteredKDE`); 1 is plain
+        James-Stein shrinkage.
     sampler : {'ode', 'sde', 'exact'} or None, default None
         How the analysis ensemble is drawn from the conditional KDE: the
         probability-flow ODE, the reverse SDE, or exact mixture sampling
@@ -212,8 +216,8 @@ class DiffusionKDEFilter(EnsembleFilter):
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='auto', bandwidth='auto',
                  sigma_x='auto', sigma_y='auto', ess_target=None, inflation='adaptive',
-                 clusters='auto', sampler=None, steps=None, sampler_options=None, rng=None,
-                 vectorized=False, simulate=None):
+                 clusters='auto', evidence_threshold=EVIDENCE_THRESHOLD, sampler=None, steps=None,
+                 sampler_options=None, rng=None, vectorized=False, simulate=None):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if sampler is not None and sampler not in SAMPLERS:
@@ -251,6 +255,11 @@ class DiffusionKDEFilter(EnsembleFilter):
         self.ess_target = None if ess_target is None else float(ess_target)
         self.inflation = inflation
         self.clusters = clusters
+        if not (isinstance(evidence_threshold, numbers.Real) and np.isfinite(evidence_threshold)
+                and evidence_threshold >= 0):
+            raise ValueError(f"evidence_threshold must be a finite number >= 0 (standard "
+                             f"errors), got {evidence_threshold!r}")
+        self.evidence_threshold = float(evidence_threshold)
         self.n_clusters = 1
         self.kernel_used = None
         self.sampler = sampler
@@ -335,7 +344,8 @@ class DiffusionKDEFilter(EnsembleFilter):
                 # g = 1 is the EnKF itself and allowed; the shrunk kernel needs h < 1.
                 kde, hi = EnKPFDensity(X, hz, R, 1.0), 1.0
             elif labels.max() > 0:
-                kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz), H_RANGE[1]
+                kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz,
+                                       evidence_threshold=self.evidence_threshold), H_RANGE[1]
             else:
                 kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz), H_RANGE[1]
             spec = self.bandwidth

@@ -262,6 +262,24 @@ def test_clustered_filter_is_reproducible_and_leaves_inputs_alone(sampler):
     assert np.array_equal(runs[0], runs[1])
 
 
+def test_evidence_threshold_of_the_filter_holds_mirror_modes_in_balance():
+    # Mirror-image modes seen through |x|: with an unreachable threshold the
+    # two modes keep exactly their shares; with none (t = 0) the sampling
+    # noise of the cluster evidence moves members between them.
+    def positive_share(t):
+        f = abs_filter(60, 15, 'auto', evidence_threshold=t, sampler='exact')
+        shares = []
+        for z in (1.1, 0.9, 1.0, 1.2, 0.95, 1.05):
+            f.predict(); f.update(np.array([z]))
+            assert f.n_clusters == 2
+            shares.append((f.sigmas[:, 0] > 0).mean())
+        return np.array(shares)
+    assert np.all(positive_share(1e6) == 0.5)
+    assert np.any(positive_share(0.0) != 0.5)
+    with pytest.raises(ValueError, match="evidence_threshold"):
+        abs_filter(20, 0, 'auto', evidence_threshold=float('nan'))
+
+
 def test_clusters_option_is_validated():
     with pytest.raises(ValueError, match="clusters must be"):
         abs_filter(20, 0, 3)
