@@ -78,22 +78,62 @@ def _lloyd(U, labels):
     return labels
 
 
-def _gaussian_log_densities(U, labels):
-    """(N, k) log of ``share_k N(u; mean_k, cov_k)`` of every row under each cluster's ML Gaussian."""
+def _gaussian_log_densities(U, labels, held_out=False):
+    """(N, k) log of ``share_k N(u; mean_k, cov_k)`` of every row under each cluster's ML Gaussian.
+
+    With ``held_out`` also the (N, k) densities where each row's own
+    cluster is fitted without it (shares of the other N - 1 rows): a
+    rank-one downdate, with ``q`` the row's Mahalanobis distance squared in
+    its cluster of ``n`` and ``t = 1 - q / (n - 1)``, of distance squared
+    ``n q / ((n - 1) t)`` and log-determinant ``log det C + D log(n / (n - 1)) + log t``.
+    """
     N, D = U.shape
     ks = np.unique(labels)
     out = np.empty((N, len(ks)))
+    loo = np.empty((N, len(ks))) if held_out else None
     for j, k in enumerate(ks):
         rows = labels == k
+        n = rows.sum()
         mu = U[rows].mean(0)
         A = U[rows] - mu
-        C = A.T @ A / rows.sum()
+        C = A.T @ A / n
         C += 1e-9 * max(np.trace(C) / D, 1e-300) * np.eye(D)
         L = np.linalg.cholesky(C)
         r = solve_triangular(L, (U - mu).T, lower=True)
-        out[:, j] = (np.log(rows.mean()) - 0.5 * (np.einsum('ij,ij->j', r, r) + D * np.log(2 * np.pi))
-                     - np.sum(np.log(np.diag(L))))
-    return out
+        q = np.einsum('ij,ij->j', r, r)
+        logdet = 2 * np.sum(np.log(np.diag(L)))
+        out[:, j] = np.log(n / N) - 0.5 * (q + D * np.log(2 * np.pi) + logdet)
+        if held_out:
+            loo[:, j] = out[:, j] + np.log(N / (N - 1))
+            t = np.maximum(1 - q[rows] / (n - 1), 1e-300)
+            loo[rows, j] = (np.log((n - 1) / (N - 1))
+                            - 0.5 * (n * q[rows] / ((n - 1) * t) + D * np.log(2 * np.pi)
+                                     + logdet + D * np.log(n / (n - 1)) + np.log(t)))
+    return (out, loo) if held_out else out
+
+
+def _polish(R, labels, iters=10):
+    """Move rows to the cluster they are likelier in when left out of their own, while the BIC drops.
+
+    A row that every cut puts in the wrong cluster pulls that cluster's ML
+    covariance towards itself (most in small clusters), so classification
+    EM keeps it there; judged by its cluster fitted without it, it goes
+    back. Steps that do not lower the BIC, or leave a cluster too small,
+    are not taken.
+    """
+    need = min_cluster_size(R.shape[1])
+    best, best_ll = labels, None
+    for _ in range(iters):
+        ins, loo = _gaussian_log_densities(R, labels, held_out=True)
+        ll = float(np.sum(logsumexp(ins, axis=1)))
+        if best_ll is not None and ll <= best_ll:
+            break
+        best, best_ll = labels, ll
+        new = np.argmax(loo, axis=1)
+        if np.array_equal(new, labels) or np.bincount(new, minlength=2).min() < need:
+            break
+        labels = new
+    return best
 
 
 def _refine(U, labels, iters=10):
@@ -101,14 +141,17 @@ def _refine(U, labels, iters=10):
 
     2-means cuts unequal or elongated clusters with a straight bisector;
     a few steps with each cluster's own covariance fix the rows it
-    misplaces. Stops before a cluster gets too small for a covariance.
+    misplaces. A step that leaves a cluster too small for a covariance is
+    the last one, and its split is returned for :func:`split_ensemble` to
+    reject: a cut that pads a too-small cluster with rows of the other
+    must not survive as a split just because taking them back is illegal.
     """
     need = min_cluster_size(U.shape[1])
     for _ in range(iters):
         if np.bincount(labels, minlength=2).min() < need:
             break
         new = np.argmax(_gaussian_log_densities(U, labels), axis=1)
-        if np.array_equal(new, labels) or np.bincount(new, minlength=2).min() < need:
+        if np.array_equal(new, labels):
             break
         labels = new
     return labels
@@ -120,10 +163,12 @@ def two_means(Z, n_axes=MAX_AXES):
     In coordinates scaled to unit standard deviation, Lloyd iterations start
     from (a) the row farthest from the mean and the row farthest from that
     one as seeds, and (b) the sign of the projection on each of the first
-    ``n_axes`` principal axes; splits at least :data:`REFINE_SEPARATION`
-    apart get a few classification-EM steps with full covariances. 2-means has many local optima when one
-    coordinate is bimodal and another merely noisy; :func:`split_ensemble`
-    keeps the candidate with the best BIC.
+    ``n_axes`` principal axes; (c) the sign of the projection on the
+    whitened direction whose kurtosis is least Gaussian is one more split,
+    without Lloyd iterations. Splits at least :data:`REFINE_SEPARATION`
+    apart get a few classification-EM steps with full covariances. 2-means
+    has many local optima when one coordinate is bimodal and another merely
+    noisy; :func:`split_ensemble` keeps the candidate with the best BIC.
     """
     return _two_means(*_frames(as_ensemble(Z, "Z", min_rows=2)), n_axes)
 
@@ -134,19 +179,46 @@ def _two_means(U, Vt, R, n_axes=MAX_AXES):
     starts = [(np.einsum('ij,ij->i', U - U[b], U - U[b])
                < np.einsum('ij,ij->i', U - U[a], U - U[a])).astype(int)]
     starts += [(U @ v > 0).astype(int) for v in Vt[:n_axes]]
+    splits = [_lloyd(U, s) for s in starts] + [_kurtosis_split(R)]
     # Classification EM only where 2-means already finds separated halves:
     # it fixes the few rows a straight cut misplaces between real modes, and
     # would only wander (at 10 Gaussian fits) inside one mode.
     return _distinct(_refine(R, lab) if _separation(R, lab) >= REFINE_SEPARATION else lab
-                     for lab in _distinct(_lloyd(U, s) for s in starts))
+                     for lab in _distinct(splits))
+
+
+def _kurtosis_split(R):
+    """Sign split of the rows on the whitened direction whose kurtosis is least Gaussian.
+
+    Standardising a coordinate makes its spread mostly the gap between two
+    modes, so in ``U`` two well-separated clusters are only a few units
+    apart across unit spread along them, and 2-means may cut them at a
+    tilt; classification EM then keeps the misplaced rows, whose cluster
+    covariance stretches to cover them. The principal axes of ``U`` do not
+    help (in 2-D they are always the diagonals). In whitened coordinates a
+    mixture of two Gaussians with one covariance is isotropic Gaussian
+    across the line through the means, so that line is an eigenvector of
+    the fourth-moment matrix ``E[|w|^2 w w']`` (FOBI) and the only one whose
+    eigenvalue differs from ``D + 2``: less for a balanced, platykurtic
+    mixture, more for an unbalanced one. The cut through the mean along the
+    eigenvector farthest from ``D + 2`` is affine invariant; it skips Lloyd,
+    whose isotropic metric in ``U`` is what it corrects. ``R`` is centred
+    with orthogonal columns, so scaling them to unit variance whitens it.
+    """
+    N, D = R.shape
+    if D == 0:                      # constant rows: nothing to cut
+        return np.zeros(N, dtype=int)
+    W = R / np.sqrt(np.maximum(np.einsum('ij,ij->j', R, R) / N, np.finfo(float).tiny))
+    vals, vecs = np.linalg.eigh((W * np.einsum('ij,ij->i', W, W)[:, None]).T @ W / N)
+    return (W @ vecs[:, np.argmax(np.abs(vals - (D + 2)))] > 0).astype(int)
 
 
 def _distinct(partitions):
     """The distinct two-cluster partitions, in order (labels and their swap are one)."""
     out = []
     for labels in partitions:
-        if labels.max() > 0 and not any(np.array_equal(labels, o) or np.array_equal(labels, 1 - o)
-                                        for o in out):
+        if labels.min() < labels.max() and not any(
+                np.array_equal(labels, o) or np.array_equal(labels, 1 - o) for o in out):
             out.append(labels)
     return out
 
@@ -227,4 +299,9 @@ def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION):
     best = int(np.argmin(bic))
     if clusters == 'auto' and (min(bic) >= _bic(R, single) or not separated[best]):
         return single
-    return candidates[best]
+    # Whether to split is decided; polishing only moves rows, and keeps
+    # the split it was given if its own separation would not pass.
+    labels = _polish(R, candidates[best])
+    if clusters == 'auto' and _separation(R, labels) < min_separation:
+        return candidates[best]
+    return labels
