@@ -18,7 +18,8 @@ from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
 from .clustering import split_ensemble
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
-from .kde import EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity
+from .kde import (EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
+                  check_evidence_threshold)
 from .resampling import systematic_resample
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
@@ -255,11 +256,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         self.ess_target = None if ess_target is None else float(ess_target)
         self.inflation = inflation
         self.clusters = clusters
-        if not (isinstance(evidence_threshold, numbers.Real) and np.isfinite(evidence_threshold)
-                and evidence_threshold >= 0):
-            raise ValueError(f"evidence_threshold must be a finite number >= 0 (standard "
-                             f"errors), got {evidence_threshold!r}")
-        self.evidence_threshold = float(evidence_threshold)
+        self.evidence_threshold = check_evidence_threshold(evidence_threshold)
         self.n_clusters = 1
         self.kernel_used = None
         self.sampler = sampler

@@ -20,6 +20,8 @@ shared component covariance): :class:`CovarianceKDE` (covariance-shaped,
 Liu-West shrunk), :class:`ClusteredKDE` (the same, fitted per cluster) and
 :class:`EnKPFDensity` (the ensemble Kalman particle filter's mixture).
 """
+import numbers
+
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
@@ -401,6 +403,14 @@ def _solve_lower(L, b):
     return solve_triangular(L, b, lower=True)
 
 
+def check_evidence_threshold(t):
+    """``t`` as a float, or ValueError unless it is a finite real number >= 0."""
+    if not (isinstance(t, numbers.Real) and np.isfinite(t) and t >= 0):
+        raise ValueError(f"evidence_threshold must be a finite number >= 0 (standard errors), "
+                         f"got {t!r}")
+    return float(t)
+
+
 class ClusteredKDE(_KernelWeights):
     """Covariance-kernel KDE fitted cluster by cluster, with one bandwidth factor h.
 
@@ -456,10 +466,7 @@ class ClusteredKDE(_KernelWeights):
         X = as_ensemble(states, "states", min_rows=2)
         Y = as_ensemble(measurements, "measurements", min_rows=2)
         self.shrink_evidence = bool(shrink_evidence)
-        if not np.isfinite(evidence_threshold) or evidence_threshold < 0:
-            raise ValueError(f"evidence_threshold must be a finite number >= 0 (standard errors), "
-                             f"got {evidence_threshold!r}")
-        self.evidence_threshold = float(evidence_threshold)
+        self.evidence_threshold = check_evidence_threshold(evidence_threshold)
         labels = np.asarray(labels)
         if labels.shape != (len(X),):
             raise ValueError(f"labels must have shape ({len(X)},) (one per member), got {labels.shape}")
