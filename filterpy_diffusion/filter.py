@@ -361,7 +361,8 @@ class DiffusionKDEFilter(EnsembleFilter):
                 h = float(spec(X, Y))
             else:
                 h = float(spec)
-            kde.set_bandwidth(h)
+            if h != kde.h:    # the EnKPF at g = 1 was built at its bandwidth
+                kde.set_bandwidth(h)
             return kde, h
         if self.sigma_x == 'auto' or self.sigma_y == 'auto':
             sx_scale, sy_scale = coordinate_scale(X, 'states'), coordinate_scale(Y, 'measurements')
