@@ -13,13 +13,17 @@ The split is decided by BIC between one full-covariance Gaussian and a
 two-component mixture fitted by 2-means. It is deterministic (no random
 draws), so filters stay reproducible from their ``rng`` alone.
 """
+import warnings
+
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
+from scipy.stats import normaltest
 
 from ._validation import as_ensemble
 
-__all__ = ["split_ensemble", "two_means", "gaussian_bic", "separation", "min_cluster_size"]
+__all__ = ["split_ensemble", "two_means", "gaussian_bic", "separation", "min_cluster_size",
+           "gaussian_pvalue", "bonferroni_normaltest"]
 
 #: Lloyd iterations of the 2-means split (it converges in a handful).
 MAX_ITER = 50
@@ -33,6 +37,42 @@ MIN_SEPARATION = 4.0
 #: 2-means splits at least this far apart are refined by classification EM
 #: (between the 2.66 of one Gaussian's halves and MIN_SEPARATION).
 REFINE_SEPARATION = 3.0
+
+
+#: scipy's kurtosis test needs at least 20 samples.
+MIN_NORMALTEST_N = 20
+
+
+def bonferroni_normaltest(W):
+    """Bonferroni p-value that every column of ``W`` (N, k) is Gaussian, float in [0, 1].
+
+    D'Agostino-Pearson tests (``scipy.stats.normaltest``: skewness and
+    kurtosis) of each column; the smallest p-value times ``k`` (at most 1).
+    1 when N < 20 (too few rows for the kurtosis test), k = 0, or no column
+    has a finite p-value (a constant column).
+    """
+    W = np.asarray(W, dtype=float)
+    if W.ndim != 2 or W.shape[0] < MIN_NORMALTEST_N or W.shape[1] == 0:
+        return 1.0
+    with warnings.catch_warnings():
+        # scipy warns of precision loss on (near) constant columns; their
+        # p-value is NaN and skipped.
+        warnings.simplefilter('ignore', RuntimeWarning)
+        p = normaltest(W, axis=0).pvalue
+    return float(min(1.0, np.nanmin(p) * W.shape[1])) if np.isfinite(p).any() else 1.0
+
+
+def gaussian_pvalue(Z):
+    """Bonferroni p-value that the rows of ``Z`` (N, D) are one Gaussian, float in [0, 1].
+
+    :func:`bonferroni_normaltest` along the principal axes of the
+    standardised rows (uncorrelated coordinates; for a Gaussian, independent
+    Gaussian ones), dropping axes of (near) zero variance, as a linear
+    ``hx = H x`` leaves in the joint ensemble. Affine invariant up to the
+    choice of axes, and deterministic.
+    """
+    Z = as_ensemble(Z, "ensemble", min_rows=2)
+    return bonferroni_normaltest(_frames(Z)[2])
 
 
 def min_cluster_size(dim):

@@ -15,7 +15,7 @@ from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
                         number_of_evaluations, sample)
-from .clustering import split_ensemble
+from .clustering import gaussian_pvalue, split_ensemble
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
 from .kde import (EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
@@ -37,6 +37,19 @@ ENKPF_ESS_TARGET = 0.9
 #: forecast's predicted measurements fail a normality test at this level
 #: (:meth:`EnKPFDensity.normality_pvalue`).
 GAUSSIAN_ALPHA = 0.01
+#: kernel='auto' uses the covariance kernel for a one-mode ensemble that
+#: fails the normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
+#: of the joint ``(x_i, hx(x_i))``) only with at least this many members per
+#: joint dimension ``dim_x + dim_z``: its full covariance needs them, and
+#: below them the EnKPF is the better one-mode update (development seeds
+#: 3-8: l63-full at N = 20 and 50, 3.3 and 8.3 members per dimension, and
+#: every Lorenz-96 size were 1-49% worse with the covariance kernel; l63-z
+#: at N = 50, 12.5 per dimension, was 14% better).
+COVARIANCE_MIN_MEMBERS = 10
+#: ESS target of the covariance kernel when kernel='auto' picks it (a
+#: non-Gaussian ensemble; chosen on development seeds 3-22 of l63-z at
+#: N = 50: W2 7.92 with 0.5, 7.18 with 0.7, the covariance kernel at every update).
+AUTO_COVARIANCE_ESS_TARGET = 0.7
 #: Search interval of the automatic bandwidth factor.
 H_RANGE = (1e-3, 0.999)
 
@@ -86,7 +99,11 @@ class DiffusionKDEFilter(EnsembleFilter):
         mean; g = 1 is the stochastic EnKF. ``'auto'``: per update,
         ``'covariance'`` when the joint ensemble ``(x_i, hx(x_i))`` has two
         well-separated modes
-        (:func:`filterpy_diffusion.clustering.split_ensemble`), else
+        (:func:`filterpy_diffusion.clustering.split_ensemble`), or has one
+        but fails a normality test
+        (:func:`filterpy_diffusion.clustering.gaussian_pvalue`, level
+        :data:`GAUSSIAN_ALPHA`) with at least
+        :data:`COVARIANCE_MIN_MEMBERS` members per joint dimension; else
         ``'enkpf'``. ``'isotropic'``: the published product kernel
         ``N(x; x_i, sx^2) N(y; y_i, sy^2)`` (:class:`ConditionalKDE`).
     bandwidth : 'auto', 'scott', 'silverman', float or callable, default 'auto'
@@ -108,7 +125,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``kernel='isotropic'``.
     ess_target : float in (0, 1] or None, default None
         Target ESS fraction of the automatic bandwidths; None: 0.9 for the
-        ``'enkpf'`` kernel, 0.5 for the others.
+        ``'enkpf'`` kernel, 0.7 for the covariance kernel when
+        ``kernel='auto'`` picks it, 0.5 otherwise.
     inflation : 'adaptive', float >= 1 or None, default 'adaptive'
         Multiplicative prior inflation of the ensemble anomalies before
         the analysis, ``x_i <- mean + f (x_i - mean)``. ``'adaptive'``
@@ -305,8 +323,14 @@ class DiffusionKDEFilter(EnsembleFilter):
             return self.kernel, None
         if hz is None:
             return 'covariance', None    # a simulator: no R to split
-        labels = split_ensemble(np.hstack([X, hz]), 'auto')
-        return ('covariance' if labels.max() > 0 else 'enkpf'), labels
+        joint = np.hstack([X, hz])
+        labels = split_ensemble(joint, 'auto')
+        if labels.max() > 0:
+            return 'covariance', labels
+        if (self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
+                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
+            return 'covariance', labels
+        return 'enkpf', labels
 
     def _sampler_for(self, kernel):
         if self.sampler is not None:
@@ -332,7 +356,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         """Build the conditional KDE and choose its bandwidth; returns (kde, h)."""
         frac = self.ess_target
         if frac is None:
-            frac = ENKPF_ESS_TARGET if kernel == 'enkpf' else ESS_TARGET
+            frac = {'enkpf': ENKPF_ESS_TARGET, 'isotropic': ESS_TARGET}.get(
+                kernel, AUTO_COVARIANCE_ESS_TARGET if self.kernel == 'auto' else ESS_TARGET)
         target = frac * self.N
         joint = self.dim_x + self.dim_z
         if kernel != 'isotropic':

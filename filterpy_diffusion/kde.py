@@ -25,9 +25,8 @@ import numbers
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
-from scipy.stats import normaltest
-
 from ._validation import as_bandwidth, as_covariance, as_ensemble, as_vector
+from .clustering import MIN_NORMALTEST_N, bonferroni_normaltest
 from .mixture import GaussianMixture, logsumexp
 
 #: ClusteredKDE ignores cluster log-evidence differences below this many
@@ -37,8 +36,6 @@ EVIDENCE_THRESHOLD = 10.0
 #: EnKPFDensity.normality_pvalue tests directions whose forecast variance is at
 #: least this multiple of the (whitened) noise variance.
 MIN_INFORMATIVE_LAM = 0.1
-#: scipy's kurtosis test needs at least 20 samples.
-MIN_NORMALTEST_N = 20
 
 
 class _ConditionalDensity:
@@ -731,6 +728,4 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
         keep = self.lam >= min_lam
         if self.N < MIN_NORMALTEST_N or not keep.any():
             return 1.0
-        W = self._frame(self.predictions - self._mean_p)[:, keep]
-        p = normaltest(W, axis=0).pvalue
-        return float(min(1.0, np.nanmin(p) * keep.sum())) if np.isfinite(p).any() else 1.0
+        return bonferroni_normaltest(self._frame(self.predictions - self._mean_p)[:, keep])

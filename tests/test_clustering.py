@@ -5,8 +5,9 @@ from hypothesis import given, strategies as st
 from scipy.stats import multivariate_normal
 
 from filterpy_diffusion import DiffusionKDEFilter
-from filterpy_diffusion.clustering import (gaussian_bic, min_cluster_size, separation,
-                                           split_ensemble, two_means)
+from filterpy_diffusion.clustering import (bonferroni_normaltest, gaussian_bic, gaussian_pvalue,
+                                           min_cluster_size, separation, split_ensemble,
+                                           two_means)
 from filterpy_diffusion.kde import ClusteredKDE, CovarianceKDE
 
 
@@ -303,3 +304,44 @@ def test_clusters_option_is_validated():
     with pytest.raises(ValueError, match="evidence_threshold"):
         ClusteredKDE(np.zeros((4, 1)) + np.arange(4)[:, None], np.arange(4.0)[:, None], 0.5,
                      np.r_[0, 0, 1, 1], evidence_threshold=-1.0)
+
+
+# -- gaussian_pvalue: the one-mode normality test of kernel='auto' ---------------
+
+def test_gaussian_pvalue_holds_its_level_on_gaussian_ensembles():
+    # Correlated Gaussian ensembles in 4-D: the Bonferroni test at 0.01
+    # rejects at most about 1% of them (binomial sd over 200 draws: 0.7%).
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(4, 4))
+    p = [gaussian_pvalue(rng.normal(size=(60, 4)) @ A.T + 5.0) for _ in range(200)]
+    assert np.mean(np.array(p) <= 0.01) <= 0.03
+
+
+def test_gaussian_pvalue_rejects_skewed_and_bimodal_ensembles():
+    rng = np.random.default_rng(1)
+    skewed = np.c_[rng.normal(size=60), rng.lognormal(size=60), rng.normal(size=60)]
+    assert gaussian_pvalue(skewed) < 1e-4
+    # Two overlapping modes (2 sd apart: too close for split_ensemble).
+    Z, _ = two_blobs(rng, 100, 100, d=2, gap=2.0)
+    Z[:, 0] = np.sign(Z[:, 0] - Z[:, 0].mean()) * np.abs(Z[:, 0]) ** 0.5   # flatten the centre
+    assert gaussian_pvalue(Z) < 1e-3
+
+
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(1e-3, 1e3), shift=st.floats(-1e3, 1e3))
+def test_gaussian_pvalue_is_invariant_to_coordinate_scale_and_shift(seed, scale, shift):
+    rng = np.random.default_rng(seed)
+    Z = np.c_[rng.normal(size=40), rng.gamma(2.0, size=40)]
+    W = Z * np.array([scale, 1.0 / scale]) + shift
+    assert gaussian_pvalue(W) == pytest.approx(gaussian_pvalue(Z), rel=1e-6, abs=1e-12)
+
+
+def test_gaussian_pvalue_linear_measurement_and_small_ensembles():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(80, 2))
+    # (x, H x) is rank-deficient: the redundant axis is dropped, not tested as noise.
+    assert gaussian_pvalue(X) > 0.01 and gaussian_pvalue(np.c_[X, 2 * X[:, :1] - X[:, 1:]]) > 0.01
+    assert gaussian_pvalue(rng.lognormal(size=(19, 2))) == 1.0   # too few rows
+    assert bonferroni_normaltest(np.empty((50, 0))) == 1.0
+    assert bonferroni_normaltest(np.ones((50, 2))) == 1.0          # constant columns
+    with pytest.raises(ValueError, match="ensemble"):
+        gaussian_pvalue(np.array([[1.0, np.nan], [0.0, 1.0]]))
