@@ -46,6 +46,13 @@ GAUSSIAN_ALPHA = 0.01
 #: every Lorenz-96 size were 1-49% worse with the covariance kernel; l63-z
 #: at N = 50, 12.5 per dimension, was 14% better).
 COVARIANCE_MIN_MEMBERS = 10
+#: A one-mode covariance-kernel update of kernel='auto' whose ESS-chosen h
+#: exceeds this falls back to the EnKPF: near h = 1 the kernel is almost one
+#: Gaussian that redraws every member, which the EnKF does better by moving
+#: each member (l63-z, N = 50, development seed 21: redrawn members left the
+#: attractor and the ensemble diverged within 6 cycles, all at h >= 0.998;
+#: seeds 3-22 with 0.95: W2 7.21 / 6.57 at N = 50 / 100, no divergence).
+COVARIANCE_MAX_H = 0.95
 #: ESS target of the covariance kernel when kernel='auto' picks it (a
 #: non-Gaussian ensemble; chosen on development seeds 3-22 of l63-z at
 #: N = 50: W2 7.92 with 0.5, 7.18 with 0.7, the covariance kernel at every update).
@@ -103,8 +110,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         but fails a normality test
         (:func:`filterpy_diffusion.clustering.gaussian_pvalue`, level
         :data:`GAUSSIAN_ALPHA`) with at least
-        :data:`COVARIANCE_MIN_MEMBERS` members per joint dimension; else
-        ``'enkpf'``. ``'isotropic'``: the published product kernel
+        :data:`COVARIANCE_MIN_MEMBERS` members per joint dimension and an
+        automatic h of at most :data:`COVARIANCE_MAX_H`; else ``'enkpf'``. ``'isotropic'``: the published product kernel
         ``N(x; x_i, sx^2) N(y; y_i, sy^2)`` (:class:`ConditionalKDE`).
     bandwidth : 'auto', 'scott', 'silverman', float or callable, default 'auto'
         The kernel's factor h (the split factor g for ``'enkpf'``, where
@@ -425,6 +432,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             hz, Y = self._measurements(X, R)
 
         kde, h = self._kde(kernel, X, hz, Y, z, R, labels)
+        if (self.kernel == 'auto' and kernel == 'covariance' and labels.max() == 0
+                and hz is not None and h > COVARIANCE_MAX_H):
+            kernel = 'enkpf'
+            sampler = self._sampler_for(kernel)
+            kde, h = self._kde(kernel, X, hz, Y, z, R, labels)
         parts = getattr(kde, 'parts', [kde])
         if kernel == 'covariance':
             # Kernel standard deviations, pooled over clusters.

@@ -239,18 +239,20 @@ def test_auto_kernel_picks_enkpf_for_one_mode_and_covariance_for_two():
     assert s.kernel_used == 'covariance'
 
 
-@pytest.mark.parametrize("N, expected", [(60, 'covariance'), (39, 'enkpf')])
-def test_auto_kernel_uses_covariance_for_a_skewed_one_mode_ensemble_with_enough_members(N, expected):
+@pytest.mark.parametrize("N, z, expected", [(60, [1.5, 0.2], 'covariance'), (39, [1.5, 0.2], 'enkpf'),
+                                             (60, [6.0, 0.2], 'enkpf')])
+def test_auto_kernel_uses_covariance_for_a_skewed_one_mode_ensemble_with_enough_members(N, z, expected):
     # One skewed mode (lognormal in x, y = x + noise): no split, but the
     # normality test fails. With 10 members per joint dimension
     # (dim_x + dim_z = 4, so N >= 40) the covariance kernel takes it, at the
-    # 0.7 ESS target of 'auto'; with fewer, the EnKPF.
+    # 0.7 ESS target of 'auto'; with fewer, the EnKPF. A far z needs h near 1
+    # for that ESS (> COVARIANCE_MAX_H), and the EnKPF takes over.
     f = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
                            rng=4, inflation=None, vectorized=True)
     f.R = 0.25 * np.eye(2)
     rng = np.random.default_rng(5)
     f.sigmas = np.c_[rng.lognormal(0.0, 0.8, N), rng.normal(size=N)]
-    f.update(np.array([1.5, 0.2]))
+    f.update(np.array(z))
     assert f.kernel_used == expected and f.n_clusters == 1
     if expected == 'covariance':
         # the smallest h whose ESS reaches 0.7 N (h < 1: the target binds)
