@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 
 from filterpy_diffusion.benchmark import build_filter, resolve_problem
+from filterpy_diffusion.metrics import rmse, spread
 from filterpy_diffusion.systems import twin_experiment
 
 
@@ -43,9 +44,9 @@ def main(argv=None):
         f.update(twin.observations[k])
         X = np.asarray(f.sigmas)
         truth = twin.truth[k + 1]
-        errors[k] = np.sqrt(np.mean((X.mean(0) - truth) ** 2))
+        errors[k] = rmse(X, truth)
         if a.start <= k < a.stop:
-            print(f"{k:5d} {errors[k]:6.2f} {np.sqrt(np.mean(X.var(0))):7.2f}  "
+            print(f"{k:5d} {errors[k]:6.2f} {spread(X):7.2f}  "
                   f"{str(getattr(f, 'kernel_used', '-')):<10} {getattr(f, 'n_clusters', '-')!s:>3} "
                   f"{fmt(getattr(f, 'h', None)):>6} {fmt(getattr(f, 'ess', None)):>6} "
                   f"{fmt(getattr(f, 'inflation_factor', None)):>5}  "

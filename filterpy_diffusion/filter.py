@@ -111,7 +111,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         (:func:`filterpy_diffusion.clustering.gaussian_pvalue`, level
         :data:`GAUSSIAN_ALPHA`) with at least
         :data:`COVARIANCE_MIN_MEMBERS` members per joint dimension and an
-        automatic h of at most :data:`COVARIANCE_MAX_H`; else ``'enkpf'``. ``'isotropic'``: the published product kernel
+        automatic h of at most :data:`COVARIANCE_MAX_H`; else ``'enkpf'``.
+        ``'isotropic'``: the published product kernel
         ``N(x; x_i, sx^2) N(y; y_i, sy^2)`` (:class:`ConditionalKDE`).
     bandwidth : 'auto', 'scott', 'silverman', float or callable, default 'auto'
         The kernel's factor h (the split factor g for ``'enkpf'``, where
@@ -332,10 +333,8 @@ class DiffusionKDEFilter(EnsembleFilter):
             return 'covariance', None    # a simulator: no R to split
         joint = np.hstack([X, hz])
         labels = split_ensemble(joint, 'auto')
-        if labels.max() > 0:
-            return 'covariance', labels
-        if (self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
-                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
+        if labels.max() > 0 or (self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
+                                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
             return 'covariance', labels
         return 'enkpf', labels
 
@@ -363,8 +362,12 @@ class DiffusionKDEFilter(EnsembleFilter):
         """Build the conditional KDE and choose its bandwidth; returns (kde, h)."""
         frac = self.ess_target
         if frac is None:
-            frac = {'enkpf': ENKPF_ESS_TARGET, 'isotropic': ESS_TARGET}.get(
-                kernel, AUTO_COVARIANCE_ESS_TARGET if self.kernel == 'auto' else ESS_TARGET)
+            if kernel == 'enkpf':
+                frac = ENKPF_ESS_TARGET
+            elif kernel == 'covariance' and self.kernel == 'auto':
+                frac = AUTO_COVARIANCE_ESS_TARGET
+            else:
+                frac = ESS_TARGET
         target = frac * self.N
         joint = self.dim_x + self.dim_z
         if kernel != 'isotropic':

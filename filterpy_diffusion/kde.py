@@ -25,8 +25,9 @@ import numbers
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
+
 from ._validation import as_bandwidth, as_covariance, as_ensemble, as_vector
-from .clustering import MIN_NORMALTEST_N, bonferroni_normaltest
+from .clustering import bonferroni_normaltest
 from .mixture import GaussianMixture, logsumexp
 
 #: ClusteredKDE ignores cluster log-evidence differences below this many
@@ -726,6 +727,4 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
         kurtosis test) or no direction is informative.
         """
         keep = self.lam >= min_lam
-        if self.N < MIN_NORMALTEST_N or not keep.any():
-            return 1.0
         return bonferroni_normaltest(self._frame(self.predictions - self._mean_p)[:, keep])
