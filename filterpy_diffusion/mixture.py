@@ -386,7 +386,12 @@ def stratified_normal(n, d, rng):
     with warnings.catch_warnings():
         # Balance is best at powers of two; any n is still a valid sample.
         warnings.simplefilter("ignore", UserWarning)
-        u = qmc.Sobol(d, scramble=True, bits=bits, rng=rng).random(n)
+        # scipy spawns the engine's generator from rng's SeedSequence, so its
+        # points would depend on how many children that sequence spawned
+        # before, not on rng's state: a rewound or reset generator would draw
+        # other points. Seed the engine from a draw of rng instead.
+        engine_rng = np.random.default_rng(rng.integers(2 ** 63))
+        u = qmc.Sobol(d, scramble=True, bits=bits, rng=engine_rng).random(n)
     u += rng.random((n, d)) * 2.0 ** -bits
     np.clip(u, 1e-300, 1.0 - np.finfo(float).epsneg, out=u)
     return ndtri(u)

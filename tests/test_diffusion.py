@@ -190,3 +190,16 @@ def test_stratified_normal_in_high_dimension_with_few_points():
         U = ndtr(stratified_normal(32, 40, np.random.default_rng(r)))
         for j in range(40):
             assert np.array_equal(np.bincount((U[:, j] * 4).astype(int), minlength=4), [8, 8, 8, 8])
+
+
+def test_stratified_draws_depend_on_the_generator_state_only():
+    from filterpy_diffusion.mixture import stratified_normal
+    a = np.random.default_rng(3)
+    b = np.random.Generator(np.random.PCG64(99))     # another SeedSequence, same state
+    b.bit_generator.state = a.bit_generator.state
+    np.testing.assert_array_equal(stratified_normal(40, 3, a), stratified_normal(40, 3, b))
+    # Rewinding a generator (as a failed step does) replays the same points.
+    state = a.bit_generator.state
+    first = stratified_normal(40, 3, a)
+    a.bit_generator.state = state
+    np.testing.assert_array_equal(stratified_normal(40, 3, a), first)
