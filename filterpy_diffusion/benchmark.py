@@ -51,7 +51,7 @@ Filters
 spec on the command line is a registry name optionally followed by keyword
 options, ``name:key=value,key=value``; values are Python literals
 (``ast.literal_eval``) or, failing that, bare strings, e.g.
-``dkf:sampler='exact',steps=8``, ``dkf:kernel=isotropic``,
+``dkf:sampler='sde',steps=20``, ``dkf:kernel=isotropic``,
 ``sir:resample_threshold=0.5``. Options go to the filter's constructor,
 except ``knob=`` (fix the knob: no tuning) and ``grid=`` (replace the
 tuning grid).
@@ -661,9 +661,9 @@ def parse_filter_spec(spec):
 
     Examples
     --------
-    >>> s = parse_filter_spec("dkf:sampler=exact,steps=8")
+    >>> s = parse_filter_spec("dkf:sampler=sde,steps=8")
     >>> s.name, s.options, s.tuned
-    ('dkf', {'sampler': 'exact', 'steps': 8}, False)
+    ('dkf', {'sampler': 'sde', 'steps': 8}, False)
     >>> parse_filter_spec("enkf:knob=1.05").fixed_knob
     1.05
     """

@@ -25,6 +25,9 @@ to 0 on a Karras/EDM schedule in t:
 * ``'sde'``       reverse-time SDE with the ancestral (first-order
                   stochastic exponential) step, exact for a single Gaussian.
 """
+import inspect
+import numbers
+
 import numpy as np
 
 from ._validation import as_generator
@@ -216,3 +219,45 @@ def sample(mixture, n, rng=None, sampler='ode', steps=None, **options):
     if sampler == 'sde':
         return sample_sde(mixture, n, rng, DEFAULT_SDE_STEPS if steps is None else steps, **options)
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+
+
+_SAMPLER_FUNCTIONS = {'exact': sample_exact, 'ode': sample_ode, 'sde': sample_sde}
+
+
+def sampler_keywords(sampler):
+    """The ``**options`` keywords :func:`sample` passes on to the named sampler, a tuple."""
+    if sampler not in _SAMPLER_FUNCTIONS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    skip = ('mixture', 'n', 'rng', 'steps')
+    return tuple(p for p in inspect.signature(_SAMPLER_FUNCTIONS[sampler]).parameters
+                 if p not in skip)
+
+
+def check_sampler_options(sampler, options):
+    """Validate ``options`` for ``sample(..., sampler, **options)``; returns them as a dict.
+
+    Raises ValueError naming an unknown keyword (with the accepted ones) or
+    a bad value, so a typo fails at construction, not at the first update.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"sampler_options must be a dict of keyword arguments, got "
+                         f"{type(options).__name__}")
+    accepted = sampler_keywords(sampler)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"sampler_options {unknown} are not accepted by sampler={sampler!r}; "
+                         f"it accepts {list(accepted) or 'none'}")
+    for key, value in options.items():
+        if key == 'solver':
+            if value not in ODE_SOLVERS:
+                raise ValueError(f"sampler_options['solver'] must be one of {ODE_SOLVERS}, "
+                                 f"got {value!r}")
+        elif key == 'sigma_max' and value is None:
+            continue
+        elif not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                  and np.isfinite(value) and value > 0):
+            raise ValueError(f"sampler_options[{key!r}] must be a positive finite number, "
+                             f"got {value!r}")
+    return dict(options)

@@ -22,7 +22,7 @@ from filterpy.common import pretty_str
 
 from ._validation import as_covariance, as_generator, psd_factor
 
-__all__ = ["EnsembleFilter", "ensemble_moments"]
+__all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]
 
 
 def ensemble_moments(sigmas, weights=None):
@@ -63,6 +63,59 @@ def ensemble_moments(sigmas, weights=None):
         P = (d.T * w) @ d / denom if denom > 0 else np.zeros((sigmas.shape[1],) * 2)
     # A matrix product of d with itself is symmetric only up to rounding.
     return x, 0.5 * (P + P.T)
+
+
+def ensemble_gain(X, hz, R, *, weights=None, inv=np.linalg.inv):
+    """The ensemble Kalman gain of a forecast ensemble: ``K, S, SI``.
+
+    The linear-Gaussian summary of the forecast that filterpy's
+    ``EnsembleKalmanFilter`` computes: ``S = cov(hz) + R`` (innovation
+    covariance), ``SI = inv(S)`` and ``K = cov(X, hz) SI``.
+
+    Parameters
+    ----------
+    X : ndarray (N, dim_x)
+        Forecast ensemble.
+    hz : ndarray (N, dim_z)
+        Its predicted measurements ``hx(x_i)`` (or simulated measurements,
+        with ``R = 0``, when only a simulator is known).
+    R : ndarray (dim_z, dim_z)
+        Measurement noise covariance.
+    weights : ndarray (N,), optional
+        Normalised member weights; None or uniform: the plain ``1/(N-1)``
+        sample covariances, as filterpy; else the weighted covariances of
+        :func:`ensemble_moments`.
+    inv : callable, default ``np.linalg.inv``
+        Matrix inverse used for ``SI``. If it raises ``LinAlgError`` (a
+        singular ``S``), the Moore-Penrose pseudo-inverse is used instead.
+
+    Returns
+    -------
+    K : ndarray (dim_x, dim_z)
+    S : ndarray (dim_z, dim_z)
+    SI : ndarray (dim_z, dim_z)
+    """
+    X = np.asarray(X, dtype=float)
+    hz = np.asarray(hz, dtype=float)
+    N = X.shape[0]
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    if w is None or np.all(w == w[0]):
+        A = X - X.mean(axis=0)
+        B = hz - hz.mean(axis=0)
+        Cxz, Czz = A.T @ B / (N - 1), B.T @ B / (N - 1)
+    else:
+        A = X - w @ X
+        B = hz - w @ hz
+        denom = 1.0 - w @ w
+        scale = 1.0 / denom if denom > 0 else 0.0
+        Cxz, Czz = (A.T * w) @ B * scale, (B.T * w) @ B * scale
+    S = Czz + np.asarray(R, dtype=float)
+    S = 0.5 * (S + S.T)
+    try:
+        SI = np.asarray(inv(S), dtype=float)
+    except np.linalg.LinAlgError:
+        SI = np.linalg.pinv(S, hermitian=True)
+    return Cxz @ SI, S, SI
 
 
 def _is_int(n):
@@ -162,6 +215,21 @@ class EnsembleFilter:
     ess : float or None
         Effective sample size ``1 / sum w_i^2`` of the last analysis weights
         (before any resampling); None before any update.
+    K : ndarray (dim_x, dim_z)
+        Ensemble Kalman gain ``cov(x, hx(x)) SI`` of the forecast ensemble
+        the last update analysed, as filterpy's ``EnsembleKalmanFilter``
+        (:func:`ensemble_gain`); zeros before any update. For a
+        non-Gaussian filter it is the linear-Gaussian summary of the
+        forecast, the gain an EnKF would have used, not the filter's own
+        update.
+    S : ndarray (dim_z, dim_z)
+        Innovation covariance ``cov(hx(x_i)) + R`` of that forecast; zeros
+        before any update.
+    SI : ndarray (dim_z, dim_z)
+        ``inv(S)``; zeros before any update.
+    inv : callable
+        Matrix inverse used for ``SI``, ``np.linalg.inv`` by default;
+        replaceable (e.g. ``scipy.linalg.pinv``) as in filterpy.
 
     Notes
     -----
@@ -185,7 +253,10 @@ class EnsembleFilter:
     ``x_post, P_post`` and ``z``. Helpers for the hook: ``_measure(sigmas)``,
     ``_simulate_measurements(sigmas, R)``, ``_gaussian_noise(cov, n)``.
     ``_repr_extras()`` returns extra ``(label, value)`` pairs for
-    ``__repr__``.
+    ``__repr__``. ``_gain(X, hz, R)`` gives the ``K, S, SI`` entries of the
+    forecast the analysis used. ``_reset()`` clears everything an update
+    leaves behind; it runs in ``initialize`` (so also at construction), and
+    a subclass with its own per-update state extends it (calling super).
 
     Examples
     --------
@@ -244,7 +315,7 @@ class EnsembleFilter:
         self.simulate = simulate
         self.vectorized = bool(vectorized)
         self.rng = as_generator(rng)
-        self.z = _none_z(self.dim_z)
+        self.inv = np.linalg.inv
         self.initialize(x, P)
         self.Q = np.eye(self.dim_x)
         self.R = np.eye(self.dim_z)
@@ -421,6 +492,24 @@ class EnsembleFilter:
         cov = np.atleast_2d(cov)
         return self.rng.standard_normal((n, cov.shape[0])) @ psd_factor(cov).T
 
+    def _gain(self, X, hz, R, weights=None):
+        """``{'K', 'S', 'SI'}`` of the forecast ``X`` (N, dim_x) with predictions ``hz``, via ``self.inv``."""
+        K, S, SI = ensemble_gain(X, hz, R, weights=weights, inv=self.inv)
+        return {"K": K, "S": S, "SI": SI}
+
+    def _reset(self):
+        """Clear the per-update state, as after construction (called by ``initialize``).
+
+        Subclasses with their own per-update state (diagnostics, adaptive
+        estimates, caches) extend this and call ``super()._reset()``.
+        """
+        self.z = _none_z(self.dim_z)
+        self.K = np.zeros((self.dim_x, self.dim_z))
+        self.S = np.zeros((self.dim_z, self.dim_z))
+        self.SI = np.zeros((self.dim_z, self.dim_z))
+        self.log_likelihood = None
+        self.ess = None
+
     def _analysis(self, z, R):
         """Subclass hook: see the class Notes for the contract."""
         raise NotImplementedError(
@@ -443,8 +532,12 @@ class EnsembleFilter:
             ``P * I``.
 
         Sets ``x``, ``P`` (the given values, as filterpy does), their
-        ``_prior``/``_post`` copies and uniform weights, and clears
-        ``log_likelihood`` and ``ess``.
+        ``_prior``/``_post`` copies and uniform weights, and resets
+        everything an update leaves behind (``z``, ``K``, ``S``, ``SI``,
+        ``log_likelihood``, ``ess`` and each filter's own diagnostics and
+        adaptive state): afterwards the filter equals a freshly constructed
+        one whose generator is in the same state. Settings (``Q``, ``R``,
+        ``inv``, the constructor's options) are kept.
         """
         x = self._check_x(x, getattr(self, "dim_x", None))
         P = as_covariance(P, "P", x.shape[0])
@@ -458,8 +551,7 @@ class EnsembleFilter:
         self.x_post = x.copy()
         self.P_post = P.copy()
         self._set_uniform_weights()
-        self.log_likelihood = None
-        self.ess = None
+        self._reset()
 
     def predict(self):
         """Propagate every member: ``x_i <- fx(x_i, dt) + w_i``, ``w_i ~ N(0, Q)``.
@@ -614,7 +706,7 @@ class EnsembleFilter:
             ("x", self.x), ("P", self.P), ("x_prior", self.x_prior), ("P_prior", self.P_prior),
             ("Q", self.Q), ("R", self.R), ("sigmas", self.sigmas), ("weights", self.weights),
             ("ess", self.ess), ("log_likelihood", self.log_likelihood),
-            ("hx", self.hx), ("fx", self.fx), ("simulate", self.simulate),
+            ("K", self.K), ("S", self.S), ("hx", self.hx), ("fx", self.fx), ("simulate", self.simulate),
         ] + list(self._repr_extras())
         return "\n".join([f"{type(self).__name__} object"]
                          + [pretty_str(label, value) for label, value in items])

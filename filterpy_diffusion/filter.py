@@ -13,7 +13,7 @@ import numpy as np
 
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
-from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
+from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
 from .ensemble import EnsembleFilter
@@ -97,7 +97,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         Measurement function (only called, never differentiated).
     fx : callable ``fx(x, dt) -> (dim_x,)``
         State transition (only called).
-    kernel : {'auto', 'covariance', 'enkpf', 'isotropic'}, default 'auto'
+    kernel : {'auto', 'covariance', 'enkpf', 'isotropic'} or None, default None
+        None: ``'isotropic'`` if ``sigma_x`` or ``sigma_y`` is given, else
+        ``'auto'`` (the ``kernel`` attribute holds the resolved name).
         ``'covariance'``: kernel covariance ``h^2 C`` of the joint (x, y)
         ensemble with Liu-West shrinkage (see :class:`CovarianceKDE`); the
         mixture interpolates between an EnKF (h -> 1) and a particle filter
@@ -114,7 +116,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         automatic h of at most :data:`COVARIANCE_MAX_H`; else ``'enkpf'``.
         ``'isotropic'``: the published product kernel
         ``N(x; x_i, sx^2) N(y; y_i, sy^2)`` (:class:`ConditionalKDE`).
-    bandwidth : 'auto', 'scott', 'silverman', float or callable, default 'auto'
+    bandwidth : 'auto', 'scott', 'silverman', float, callable or None, default None ('auto')
         The kernel's factor h (the split factor g for ``'enkpf'``, where
         h = 1 is allowed; (0, 1) otherwise). ``'auto'`` picks, at every
         update, the smallest h whose conditional weights keep an effective
@@ -122,19 +124,23 @@ class DiffusionKDEFilter(EnsembleFilter):
         For ``'enkpf'``, ``'auto'`` first tests the predicted measurements
         for normality (:meth:`EnKPFDensity.normality_pvalue`, level
         :data:`GAUSSIAN_ALPHA`) and keeps g = 1, the EnKF, unless they fail
-        it. A callable gets ``(states, measurements)`` and returns h.
-    sigma_x, sigma_y : 'auto', 'scott', 'silverman', float, ndarray or callable, default 'auto'
+        it. A callable gets ``(states, measurements)`` and returns h. Not for
+        ``kernel='isotropic'`` (ValueError: it takes ``sigma_x, sigma_y``).
+    sigma_x, sigma_y : 'auto', 'scott', 'silverman', float, ndarray, callable or None, default None
         Bandwidths of the isotropic kernel. A rule scales each coordinate's
         ensemble standard deviation by the rule's factor for the joint
         dimension ``dim_x + dim_z`` (as ``scipy.stats.gaussian_kde``);
         ``'auto'`` uses one factor for both blocks chosen like ``bandwidth``;
         a number or vector is the absolute kernel standard deviation; a
-        callable gets ``(states, measurements)`` and returns one. Only for
-        ``kernel='isotropic'``.
+        callable gets ``(states, measurements)`` and returns one. Giving
+        either selects ``kernel='isotropic'`` (the published method; the
+        other one then defaults to ``'auto'``); with another ``kernel=`` it
+        is a ValueError.
     ess_target : float in (0, 1] or None, default None
         Target ESS fraction of the automatic bandwidths; None: 0.9 for the
         ``'enkpf'`` kernel, 0.7 for the covariance kernel when
-        ``kernel='auto'`` picks it, 0.5 otherwise.
+        ``kernel='auto'`` picks it, 0.5 otherwise. A ValueError when no
+        bandwidth is automatic (it would be ignored).
     inflation : 'adaptive', float >= 1 or None, default 'adaptive'
         Multiplicative prior inflation of the ensemble anomalies before
         the analysis, ``x_i <- mean + f (x_i - mean)``. ``'adaptive'``
@@ -143,7 +149,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``d = z - mean(hx(x_i))``, and smooths it in time with a Gaussian
         prior (Miyoshi 2011), never below 1. A float is a fixed ``f``;
         None or 1.0 turns inflation off.
-    clusters : 1, 2 or 'auto', default 'auto'
+    clusters : 1, 2, 'auto' or None, default None ('auto')
         Splits the covariance kernel (chosen, or picked by ``kernel='auto'``;
         the other kernels are never split). ``'auto'`` splits the joint ensemble
         ``(x_i, hx(x_i))`` into two clusters when it has two well-separated
@@ -152,11 +158,13 @@ class DiffusionKDEFilter(EnsembleFilter):
         (:class:`ClusteredKDE`). Mass moves between the clusters only when
         their evidence differs by more than
         :data:`~filterpy_diffusion.kde.EVIDENCE_THRESHOLD` standard errors.
-        2 splits whenever the cluster sizes allow; 1 never splits.
-    evidence_threshold : float >= 0, default 10
+        2 splits whenever the cluster sizes allow (a ValueError with the
+        ``'isotropic'`` and ``'enkpf'`` kernels); 1 never splits.
+    evidence_threshold : float >= 0 or None, default None (10)
         Standard errors by which the clusters' log evidence must differ
         before mass moves between them (:class:`ClusteredKDE`); 1 is plain
-        James-Stein shrinkage.
+        James-Stein shrinkage. A ValueError where the ensemble is never
+        split (``kernel='isotropic'`` or ``'enkpf'``, or ``clusters=1``).
     sampler : {'ode', 'sde', 'exact'} or None, default None
         How the analysis ensemble is drawn from the conditional KDE: the
         probability-flow ODE, the reverse SDE, or exact mixture sampling
@@ -166,9 +174,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         the others.
     steps : int, optional
         Steps of the diffusion sampler (defaults in
-        :mod:`filterpy_diffusion.diffusion`).
+        :mod:`filterpy_diffusion.diffusion`). A ValueError when every update
+        samples exactly (``sampler='exact'``, or ``kernel='enkpf'`` with
+        ``sampler=None``). With ``kernel='auto'`` and ``sampler=None``,
+        ``steps`` and ``sampler_options`` apply to the updates that use the
+        covariance kernel (ODE); the EnKPF updates sample exactly.
     sampler_options : dict, optional
-        Extra keywords for the sampler (``sigma_max``, ``solver``, ``rho``).
+        Extra keywords for the sampler, checked at construction against
+        those it accepts (:func:`filterpy_diffusion.diffusion.sampler_keywords`:
+        ``sigma_max``, ``solver``, ``rho`` for the ODE; ``sigma_max``,
+        ``rho`` for the SDE; none for exact sampling).
     rng : None, int or numpy.random.Generator
         Source of every random draw (never the global numpy RNG).
     vectorized : bool, default False
@@ -209,6 +224,17 @@ class DiffusionKDEFilter(EnsembleFilter):
         The kernel of the last update (differs from ``kernel`` for 'auto').
     n_evaluations : int
         Score evaluations of the whole ensemble used by the last update.
+    K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
+        As filterpy's ``EnsembleKalmanFilter``: the ensemble gain
+        ``cov(x, hx(x)) SI``, the innovation covariance ``S = cov(hx(x_i)) +
+        R`` and ``SI = inv(S)`` of the forecast ensemble the last update
+        analysed (after inflation; with a ``simulate`` function, ``S`` is
+        the covariance of the simulated measurements). This filter's update
+        is not ``x + K (z - hx(x))``: for a non-Gaussian forecast they are
+        its linear-Gaussian summary, the gain an EnKF would have used.
+        Zeros after construction and ``initialize``.
+    inv : callable
+        The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
 
     Examples
     --------
@@ -241,22 +267,39 @@ class DiffusionKDEFilter(EnsembleFilter):
        particle filters. Biometrika 100 (the ``'enkpf'`` kernel).
     """
 
-    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel='auto', bandwidth='auto',
-                 sigma_x='auto', sigma_y='auto', ess_target=None, inflation='adaptive',
-                 clusters='auto', evidence_threshold=EVIDENCE_THRESHOLD, sampler=None, steps=None,
+    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel=None, bandwidth=None,
+                 sigma_x=None, sigma_y=None, ess_target=None, inflation='adaptive',
+                 clusters=None, evidence_threshold=None, sampler=None, steps=None,
                  sampler_options=None, rng=None, vectorized=False, simulate=None):
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        # Every option is checked against the others here: an option the
+        # chosen kernel or sampler would ignore is an error, never dropped.
+        given_sigma = [n for n, v in (("sigma_x", sigma_x), ("sigma_y", sigma_y)) if v is not None]
+        if kernel is None:
+            kernel = 'isotropic' if given_sigma else 'auto'
+        elif not isinstance(kernel, str) or kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS} or None, got {kernel!r}")
+        if given_sigma and kernel != 'isotropic':
+            raise ValueError(f"{' and '.join(given_sigma)} are the bandwidths of the isotropic "
+                             f"kernel (giving them selects kernel='isotropic'), which conflicts "
+                             f"with kernel={kernel!r}; drop kernel=, or with kernel={kernel!r} "
+                             f"set bandwidth= (the factor h) instead")
+        if kernel == 'isotropic' and bandwidth is not None:
+            raise ValueError(f"bandwidth (the factor h of the 'covariance' and 'enkpf' kernels) "
+                             f"does not apply to kernel='isotropic', which takes sigma_x and "
+                             f"sigma_y; got bandwidth={bandwidth!r}")
+        sigma_x = 'auto' if sigma_x is None else _check_bandwidth_spec(sigma_x, "sigma_x")
+        sigma_y = 'auto' if sigma_y is None else _check_bandwidth_spec(sigma_y, "sigma_y")
+        bandwidth = 'auto' if bandwidth is None else bandwidth
         if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS} or None, got {sampler!r}")
-        if steps is not None and (not isinstance(steps, numbers.Integral) or steps < 1):
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)
+                                  or steps < 1):
             raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
-        if ess_target is not None and not 0 < float(ess_target) <= 1:
+        if ess_target is not None and (isinstance(ess_target, bool)
+                                       or not isinstance(ess_target, numbers.Real)
+                                       or not 0 < ess_target <= 1):
             raise ValueError(f"ess_target must be a fraction of N in (0, 1] or None, "
                              f"got {ess_target!r}")
-        if kernel != 'isotropic' and not (_is_auto(sigma_x) and _is_auto(sigma_y)):
-            raise ValueError("sigma_x and sigma_y set the isotropic kernel; with "
-                             f"kernel={kernel!r} set bandwidth= (the factor h) instead")
         if kernel == 'enkpf' and simulate is not None:
             raise ValueError("kernel='enkpf' needs hx and a Gaussian R (it splits the "
                              "likelihood N(z; hx(x), R)); with a simulator use 'covariance'")
@@ -266,40 +309,71 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError(f"bandwidth (the kernel's factor h) must be 'auto', a rule "
                              f"{RULES}, a callable or a float in {interval}, got {bandwidth!r}")
         _check_bandwidth_spec(bandwidth, "bandwidth")
-        if not (_is_auto(clusters) or (isinstance(clusters, numbers.Integral)
-                                        and not isinstance(clusters, bool) and clusters in (1, 2))):
+        automatic = ('auto' in (sigma_x, sigma_y) if kernel == 'isotropic'
+                     else _is_auto(bandwidth))
+        if ess_target is not None and not automatic:
+            which = "sigma_x or sigma_y" if kernel == 'isotropic' else "bandwidth"
+            raise ValueError(f"ess_target sets the automatic bandwidth, but {which} is fixed "
+                             f"here; drop ess_target or use {which}='auto'")
+        if clusters is not None and not (
+                _is_auto(clusters) or (isinstance(clusters, numbers.Integral)
+                                       and not isinstance(clusters, bool) and clusters in (1, 2))):
             raise ValueError(f"clusters must be 'auto', 1 or 2, got {clusters!r}")
         if kernel in ('isotropic', 'enkpf') and clusters == 2:
-            raise ValueError(f"clusters splits the covariance kernel; use clusters=1 or 'auto' "
-                             f"with kernel={kernel!r}")
-        if not (inflation is None or inflation == 'adaptive'
-                or (isinstance(inflation, numbers.Real) and inflation >= 1)):
+            raise ValueError(f"clusters splits the covariance kernel; kernel={kernel!r} is never "
+                             f"split (use clusters=1, 'auto' or kernel='covariance')")
+        clusters = 'auto' if clusters is None else clusters
+        if evidence_threshold is not None and (kernel in ('isotropic', 'enkpf') or clusters == 1):
+            raise ValueError(f"evidence_threshold weighs the clusters of a split covariance "
+                             f"kernel, and with kernel={kernel!r}, clusters={clusters!r} the "
+                             f"ensemble is never split; drop evidence_threshold")
+        evidence_threshold = (EVIDENCE_THRESHOLD if evidence_threshold is None
+                              else check_evidence_threshold(evidence_threshold))
+        # The samplers this filter can run: None picks 'exact' for the EnKPF
+        # kernel and 'ode' for the others ('auto' uses both).
+        if sampler is not None:
+            runs = {sampler}
+        else:
+            runs = {'enkpf': {'exact'}, 'auto': {'exact', 'ode'}}.get(kernel, {'ode'})
+        if runs == {'exact'} and (steps is not None or sampler_options):
+            given = [n for n, v in (("steps", steps), ("sampler_options", sampler_options)) if v]
+            raise ValueError(f"{' and '.join(given)} set the ODE/SDE sampler, but this filter "
+                             f"samples exactly (sampler={sampler!r}, kernel={kernel!r}); drop "
+                             f"them or choose sampler='ode' or 'sde'")
+        diffusion = (runs - {'exact'} or {'ode'}).pop()
+        sampler_options = check_sampler_options(diffusion, sampler_options)
+        if not (inflation is None or (isinstance(inflation, str) and inflation == 'adaptive')
+                or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
+                    and inflation >= 1)):
             raise ValueError(f"inflation must be 'adaptive', None or a float >= 1, got {inflation!r}")
         self.kernel = kernel
         self.bandwidth = bandwidth
-        self.sigma_x = _check_bandwidth_spec(sigma_x, "sigma_x")
-        self.sigma_y = _check_bandwidth_spec(sigma_y, "sigma_y")
+        self.sigma_x = sigma_x
+        self.sigma_y = sigma_y
         self.ess_target = None if ess_target is None else float(ess_target)
         self.inflation = inflation
         self.clusters = clusters
-        self.evidence_threshold = check_evidence_threshold(evidence_threshold)
-        self.n_clusters = 1
-        self.kernel_used = None
+        self.evidence_threshold = evidence_threshold
         self.sampler = sampler
         self.steps = steps
-        self.sampler_options = dict(sampler_options or {})
+        self.sampler_options = sampler_options
+        # Prior variance of the adaptive inflation's variance factor lambda =
+        # f^2 (Miyoshi 2011): how fast lambda may move per update.
+        self.inflation_var = 0.1 ** 2
+        super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized,
+                         simulate=simulate)
+
+    def _reset(self):
+        super()._reset()
+        self.n_clusters = 1
+        self.kernel_used = None
         self.h = None
         self.bandwidth_x = None
         self.bandwidth_y = None
         self.inflation_factor = 1.0
-        # State of the adaptive inflation: mean and variance of the variance
-        # factor lambda = f^2 (Miyoshi 2011); the prior variance sets how fast
-        # lambda may move per update.
+        # The adaptive inflation's running estimate of lambda = f^2.
         self.inflation_mean = 1.0
-        self.inflation_var = 0.1 ** 2
         self.n_evaluations = 0
-        super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized,
-                         simulate=simulate)
 
     # -- pieces of the analysis ---------------------------------------------
     def _measurements(self, X, R):
@@ -434,6 +508,9 @@ class DiffusionKDEFilter(EnsembleFilter):
                 X[rows] = X[rows].mean(0) + f * (X[rows] - X[rows].mean(0))
             hz, Y = self._measurements(X, R)
 
+        # filterpy's K, S, SI of the forecast analysed (after inflation); a
+        # simulator gives only the total spread cov(y) = HPH^T + R.
+        gain = self._gain(X, Y, np.zeros_like(R)) if hz is None else self._gain(X, hz, R)
         kde, h = self._kde(kernel, X, hz, Y, z, R, labels)
         if (self.kernel == 'auto' and kernel == 'covariance' and labels.max() == 0
                 and hz is not None and h > COVARIANCE_MAX_H):
@@ -502,6 +579,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             'n_clusters': len(parts),
             'n_evaluations': number_of_evaluations(sampler, steps or default_steps, solver),
             'kernel_used': kernel,
+            **gain,
         }
 
     def _repr_extras(self):

@@ -318,6 +318,17 @@ def _check_radius(radius):
     return float(radius)
 
 
+def _local_radius(radius, local_obs):
+    """The taper half-width: DEFAULT_RADIUS for None; an error with local_obs, which has its own weights."""
+    if radius is None:
+        return DEFAULT_RADIUS
+    if local_obs is not None:
+        raise ValueError(f"radius sets the taper of state_positions/obs_positions; local_obs "
+                         f"brings its own taper weights, so radius={radius!r} would be ignored; "
+                         f"drop radius")
+    return _check_radius(radius)
+
+
 def _pack(within, taper):
     """Padded (d, k_max) lists from a (d, m) membership matrix and taper values."""
     d = within.shape[0]
@@ -883,10 +894,17 @@ class _Inflating:
 
     def _init_inflation(self, inflation):
         self.inflation = _check_inflation(inflation)
+        # Prior variance of the variance factor's running estimate (Miyoshi 2011).
+        self.inflation_var = 0.1 ** 2
+
+    def _reset(self):
+        super()._reset()
         self.inflation_factor = 1.0
         # Running Gaussian estimate of the variance factor (Miyoshi 2011).
         self.inflation_mean = 1.0
-        self.inflation_var = 0.1 ** 2
+        # The cache of R-dependent factors goes too: a fresh filter has none.
+        self.__dict__.pop("_blocks_key", None)
+        self.__dict__.pop("_blocks_val", None)
 
     def _blocks(self, R):
         """R-dependent local factors, recomputed only when R or the lists change."""
@@ -925,10 +943,11 @@ _LOCAL_DOC = """
     local_obs : callable ``local_obs(j) -> (indices, weights)`` or LocalObs, optional
         Instead of positions: the observations of domain j and their taper
         weights in (0, 1].
-    radius : float > 0, default :data:`DEFAULT_RADIUS` (7)
+    radius : float > 0 or None, default None (:data:`DEFAULT_RADIUS`, 7)
         Gaspari-Cohn half-width ``c`` in position units; observations at
         distance >= 2c are left out, the others enter with ``R / rho``.
-        The default is measured on Lorenz-96 grids (unit spacing)."""
+        The default is measured on Lorenz-96 grids (unit spacing). Only with
+        positions: with ``local_obs`` it is a ValueError."""
 
 
 class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
@@ -965,8 +984,9 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     bandwidth : 'auto' or float in (0, 1), default 'auto'
         Covariance-kernel factor h; ``'auto'`` chooses one per domain, the
         smallest whose local weights keep ESS >= ``ess_target * N``.
-    ess_target : float in (0, 1], default 0.9
-        Target local ESS fraction of ``'auto'`` (:data:`LOCAL_ESS_TARGET`).
+    ess_target : float in (0, 1] or None, default None (0.9)
+        Target local ESS fraction of ``'auto'`` (:data:`LOCAL_ESS_TARGET`);
+        a ValueError with a fixed ``bandwidth``.
     inflation : 'adaptive', float >= 1 or None, default 'adaptive'
         Multiplicative anomaly inflation before the analysis; ``'adaptive'``
         is DiffusionKDEFilter's innovation estimator (Miyoshi 2011) over all
@@ -975,7 +995,9 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         Exact mixture sampling, or the probability-flow ODE of every 1-D
         local mixture (DPM-Solver++(2M), ``steps`` steps).
     steps : int, optional
-        ODE steps (default 16).
+        ODE steps (default
+        :data:`~filterpy_diffusion.diffusion.DEFAULT_ODE_STEPS`); a
+        ValueError with ``sampler='exact'``.
     stitching : str or (selection, noise), default 'coherent'
         How domains' draws are made consistent: ``'coherent'`` (systematic
         selection in member order; kernel noise a random rotation of the
@@ -1004,6 +1026,16 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         Anomaly factor applied at the last update.
     n_evaluations : int
         Denoiser evaluations of the last update (0 for exact sampling).
+    K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
+        filterpy's ``EnsembleKalmanFilter`` attributes of the (inflated)
+        forecast of the last update: the global, unlocalized ensemble gain
+        ``cov(x, hx(x)) SI``, ``S = cov(hx(x_i)) + R`` and ``SI = inv(S)``.
+        The local analysis uses neither (each domain has its own tapered
+        gain); they are the linear-Gaussian summary of the forecast, the
+        gain a global EnKF would have used. Zeros after construction and
+        ``initialize``.
+    inv : callable
+        The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
 
     Examples
     --------
@@ -1020,22 +1052,31 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
-                 domain_length=None, local_obs=None, radius=DEFAULT_RADIUS, bandwidth="auto",
-                 ess_target=LOCAL_ESS_TARGET, inflation="adaptive", sampler="exact", steps=None,
+                 domain_length=None, local_obs=None, radius=None, bandwidth="auto",
+                 ess_target=None, inflation="adaptive", sampler="exact", steps=None,
                  stitching="coherent", rng=None, vectorized=False):
         if sampler not in _SAMPLERS:
             raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)
                                   or steps < 1):
             raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
+        if steps is not None and sampler == "exact":
+            raise ValueError(f"steps sets the ODE sampler; sampler='exact' takes none (got "
+                             f"steps={steps!r}): drop steps or use sampler='ode'")
         if isinstance(bandwidth, str):
             if bandwidth != "auto":
                 raise ValueError(f"bandwidth must be 'auto' or a float in (0, 1), got {bandwidth!r}")
-        elif not (isinstance(bandwidth, numbers.Real) and 0 < bandwidth < 1):
+        elif not (isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool)
+                  and 0 < bandwidth < 1):
             raise ValueError(f"bandwidth must be 'auto' or a float in (0, 1), got {bandwidth!r}")
-        if not (isinstance(ess_target, numbers.Real) and 0 < ess_target <= 1):
+        if ess_target is not None and bandwidth != "auto":
+            raise ValueError(f"ess_target sets bandwidth='auto', but bandwidth={bandwidth!r} is "
+                             f"fixed; drop ess_target")
+        ess_target = LOCAL_ESS_TARGET if ess_target is None else ess_target
+        if isinstance(ess_target, bool) or not (isinstance(ess_target, numbers.Real)
+                                                and 0 < ess_target <= 1):
             raise ValueError(f"ess_target must be a fraction of N in (0, 1], got {ess_target!r}")
-        self.radius = _check_radius(radius)
+        self.radius = _local_radius(radius, local_obs)
         self.stitching = stitching
         _resolve_stitching(stitching)
         self._init_inflation(inflation)
@@ -1043,13 +1084,16 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         self.ess_target = float(ess_target)
         self.sampler = sampler
         self.steps = steps
+        super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized)
+        self.local = _build_local(self.dim_x, self.dim_z, state_positions, obs_positions,
+                                  domain_length, local_obs, self.radius)
+
+    def _reset(self):
+        super()._reset()
         self.h = None
         self.local_ess = None
         self.bandwidth_x = None
         self.n_evaluations = 0
-        super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized)
-        self.local = _build_local(self.dim_x, self.dim_z, state_positions, obs_positions,
-                                  domain_length, local_obs, self.radius)
 
     def _analysis(self, z, R):
         X = self._checked_sigmas()
@@ -1063,6 +1107,7 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         Y = hz + V
         kde = local_covariance_kde(X, hz, Y, z, R, self.local, self.bandwidth, self.ess_target,
                                    self._blocks(R))
+        gain = self._gain(X, hz, R)
         new = sample_local(kde, self.rng, self.sampler, self.stitching, self.steps)
         steps = (DEFAULT_ODE_STEPS if self.steps is None else self.steps) if self.sampler == "ode" else 0
         return {
@@ -1074,6 +1119,7 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
             "inflation_factor": f,
             "inflation_mean": lam,
             "n_evaluations": steps,
+            **gain,
         }
 
     def _repr_extras(self):
@@ -1111,6 +1157,11 @@ class LETKF(_Inflating, EnsembleFilter):
     local : LocalObs
     inflation_factor : float
         Anomaly factor applied at the last update.
+    K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
+        As :class:`LocalDiffusionKDEFilter`: the global, unlocalized gain of
+        the inflated forecast, not the local transforms the update applies.
+    inv : callable
+        The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
 
     Notes
     -----
@@ -1128,9 +1179,9 @@ class LETKF(_Inflating, EnsembleFilter):
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
-                 domain_length=None, local_obs=None, radius=DEFAULT_RADIUS, inflation=1.0,
+                 domain_length=None, local_obs=None, radius=None, inflation=1.0,
                  rng=None, vectorized=False):
-        self.radius = _check_radius(radius)
+        self.radius = _local_radius(radius, local_obs)
         self._init_inflation(inflation)
         super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized)
         self.local = _build_local(self.dim_x, self.dim_z, state_positions, obs_positions,
@@ -1143,7 +1194,8 @@ class LETKF(_Inflating, EnsembleFilter):
         # Mean increment A_j wbar = sum_l g_l e_l / (1 + lam_l) in the whitened frame.
         mean = w["mu"] + np.einsum('jk,jk->j', w["g"] * w["e"], 1.0 / (1.0 + w["lam"]))
         new = mean[:, None] + _etkf_anomalies(w["A"], w["b"], w["lam"], w["g"])
-        return {"sigmas": new.T, "inflation_factor": f, "inflation_mean": lam}
+        return {"sigmas": new.T, "inflation_factor": f, "inflation_mean": lam,
+                **self._gain(X, hz, R)}
 
     def _repr_extras(self):
         return [("radius", self.radius), ("inflation", self.inflation),

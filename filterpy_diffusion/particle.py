@@ -114,6 +114,15 @@ class ParticleFilter(EnsembleFilter):
         Whether the last update resampled.
     resample_threshold, jitter, log_likelihood_fn, resampler
         As given; may be changed between calls.
+    K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
+        filterpy's ``EnsembleKalmanFilter`` attributes, computed from the
+        prior-weighted particles of the last update: ``S = cov(hx(x_i)) +
+        R``, ``SI = inv(S)``, ``K = cov(x, hx(x)) SI``. The particle filter
+        does not use them; they are the linear-Gaussian summary of its
+        forecast, the gain an EnKF would have used (``R`` enters even with a
+        ``log_likelihood_fn``). Zeros after construction and ``initialize``.
+    inv : callable
+        The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
 
     Notes
     -----
@@ -170,6 +179,9 @@ class ParticleFilter(EnsembleFilter):
         self.jitter = float(jitter)
         self.log_likelihood_fn = log_likelihood_fn
         self.resampler = resampler
+
+    def _reset(self):
+        super()._reset()
         self.resampled = False
 
     def _log_likelihoods(self, z, hz, R):
@@ -188,7 +200,9 @@ class ParticleFilter(EnsembleFilter):
 
     def _analysis(self, z, R):
         sigmas = self.sigmas
-        ll = self._log_likelihoods(z, self._measure(sigmas), R)
+        hz = self._measure(sigmas)
+        ll = self._log_likelihoods(z, hz, R)
+        gain = self._gain(sigmas, hz, R, self.weights)
         a = self.log_weights + ll
         total = logsumexp(a)
         if total == -np.inf:
@@ -196,12 +210,13 @@ class ParticleFilter(EnsembleFilter):
                 "every particle has zero likelihood for this z; keeping the prior weights",
                 RuntimeWarning, stacklevel=3)
             return {"sigmas": sigmas, "log_weights": self.log_weights, "log_likelihood": -np.inf,
-                    "ess": float(np.exp(-logsumexp(2 * self.log_weights))), "resampled": False}
+                    "ess": float(np.exp(-logsumexp(2 * self.log_weights))), "resampled": False,
+                    **gain}
 
         log_w = a - total
         # log_weights were normalised, so `total` is log sum_i w_i p(z | x_i).
         out = {"log_likelihood": float(total), "ess": float(np.exp(-logsumexp(2 * log_w))),
-               "sigmas": sigmas, "log_weights": log_w, "resampled": False}
+               "sigmas": sigmas, "log_weights": log_w, "resampled": False, **gain}
         if out["ess"] < self.resample_threshold * self.N:
             w = np.exp(log_w)
             idx = self._resample_indices(w)

@@ -259,7 +259,7 @@ def test_too_few_members_and_bad_options():
     with pytest.raises(ValueError, match="sigma_y must be a positive"):
         make(kernel='isotropic', sigma_y=-1.0)
     with pytest.raises(ValueError, match="set bandwidth= "):
-        make(sigma_x=0.3)           # isotropic bandwidths with the covariance kernel
+        make(kernel='covariance', sigma_x=0.3)   # isotropic bandwidths with the covariance kernel
     with pytest.raises(ValueError, match="kernel must be one of"):
         make(kernel='gaussian')
     with pytest.raises(ValueError, match=r"must be 'auto', a rule"):
