@@ -91,8 +91,13 @@ def number_of_evaluations(sampler, steps, solver='dpm2m'):
 
 
 def sample_exact(mixture, n, rng=None):
-    """Exact draws from the mixture: ndarray (n, d)."""
-    return mixture.sample(int(n), rng)
+    """Exact draws from the mixture: ndarray (n, d).
+
+    Stratified (systematic component choice, scrambled-Sobol noise) and in
+    component order: where every component is chosen once (n equally
+    weighted components), row i is drawn from component i.
+    """
+    return mixture.sample(int(n), rng, ordered=True)
 
 
 def sample_ode(mixture, n, rng=None, steps=DEFAULT_ODE_STEPS, sigma_max=None,

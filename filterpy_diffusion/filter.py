@@ -20,6 +20,7 @@ from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
 from .kde import (EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
                   check_evidence_threshold)
+from .kde import _log_prior as log_prior_weights
 from .resampling import systematic_resample
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
@@ -168,10 +169,11 @@ class DiffusionKDEFilter(EnsembleFilter):
     sampler : {'ode', 'sde', 'exact'} or None, default None
         How the analysis ensemble is drawn from the conditional KDE: the
         probability-flow ODE, the reverse SDE, or exact mixture sampling
-        (systematic component choice). None: ``'exact'`` for the
-        ``'enkpf'`` kernel (its components are the Kalman-shifted members,
-        and choosing each once keeps them, as the EnKF does), ``'ode'`` for
-        the others.
+        (systematic component choice, in member order). None: ``'exact'``
+        for the ``'enkpf'`` kernel (its components are the Kalman-shifted
+        members; where the weights choose each once, analysis member i
+        comes from forecast member i, as in the EnKF), ``'ode'`` for the
+        others.
     steps : int, optional
         Steps of the diffusion sampler (defaults in
         :mod:`filterpy_diffusion.diffusion`). A ValueError when every update
@@ -235,6 +237,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         Zeros after construction and ``initialize``.
     inv : callable
         The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
+    weights : ndarray (N,)
+        Member weights. Uniform after every update (the analysis ensemble
+        is drawn from the conditional KDE). Non-uniform prior weights
+        (assigned before an update) are honoured: the KDE is ``p(x, y) =
+        sum_i pi_i K_i(x, y)``, so every kernel adds ``log pi_i`` to its
+        component log-weights, and the covariance and EnKPF kernels (and the
+        inflation centre) use the weighted moments of the ensemble. A member
+        of zero weight contributes no component. The mode and normality
+        tests of ``kernel='auto'`` and the isotropic kernel's coordinate
+        scales remain unweighted.
 
     Examples
     --------
@@ -416,8 +428,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         if self.sampler is not None:
             return self.sampler
         # The EnKPF components are the members, Kalman-shifted: exact
-        # sampling with systematic component choice keeps each member as the
-        # EnKF does; the ODE's noise-to-sample map does not.
+        # sampling with systematic component choice, in component order,
+        # keeps each member as the EnKF does; the ODE's noise-to-sample map
+        # does not.
         return 'exact' if kernel == 'enkpf' else 'ode'
 
     def _labels(self, kernel, X, hz, Y, tested=None):
@@ -429,11 +442,20 @@ class DiffusionKDEFilter(EnsembleFilter):
         if kernel != 'covariance':
             return np.zeros(self.N, dtype=int)
         if tested is not None and _is_auto(self.clusters):
-            return tested
-        return split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters)
+            labels = tested
+        else:
+            labels = split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters)
+        w = self.weights
+        if labels.max() > 0 and np.bincount(labels, weights=w).min() <= 0:
+            # A cluster of zero-weight members only has no mass to model.
+            return np.zeros(self.N, dtype=int)
+        return labels
 
-    def _kde(self, kernel, X, hz, Y, z, R, labels):
-        """Build the conditional KDE and choose its bandwidth; returns (kde, h)."""
+    def _kde(self, kernel, X, hz, Y, z, R, labels, prior=None):
+        """Build the conditional KDE and choose its bandwidth; returns (kde, h).
+
+        ``prior``: non-uniform prior member weights (N,), or None.
+        """
         frac = self.ess_target
         if frac is None:
             if kernel == 'enkpf':
@@ -448,12 +470,13 @@ class DiffusionKDEFilter(EnsembleFilter):
             Rk = None if hz is None else R
             if kernel == 'enkpf':
                 # g = 1 is the EnKF itself and allowed; the shrunk kernel needs h < 1.
-                kde, hi = EnKPFDensity(X, hz, R, 1.0), 1.0
+                kde, hi = EnKPFDensity(X, hz, R, 1.0, weights=prior), 1.0
             elif labels.max() > 0:
                 kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz,
-                                       evidence_threshold=self.evidence_threshold), H_RANGE[1]
+                                       evidence_threshold=self.evidence_threshold,
+                                       weights=prior), H_RANGE[1]
             else:
-                kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz), H_RANGE[1]
+                kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), H_RANGE[1]
             spec = self.bandwidth
             if spec == 'auto' and kernel == 'enkpf' and kde.normality_pvalue() > GAUSSIAN_ALPHA:
                 # No detectable departure from Gaussian along any informative
@@ -475,20 +498,26 @@ class DiffusionKDEFilter(EnsembleFilter):
             return kde, h
         if self.sigma_x == 'auto' or self.sigma_y == 'auto':
             sx_scale, sy_scale = coordinate_scale(X, 'states'), coordinate_scale(Y, 'measurements')
+            log_prior = None if prior is None else log_prior_weights(prior, self.N)
 
             def lw_at(f):
                 r = (Y - z) / (f * sy_scale)
-                return -0.5 * np.einsum('ij,ij->i', r, r)
+                lk = -0.5 * np.einsum('ij,ij->i', r, r)
+                return lk if log_prior is None else lk + log_prior
             f = select_by_ess(lw_at, target, H_RANGE[0], 1.0)
         sx = f * sx_scale if self.sigma_x == 'auto' else \
             resolve_bandwidth(self.sigma_x, X, Y, "sigma_x", joint)
         sy = f * sy_scale if self.sigma_y == 'auto' else \
             resolve_bandwidth(self.sigma_y, Y, X, "sigma_y", joint)
         auto = self.sigma_x == 'auto' or self.sigma_y == 'auto'
-        return ConditionalKDE(X, Y, sx, sy), (f if auto else None)
+        return ConditionalKDE(X, Y, sx, sy, weights=prior), (f if auto else None)
 
     def _analysis(self, z, R):
         X = self._checked_sigmas()
+        # Non-uniform prior weights enter every kernel as log pi_i on its
+        # components and through weighted moments; uniform ones change nothing.
+        w = self.weights
+        prior = None if np.all(w == w[0]) else w
         hz, Y = self._measurements(X, R)
         kernel, tested = self._choose_kernel(X, hz, Y)
         sampler = self._sampler_for(kernel)
@@ -505,22 +534,25 @@ class DiffusionKDEFilter(EnsembleFilter):
             X = X.copy()   # never write into self.sigmas
             for k in range(labels.max() + 1):
                 rows = labels == k
-                X[rows] = X[rows].mean(0) + f * (X[rows] - X[rows].mean(0))
+                centre = X[rows].mean(0) if prior is None else \
+                    prior[rows] @ X[rows] / prior[rows].sum()
+                X[rows] = centre + f * (X[rows] - centre)
             hz, Y = self._measurements(X, R)
 
         # filterpy's K, S, SI of the forecast analysed (after inflation); a
         # simulator gives only the total spread cov(y) = HPH^T + R.
-        gain = self._gain(X, Y, np.zeros_like(R)) if hz is None else self._gain(X, hz, R)
-        kde, h = self._kde(kernel, X, hz, Y, z, R, labels)
+        gain = self._gain(X, Y if hz is None else hz, np.zeros_like(R) if hz is None else R, prior)
+        kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)
         if (self.kernel == 'auto' and kernel == 'covariance' and labels.max() == 0
                 and hz is not None and h > COVARIANCE_MAX_H):
             kernel = 'enkpf'
             sampler = self._sampler_for(kernel)
-            kde, h = self._kde(kernel, X, hz, Y, z, R, labels)
+            kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)
         parts = getattr(kde, 'parts', [kde])
         if kernel == 'covariance':
             # Kernel standard deviations, pooled over clusters.
-            share = [p.N / self.N for p in parts]
+            share = ([p.N / self.N for p in parts] if prior is None
+                     else [prior[rows].sum() for rows in getattr(kde, 'members', [slice(None)])])
             bx = kde.h * np.sqrt(sum(s * np.diag(p.Cxx) for s, p in zip(share, parts)))
             by = kde.h * np.sqrt(sum(s * np.diag(p.Cyy) for s, p in zip(share, parts)))
         elif kernel == 'enkpf':

@@ -39,6 +39,45 @@ EVIDENCE_THRESHOLD = 10.0
 MIN_INFORMATIVE_LAM = 0.1
 
 
+def _log_prior(weights, N):
+    """``log(N pi_i)`` of prior member weights ``pi`` (N,), or None when they are uniform.
+
+    Uniform weights add nothing (so the uniform case is bit-identical to an
+    unweighted KDE); zero weights give ``-inf``: that member's component has
+    no mass.
+    """
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (N,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise ValueError(f"weights must be ({N},) finite, non-negative and not all zero "
+                         f"(prior member weights), got {w if w.size < 20 else w.shape}")
+    if np.all(w == w[0]):
+        return None
+    w = w / w.max()
+    with np.errstate(divide="ignore"):
+        return np.log(w / w.sum()) + np.log(N)
+
+
+def _weighted_moments(X, Y, weights):
+    """Means and the (cross-)covariance factor of two ensembles, weighted by ``weights``.
+
+    Returns ``mean_x, mean_y, A, B, c`` with ``A, B`` the anomalies and
+    ``c(U, V) = sum_i w_i U_i V_i^T / (1 - sum w^2)``, the unbiased
+    "reliability weights" covariance of :func:`filterpy_diffusion.ensemble.ensemble_moments`
+    (``1/(N - 1)`` for uniform weights).
+    """
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    mx, my = w @ X, w @ Y
+    denom = 1.0 - w @ w
+    scale = 1.0 / denom if denom > 0 else 0.0
+
+    def cov(U, V):
+        return (U.T * w) @ V * scale
+    return mx, my, X - mx, Y - my, cov
+
+
 class _ConditionalDensity:
     """``log_prob`` and ``score`` of ``p_sigma(x | z)``, from ``conditional(z)``."""
 
@@ -119,6 +158,10 @@ class ConditionalKDE(_ConditionalDensity):
         Kernel bandwidth (standard deviation) in state space.
     sigma_y : float or ndarray (m,)
         Kernel bandwidth in measurement space.
+    weights : ndarray (N,), optional
+        Prior member weights ``pi_i`` (normalised here): the KDE is
+        ``p(x, y) = sum_i pi_i N(x; x_i, sx^2) N(y; y_i, sy^2)``. None
+        (or uniform) is ``pi_i = 1/N``; a zero weight removes the member.
 
     Attributes
     ----------
@@ -141,7 +184,7 @@ class ConditionalKDE(_ConditionalDensity):
     >>> g = kde.score(np.array([0.9]), [1.0])   # gradient of log p(x | z)
     """
 
-    def __init__(self, states, measurements, sigma_x, sigma_y):
+    def __init__(self, states, measurements, sigma_x, sigma_y, weights=None):
         self.states = as_ensemble(states, "states")
         N, d = self.states.shape
         meas = np.asarray(measurements, dtype=float)
@@ -156,14 +199,16 @@ class ConditionalKDE(_ConditionalDensity):
         self.dim_z = self.measurements.shape[1]
         self.sigma_x = as_bandwidth(sigma_x, "sigma_x", d)
         self.sigma_y = as_bandwidth(sigma_y, "sigma_y", self.dim_z)
+        self._log_prior = _log_prior(weights, N)
         self._cache_key = None
         self._mixture = None
 
     def log_kernel(self, z):
-        """Unnormalised log weights ``-|z - y_i|^2 / (2 sy^2)``, ndarray (N,)."""
+        """Unnormalised log weights ``log(N pi_i) - |z - y_i|^2 / (2 sy^2)``, ndarray (N,)."""
         z = as_vector(z, "z", self.dim_z)
         r = (self.measurements - z) / self.sigma_y
-        return -0.5 * np.einsum('ij,ij->i', r, r)
+        lk = -0.5 * np.einsum('ij,ij->i', r, r)
+        return lk if self._log_prior is None else lk + self._log_prior
 
     def log_weights(self, z):
         """Normalised log weights ``log w_i``, ndarray (N,). Never under- or overflows to NaN."""
@@ -171,11 +216,11 @@ class ConditionalKDE(_ConditionalDensity):
         return lw - logsumexp(lw)
 
     def weights(self, z):
-        """Conditional component weights ``w_i ∝ N(z; y_i, sy^2 I)``, ndarray (N,), summing to 1."""
+        """Conditional component weights ``w_i ∝ pi_i N(z; y_i, sy^2 I)``, ndarray (N,), summing to 1."""
         return np.exp(self.log_weights(z))
 
     def log_marginal(self, z):
-        """Log of the KDE's measurement marginal ``p(z) = 1/N sum_i N(z; y_i, sy^2 I)``."""
+        """Log of the KDE's measurement marginal ``p(z) = sum_i pi_i N(z; y_i, sy^2 I)``."""
         var = np.broadcast_to(self.sigma_y ** 2, (self.dim_z,))
         return float(logsumexp(self.log_kernel(z)) - np.log(self.N)
                      - 0.5 * np.sum(np.log(2 * np.pi * var)))
@@ -238,6 +283,12 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
     shrink : bool, default True
         Liu-West shrinkage of the centres; without it the KDE's covariance
         is ``(1 + h^2) C``.
+    weights : ndarray (N,), optional
+        Prior member weights ``pi_i`` (normalised here): component i has
+        weight ``pi_i`` instead of ``1/N``, and ``mu``, ``C`` (hence the
+        gain and the shrinkage target) are the weighted moments of
+        :func:`filterpy_diffusion.ensemble.ensemble_moments`. None or
+        uniform: the unweighted KDE.
 
     Notes
     -----
@@ -247,7 +298,8 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
     in ``ridge``.
     """
 
-    def __init__(self, states, measurements, h, R=None, predictions=None, shrink=True):
+    def __init__(self, states, measurements, h, R=None, predictions=None, shrink=True,
+                 weights=None):
         X = as_ensemble(states, "states", min_rows=2)
         N, d = X.shape
         Y = as_ensemble(measurements, "measurements", min_rows=2)
@@ -277,6 +329,10 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
             self.Cyy = Cyy + self.ridge * np.eye(m)
             self.mean_prediction = self.mean_y
             self._mean_prediction_cov = self.Cyy / N
+        self._log_prior = _log_prior(weights, N)
+        if self._log_prior is not None:
+            # Prior member weights: the weighted moments replace the above.
+            self._weighted_moments(X, Y, weights, R, predictions)
         self._Ly = self._cholesky_Cyy()
         self.K = np.linalg.solve(self.Cyy, self.Cxy.T).T
         S = self.Cxx - self.K @ self.Cxy.T
@@ -287,6 +343,29 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         self._by = _solve_lower(self._Ly, (Y - self.mean_y).T).T
         self.shrink = bool(shrink)
         self.set_bandwidth(h)
+
+    def _weighted_moments(self, X, Y, weights, R, predictions):
+        """Mean and covariance blocks weighted by the prior member weights."""
+        N, m = X.shape[0], Y.shape[1]
+        w = np.asarray(weights, dtype=float) / np.sum(weights)
+        self.mean_x, self.mean_y, A, B, cov = _weighted_moments(X, Y, w)
+        self.Cxx = cov(A, A)
+        if R is not None and predictions is not None:
+            P = as_ensemble(predictions, "predictions", dim=m)
+            self.mean_prediction, _, Bp, _, _ = _weighted_moments(P, P, w)
+            self.Cxy = cov(A, Bp)
+            Chh = cov(Bp, Bp)
+            self.Cyy = Chh + np.asarray(R, dtype=float)
+            self.ridge = 0.0
+            # Variance of the weighted mean: sum_i w_i^2 cov.
+            self._mean_prediction_cov = Chh * (w @ w)
+        else:
+            self.Cxy = cov(A, B)
+            Cyy = cov(B, B)
+            self.ridge = 1e-8 * max(np.trace(Cyy) / m, np.finfo(float).tiny)
+            self.Cyy = Cyy + self.ridge * np.eye(m)
+            self.mean_prediction = self.mean_y
+            self._mean_prediction_cov = self.Cyy * (w @ w)
 
     def _cholesky_Cyy(self):
         """Cholesky factor of Cyy, adding a ridge where rounding broke its definiteness.
@@ -333,16 +412,17 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         """
         z = as_vector(z, "z", self.dim_z)
         e = _solve_lower(self._Ly, z - self.mean_y)
-        b, shrink = self._by, self.shrink
+        b, shrink, prior = self._by, self.shrink, self._log_prior
 
         def log_kernel(h):
             a = np.sqrt(1.0 - h * h) if shrink else 1.0
             r = (e - a * b) / h
-            return -0.5 * np.einsum('ij,ij->i', r, r)
+            lk = -0.5 * np.einsum('ij,ij->i', r, r)
+            return lk if prior is None else lk + prior
         return log_kernel
 
     def log_marginal(self, z):
-        """Log of the KDE's measurement marginal ``1/N sum_i N(z; c_i^y, h^2 Cyy)``."""
+        """Log of the KDE's measurement marginal ``sum_i pi_i N(z; c_i^y, h^2 Cyy)``."""
         logdet = 2 * np.sum(np.log(np.diag(self._Ly))) + 2 * self.dim_z * np.log(self.h)
         return float(logsumexp(self.log_kernel(z)) - np.log(self.N)
                      - 0.5 * (self.dim_z * np.log(2 * np.pi) + logdet))
@@ -450,6 +530,11 @@ class ClusteredKDE(_KernelWeights):
         ignored and larger ones shrunk: cluster masses move only when the
         observation tells the clusters apart beyond the noise of the
         ensemble's own estimate. 1 is positive-part James-Stein.
+    weights : ndarray (N,), optional
+        Prior member weights (normalised here): cluster c's prior mass is
+        the sum of its members' weights instead of ``N_c / N``, and each
+        cluster's kernel is weighted within (:class:`CovarianceKDE`). Every
+        cluster needs positive total weight.
 
     Attributes
     ----------
@@ -460,7 +545,7 @@ class ClusteredKDE(_KernelWeights):
     """
 
     def __init__(self, states, measurements, h, labels, R=None, predictions=None, shrink=True,
-                 shrink_evidence=True, evidence_threshold=EVIDENCE_THRESHOLD):
+                 shrink_evidence=True, evidence_threshold=EVIDENCE_THRESHOLD, weights=None):
         X = as_ensemble(states, "states", min_rows=2)
         Y = as_ensemble(measurements, "measurements", min_rows=2)
         self.shrink_evidence = bool(shrink_evidence)
@@ -474,9 +559,18 @@ class ClusteredKDE(_KernelWeights):
         if min(len(rows) for rows in self.members) < 2:
             raise ValueError("every cluster needs at least 2 members; got sizes "
                              f"{[len(rows) for rows in self.members]}")
+        lp = _log_prior(weights, self.N)
+        w = None if lp is None else np.exp(lp - np.log(self.N))
+        if w is not None and min(w[rows].sum() for rows in self.members) <= 0:
+            raise ValueError("every cluster needs a positive total prior weight; got cluster "
+                             f"weights {[float(w[rows].sum()) for rows in self.members]}")
+        # log of each cluster's prior mass, N_c / N for uniform weights.
+        self._log_mass = np.array([np.log(len(rows) / self.N) if w is None else
+                                   np.log(w[rows].sum()) for rows in self.members])
         self.parts = [CovarianceKDE(X[rows], Y[rows], h, R=R,
                                     predictions=None if predictions is None else
-                                    np.asarray(predictions, dtype=float)[rows], shrink=shrink)
+                                    np.asarray(predictions, dtype=float)[rows], shrink=shrink,
+                                    weights=None if w is None else w[rows])
                       for rows in self.members]
         self.h = float(h)
 
@@ -525,10 +619,10 @@ class ClusteredKDE(_KernelWeights):
             with np.errstate(divide='ignore', invalid='ignore'):
                 factor = np.where(dev != 0, np.maximum(0.0, 1 - t2 * var / dev ** 2), 0.0)
             ell = ell.mean() + factor * dev
-        return np.array([np.log(len(rows) / self.N) for rows in self.members]) + ell
+        return self._log_mass + ell
 
     def log_marginal(self, z):
-        """Log of the measurement marginal ``sum_c N_c/N N(z; mean_c(hx), Cyy_c)``."""
+        """Log of the measurement marginal ``sum_c W_c N(z; mean_c(hx), Cyy_c)`` (``W_c`` = N_c/N or the prior mass)."""
         return float(logsumexp(self._log_joint(z)))
 
     def centres(self, z):
@@ -602,6 +696,12 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
     g : float in (0, 1]
         Share of the likelihood given to the EnKF step (the bandwidth:
         1 is the EnKF, small g a particle filter).
+    weights : ndarray (N,), optional
+        Prior member weights ``pi_i`` (normalised here): ``a_i`` gets the
+        factor ``pi_i`` and the gain uses the weighted covariances of
+        :func:`filterpy_diffusion.ensemble.ensemble_moments`. None or
+        uniform: the unweighted density. (:meth:`normality_pvalue` tests the
+        members unweighted.)
 
     Attributes
     ----------
@@ -626,7 +726,7 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
     ((50,), True)
     """
 
-    def __init__(self, states, predictions, R, g=1.0):
+    def __init__(self, states, predictions, R, g=1.0, weights=None):
         X = as_ensemble(states, "states", min_rows=2)
         N, d = X.shape
         P = as_ensemble(predictions, "predictions", min_rows=2)
@@ -638,15 +738,22 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
         self.N, self.dim_x, self.dim_z = N, d, m
         self.states, self.predictions = X, P
         self._LR = np.linalg.cholesky(R)
+        self._log_prior = _log_prior(weights, N)
+        if self._log_prior is None:
+            mean_x, self._mean_p = X.mean(0), P.mean(0)
+
+            def cov(U, W):
+                return U.T @ W / (N - 1)
+        else:
+            mean_x, self._mean_p, _, _, cov = _weighted_moments(X, P, np.exp(self._log_prior))
         # Frame: observations whitened by R, rotated to diagonalise cov(p).
-        Pw = np.linalg.solve(self._LR, (P - P.mean(0)).T).T
-        lam, V = np.linalg.eigh(Pw.T @ Pw / (N - 1))
+        Pw = np.linalg.solve(self._LR, (P - self._mean_p).T).T
+        lam, V = np.linalg.eigh(cov(Pw, Pw))
         self.lam = np.maximum(lam, 0.0)
         self._V = V
-        self._mean_p = P.mean(0)
-        A = X - X.mean(0)
+        A = X - mean_x
         # cov(x, p) in the frame: columns are the per-direction regressions.
-        self.G = A.T @ (Pw @ V) / (N - 1)
+        self.G = cov(A, Pw @ V)
         self.set_bandwidth(g)
 
     def _frame(self, v):
@@ -693,10 +800,12 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
     def log_kernel_at(self, z):
         """A function ``g -> log a_i(g) + const``, ndarray (N,)."""
         D2 = self._innovations(z) ** 2
+        prior = self._log_prior
 
         def log_kernel(g):
             b, _, rho = self._coefficients(g)
-            return -0.5 * D2 @ (rho / b ** 2)
+            lk = -0.5 * D2 @ (rho / b ** 2)
+            return lk if prior is None else lk + prior
         return log_kernel
 
     def log_marginal(self, z):

@@ -906,6 +906,15 @@ class _Inflating:
         self.__dict__.pop("_blocks_key", None)
         self.__dict__.pop("_blocks_val", None)
 
+    def _check_uniform_weights(self):
+        w = self.weights
+        if not np.all(w == w[0]):
+            raise ValueError(
+                f"{type(self).__name__} analyses equally weighted members; the prior weights are "
+                f"not uniform (min {w.min():.3g}, max {w.max():.3g}). Resample first (e.g. "
+                f"f.sigmas = f.sigmas[systematic_resample(f.weights, rng)]) and reset "
+                f"f.weights = np.full(f.N, 1 / f.N)")
+
     def _blocks(self, R):
         """R-dependent local factors, recomputed only when R or the lists change."""
         key = getattr(self, "_blocks_key", None)
@@ -1037,6 +1046,11 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     inv : callable
         The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
 
+    Notes
+    -----
+    The analysis assumes equally weighted members: ``update`` raises
+    ValueError (state unchanged) if ``weights`` was set non-uniform.
+
     Examples
     --------
     >>> from filterpy_diffusion.systems import LorenzModel, IdentityObs
@@ -1096,6 +1110,7 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         self.n_evaluations = 0
 
     def _analysis(self, z, R):
+        self._check_uniform_weights()
         X = self._checked_sigmas()
         X, hz, f, lam = self._inflated(X, z, R)
         # One draw of the simulated measurement noise, shared by every domain.
@@ -1165,6 +1180,9 @@ class LETKF(_Inflating, EnsembleFilter):
 
     Notes
     -----
+    The transform assumes equally weighted members: ``update`` raises
+    ValueError (state unchanged) if ``weights`` was set non-uniform.
+
     In domain j, with whitened scaled anomalies ``W = L^-1 (sqrt(rho)
     (hx(x_i) - mean))[O_j]`` (k, N), ``L L^T = R_sub`` and the whitened
     innovation ``dt``: ``Pa~ = ((N-1) I + W^T W)^-1``, mean weights ``wbar =
@@ -1188,6 +1206,7 @@ class LETKF(_Inflating, EnsembleFilter):
                                   domain_length, local_obs, self.radius)
 
     def _analysis(self, z, R):
+        self._check_uniform_weights()
         X = self._checked_sigmas()
         X, hz, f, lam = self._inflated(X, z, R)
         w = _whitened(X, hz, z, R, self.local, self._blocks(R))

@@ -279,11 +279,11 @@ class GaussianMixture:
         G = G if self.basis is None else G @ self.basis.T
         return G[0] if single else G
 
-    def sample(self, n, rng=None, sigma=0.0, stratified=True):
+    def sample(self, n, rng=None, sigma=0.0, stratified=True, ordered=False):
         """Exact draws from ``p_sigma``: a component by weight, plus Gaussian noise.
 
-        With ``stratified=True`` (default) every draw is still marginally
-        exact, but the set is spread more evenly than i.i.d. draws:
+        With ``stratified=True`` (default) the set is spread more evenly
+        than i.i.d. draws:
         components are chosen by systematic resampling (offspring counts
         ``floor`` or ``ceil`` of ``n w_i``) and the Gaussian noise comes from a
         scrambled Sobol sequence. A filter redraws its ensemble every cycle;
@@ -292,16 +292,30 @@ class GaussianMixture:
         cycle) until a mode is lost, and stratification slows that drift.
         ``stratified=False`` gives plain i.i.d. draws.
 
+        ``ordered=False`` (default) shuffles the chosen components, so every
+        row is marginally an exact draw. ``ordered=True`` keeps them in
+        component order and shuffles the noise rows instead (the same
+        random draws): the set of draws is exactly the unordered one, in
+        another row order. With systematic choice and ``n`` draws from
+        ``n`` equally weighted components, row i comes from component i (a
+        filter's member i stays member i, as in the EnKF). Shuffling the
+        noise matters: member i would otherwise get Sobol point i every
+        cycle, and the fixed strata make the ensemble more regular than a
+        Gaussian sample.
+
         Returns ndarray (n, d).
         """
         rng = as_generator(rng)
         n = int(n)
+        idx = pick_components(self.weights, n, rng, systematic=stratified, ordered=ordered)
+        # The shuffle pick_components does unordered, applied to the noise.
+        perm = np.argsort(rng.permutation(n)) if ordered else None
         if stratified:
-            idx = pick_components(self.weights, n, rng, systematic=True)
             eps = stratified_normal(n, self.dim, rng)
         else:
-            idx = pick_components(self.weights, n, rng)
             eps = rng.standard_normal((n, self.dim))
+        if perm is not None:
+            eps = eps[perm]
         eps *= np.sqrt(self.total_var(sigma))
         if self.basis is not None:
             eps = eps @ self.basis.T
@@ -331,14 +345,16 @@ class GaussianMixture:
         return self._cov0_eigmax
 
 
-def pick_components(weights, n, rng, systematic=False):
+def pick_components(weights, n, rng, systematic=False, ordered=False):
     """Indices of n components with probabilities ``weights``, in random order.
 
     Systematic resampling (component i gets ``floor`` or ``ceil`` of
     ``n w_i`` draws) or i.i.d. draws; see :mod:`filterpy_diffusion.resampling`.
+    ``ordered=True``: sorted instead of shuffled (no draw for the shuffle).
     """
     draw = systematic_resample if systematic else multinomial_resample
-    return rng.permutation(draw(weights, rng, n))
+    idx = draw(weights, rng, n)
+    return idx if ordered else rng.permutation(idx)
 
 
 def _totient(n):
