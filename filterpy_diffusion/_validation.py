@@ -7,6 +7,25 @@ import numbers
 
 import numpy as np
 
+#: Largest magnitude accepted for states, measurements and z (and, squared,
+#: for the entries of P, Q and R). The filters square and sum deviations,
+#: whitened distances and anomalies over up to N * dim terms; below 1e150
+#: such sums of up to 1e8 terms stay below the float limit (1.8e308), above
+#: it they overflow to inf and later to NaN far from the real cause.
+MAX_MAGNITUDE = 1e150
+
+
+def check_magnitude(a, name, squared=False, hint="rescale the units of the model"):
+    """Raise ValueError if ``|a|`` exceeds :data:`MAX_MAGNITUDE` (its square for a covariance)."""
+    limit = MAX_MAGNITUDE ** 2 if squared else MAX_MAGNITUDE
+    a = np.asarray(a, dtype=float)
+    if a.size and np.max(np.abs(a)) > limit:
+        kind = "entries" if squared else "values"
+        raise ValueError(
+            f"{name} has {kind} up to {np.max(np.abs(a)):.3g}, beyond the supported {limit:.0e}"
+            f" (squared distances and covariances would overflow); {hint}")
+
+
 
 def as_generator(rng):
     """Return a ``numpy.random.Generator`` from ``None``, an int seed or a Generator.
@@ -77,6 +96,7 @@ def as_covariance(P, name, dim, allow_singular=True):
         raise ValueError(f"{name} must have shape ({dim}, {dim}) or be a scalar, got {P.shape}")
     if not np.all(np.isfinite(P)):
         raise ValueError(f"{name} must be finite")
+    check_magnitude(P, name, squared=True)
     scale = max(np.abs(P).max(), np.finfo(float).tiny)
     if not np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale):
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {np.abs(P - P.T).max():.3g}")

@@ -288,6 +288,25 @@ class LocalObs:
         return [(self.indices[j][self.mask[j]], self.taper[j][self.mask[j]])
                 for j in range(self.dim_x)]
 
+    def observed(self, idx):
+        """The lists for a measurement of the components ``idx`` only (missing observations).
+
+        Entries of observations not in ``idx`` are dropped and the others
+        renumbered to positions in ``idx``, keeping their order and taper:
+        the same lists as built from the observed components' positions.
+        """
+        idx = np.asarray(idx, dtype=np.intp)
+        new = np.full(max(int(self.indices.max()), int(idx.max()) if idx.size else 0) + 1, -1, np.intp)
+        new[idx] = np.arange(idx.size)
+        ren = np.where(self.mask, new[self.indices], -1)
+        keep = ren >= 0
+        k_max = max(1, int(keep.sum(axis=1).max()))
+        # A stable sort moves each row's kept entries first, in their order.
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k_max]
+        mask = np.take_along_axis(keep, order, axis=1)
+        return LocalObs(np.where(mask, np.take_along_axis(ren, order, axis=1), 0),
+                        np.where(mask, np.take_along_axis(self.taper, order, axis=1), 0.0), mask)
+
     def check(self, dim_x, dim_z):
         """Raise ValueError unless these lists fit a (dim_x,) state and (dim_z,) measurement."""
         if self.dim_x != dim_x:
@@ -881,6 +900,10 @@ def _check_inflation(inflation):
 class _Inflating:
     """Prior inflation shared by the local filters (mixin over EnsembleFilter)."""
 
+    def _observed_attributes(self, idx):
+        # Missing observations: the lists of the observed ones only.
+        return {"local": self.local.observed(idx)}
+
     def _init_inflation(self, inflation):
         self.inflation = _check_inflation(inflation)
         self.inflation_factor = 1.0
@@ -892,8 +915,10 @@ class _Inflating:
         """R-dependent local factors, recomputed only when R or the lists change."""
         key = getattr(self, "_blocks_key", None)
         if key is None or key[0] is not self.local or not np.array_equal(key[1], R):
+            # Computed before the key is stored, so a failure caches nothing.
+            val = _r_blocks(self.local, R)
             self._blocks_key = (self.local, np.array(R, dtype=float))
-            self._blocks_val = _r_blocks(self.local, R)
+            self._blocks_val = val
         return self._blocks_val
 
     def _inflated(self, X, z, R):
