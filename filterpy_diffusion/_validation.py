@@ -108,6 +108,17 @@ def as_covariance(P, name, dim, allow_singular=True):
     return 0.5 * (P + P.T)
 
 
+def is_singular(C):
+    """Whether a symmetric PSD matrix is singular to working precision.
+
+    True if its smallest eigenvalue is at most ``dim * eps`` times its
+    largest (or it is zero): a noise-free component of a measurement
+    covariance R, which cannot be inverted.
+    """
+    ev = np.linalg.eigvalsh(np.atleast_2d(C))
+    return bool(ev.min() <= len(ev) * np.finfo(float).eps * max(ev.max(), 0.0))
+
+
 def psd_factor(C):
     """A square root ``L`` with ``L @ L.T == C`` for a symmetric PSD matrix.
 

@@ -16,6 +16,7 @@ from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
+from ._validation import is_singular
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
 from .kde import (EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
@@ -325,7 +326,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
         return float(np.clip(lam, 0.5, 10.0))
 
-    def _choose_kernel(self, X, hz, Y):
+    def _choose_kernel(self, X, hz, Y, R):
         """The kernel of this update and, for 'auto', the labels of its mode test (else None)."""
         if self.kernel != 'auto':
             return self.kernel, None
@@ -333,8 +334,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             return 'covariance', None    # a simulator: no R to split
         joint = np.hstack([X, hz])
         labels = split_ensemble(joint, 'auto')
-        if labels.max() > 0 or (self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
-                                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
+        if labels.max() > 0 or is_singular(R) or (
+                self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
+                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
+            # A singular R (noise-free components) cannot be split as the
+            # EnKPF does; the covariance kernel only needs cov(hx) + R > 0.
             return 'covariance', labels
         return 'enkpf', labels
 
@@ -414,9 +418,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         return ConditionalKDE(X, Y, sx, sy), (f if auto else None)
 
     def _analysis(self, z, R):
+        if self.kernel == 'enkpf' and is_singular(R):
+            raise ValueError(
+                "R is singular (a noise-free measurement component): kernel='enkpf' whitens by R "
+                "and weights members by N(z; ., R / (1 - g)), which has no density for noise-free "
+                "components. Use kernel='covariance' (or 'auto', which switches to it for a "
+                "singular R), or give those components a small positive variance")
         X = self._checked_sigmas()
         hz, Y = self._measurements(X, R)
-        kernel, tested = self._choose_kernel(X, hz, Y)
+        kernel, tested = self._choose_kernel(X, hz, Y, R)
         sampler = self._sampler_for(kernel)
         labels = self._labels(kernel, X, hz, Y, tested)
         lam_post = self.inflation_mean
@@ -436,7 +446,7 @@ class DiffusionKDEFilter(EnsembleFilter):
 
         kde, h = self._kde(kernel, X, hz, Y, z, R, labels)
         if (self.kernel == 'auto' and kernel == 'covariance' and labels.max() == 0
-                and hz is not None and h > COVARIANCE_MAX_H):
+                and hz is not None and h > COVARIANCE_MAX_H and not is_singular(R)):
             kernel = 'enkpf'
             sampler = self._sampler_for(kernel)
             kde, h = self._kde(kernel, X, hz, Y, z, R, labels)

@@ -568,8 +568,11 @@ def _r_blocks(local, R):
     try:
         return sr, np.linalg.inv(np.linalg.cholesky(Rs))
     except np.linalg.LinAlgError:
-        raise ValueError("a local block of R is not positive definite; R must be a symmetric "
-                         "positive definite matrix on every domain's observations") from None
+        raise ValueError(
+            "R is singular on the local observations of a domain (a noise-free observation): "
+            "the local filters whiten every domain by its block of R, so R must be positive "
+            "definite there. Give noise-free components a small positive variance, or use "
+            "DiffusionKDEFilter, which assimilates a singular R") from None
 
 
 def _whitened(states, predictions, z, R, local, blocks=None):
