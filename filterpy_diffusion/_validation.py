@@ -13,11 +13,13 @@ import numpy as np
 #: such sums of up to 1e8 terms stay below the float limit (1.8e308), above
 #: it they overflow to inf and later to NaN far from the real cause.
 MAX_MAGNITUDE = 1e150
+#: The same for variances: the entries of P, Q and R (``MAX_MAGNITUDE ** 2``).
+MAX_VARIANCE = 1e300
 
 
 def check_magnitude(a, name, squared=False, hint="rescale the units of the model"):
     """Raise ValueError if ``|a|`` exceeds :data:`MAX_MAGNITUDE` (its square for a covariance)."""
-    limit = MAX_MAGNITUDE ** 2 if squared else MAX_MAGNITUDE
+    limit = MAX_VARIANCE if squared else MAX_MAGNITUDE
     a = np.asarray(a, dtype=float)
     if a.size and np.max(np.abs(a)) > limit:
         kind = "entries" if squared else "values"
