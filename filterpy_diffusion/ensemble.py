@@ -151,7 +151,8 @@ class EnsembleFilter:
         Measurement noise covariance, PSD. Default I.
     z : ndarray (dim_z,)
         Last measurement used by ``update``; a (dim_z, 1) array of None after
-        construction or ``update(None)``, as in filterpy.
+        construction or ``update(None)``, as in filterpy; a masked array
+        (dim_z,) after an update with missing components (their data NaN).
     rng : numpy.random.Generator
         The generator every draw comes from.
     vectorized : bool
@@ -182,7 +183,12 @@ class EnsembleFilter:
       except the names the base manages (``x``, ``P``, ``dim_x``, ...).
 
     The base then computes ``x, P`` from the new weighted ensemble and sets
-    ``x_post, P_post`` and ``z``. Helpers for the hook: ``_measure(sigmas)``,
+    ``x_post, P_post`` and ``z``. With missing components (a masked ``z``)
+    the hook runs inside ``_observing``: it gets the observed ``z`` and the
+    ``R`` sub-block, ``dim_z`` is their number and ``_measure`` /
+    ``_simulate_measurements`` return those columns, so an analysis written
+    for full measurements needs no change; a subclass with further
+    per-observation state overrides ``_observed_attributes(idx)``. Helpers for the hook: ``_measure(sigmas)``,
     ``_simulate_measurements(sigmas, R)``, ``_gaussian_noise(cov, n)``.
     ``_repr_extras()`` returns extra ``(label, value)`` pairs for
     ``__repr__``.
@@ -472,6 +478,8 @@ class EnsembleFilter:
 
         ``simulate(x_i, rng)`` if a simulator was given (``R`` is then
         unused), else ``hx(x_i) + v_i`` with ``v_i ~ N(0, R)`` from ``self.rng``.
+        With missing components the simulator still draws full measurements
+        and their observed components are returned.
 
         Parameters
         ----------

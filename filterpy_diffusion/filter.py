@@ -178,7 +178,9 @@ class DiffusionKDEFilter(EnsembleFilter):
     simulate : callable ``simulate(x, rng) -> (dim_z,)``, optional
         Black-box stochastic measurement simulator drawing its own (possibly
         non-Gaussian) noise from ``rng``; replaces ``hx(x) + N(0, R)``. The
-        covariance kernel then regularises ``Cyy`` with a small ridge.
+        covariance kernel then regularises ``Cyy`` with a small ridge. With
+        missing components in ``z`` (a masked array) the full draw is made
+        and its observed components used: an exact draw of ``p(y_obs | x)``.
 
     Attributes
     ----------
@@ -191,9 +193,13 @@ class DiffusionKDEFilter(EnsembleFilter):
     Q : ndarray (dim_x, dim_x)
         Process noise covariance (default I).
     R : ndarray (dim_z, dim_z)
-        Measurement noise covariance (default I).
+        Measurement noise covariance (default I). Positive semi-definite:
+        a singular R (noise-free components) works with the ``'auto'``
+        (then the covariance kernel), ``'covariance'`` and ``'isotropic'``
+        kernels and every inflation setting; ``'enkpf'`` raises ValueError.
     z : ndarray (dim_z,)
-        Last measurement.
+        Last measurement (a masked array after an update with missing
+        components; see :meth:`EnsembleFilter.update`).
     log_likelihood : float
         ``log p(z)`` under the KDE's measurement marginal at the last update.
     ess : float

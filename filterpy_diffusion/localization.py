@@ -972,6 +972,11 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     N(0, R)`` (R-localization needs R, so there is no ``simulate``); the
     noise is drawn once per cycle for all observations and centred.
 
+    Missing observations (masked or None entries of ``z``) are dropped from
+    every domain's list (:meth:`LocalObs.observed`). R must be positive
+    definite on every domain's observations: each domain is whitened by its
+    block of R (a singular block is a ValueError).
+
     Parameters
     ----------
     x : ndarray (dim_x,)
@@ -1120,6 +1125,11 @@ class LETKF(_Inflating, EnsembleFilter):
     local observation lists and Gaspari-Cohn R-localization, every state
     variable updated by the deterministic ETKF transform of its domain (the
     symmetric square root, so the analysis is continuous across domains).
+
+    Missing observations (masked or None entries of ``z``) are dropped from
+    every domain's list (:meth:`LocalObs.observed`). R must be positive
+    definite on every domain's observations: each domain is whitened by its
+    block of R (a singular block is a ValueError).
 
     Parameters
     ----------
