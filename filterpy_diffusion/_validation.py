@@ -7,26 +7,33 @@ import numbers
 
 import numpy as np
 
-#: Largest magnitude accepted for states, measurements and z (and, squared,
-#: for the entries of P, Q and R). The filters square and sum deviations,
-#: whitened distances and anomalies over up to N * dim terms; below 1e150
-#: such sums of up to 1e8 terms stay below the float limit (1.8e308), above
-#: it they overflow to inf and later to NaN far from the real cause.
-MAX_MAGNITUDE = 1e150
-#: The same for variances: the entries of P, Q and R (``MAX_MAGNITUDE ** 2``).
-MAX_VARIANCE = 1e300
+#: Headroom of :func:`magnitude_limit`: inflation (variance x 10), sums
+#: such as ``2 e - a (b_i + b_j)`` and chained products stay finite.
+MAGNITUDE_HEADROOM = 64
 
 
-def check_magnitude(a, name, squared=False, hint="rescale the units of the model"):
-    """Raise ValueError if ``|a|`` exceeds :data:`MAX_MAGNITUDE` (its square for a covariance)."""
-    limit = MAX_VARIANCE if squared else MAX_MAGNITUDE
+def magnitude_limit(n_terms):
+    """Largest ``|value|`` whose squares, summed over ``n_terms`` terms, cannot overflow.
+
+    ``sqrt(float max / (MAGNITUDE_HEADROOM * n_terms))``: the filters sum
+    squared deviations, whitened distances and anomaly products over up to
+    ``N * (dim_x + dim_z)`` terms (about 7e151 for N = 100 in 6 dimensions);
+    beyond it they overflow to inf and later to NaN, far from the real cause.
+    Variances (entries of P, Q, R) are limited by its square.
+    """
+    return float(np.sqrt(np.finfo(float).max / (MAGNITUDE_HEADROOM * max(int(n_terms), 1))))
+
+
+def check_magnitude(a, name, limit, squared=False, hint="rescale the units of the model"):
+    """Raise ValueError if ``|a|`` exceeds ``limit`` (``limit ** 2`` for a covariance)."""
+    if squared:
+        limit = limit * limit
     a = np.asarray(a, dtype=float)
     if a.size and np.max(np.abs(a)) > limit:
         kind = "entries" if squared else "values"
         raise ValueError(
-            f"{name} has {kind} up to {np.max(np.abs(a)):.3g}, beyond the supported {limit:.0e}"
+            f"{name} has {kind} up to {np.max(np.abs(a)):.3g}, beyond the supported {limit:.2g}"
             f" (squared distances and covariances would overflow); {hint}")
-
 
 
 def as_generator(rng):
@@ -98,16 +105,15 @@ def as_covariance(P, name, dim, allow_singular=True):
         raise ValueError(f"{name} must have shape ({dim}, {dim}) or be a scalar, got {P.shape}")
     if not np.all(np.isfinite(P)):
         raise ValueError(f"{name} must be finite")
-    check_magnitude(P, name, squared=True)
     scale = max(np.abs(P).max(), np.finfo(float).tiny)
     if not np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale):
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {np.abs(P - P.T).max():.3g}")
-    eig = np.linalg.eigvalsh(0.5 * (P + P.T))
+    eig = np.linalg.eigvalsh(0.5 * P + 0.5 * P.T)
     tol = -1e-10 * scale
     if eig.min() < tol or (not allow_singular and eig.min() <= 0):
         kind = "semi-definite" if allow_singular else "definite"
         raise ValueError(f"{name} must be positive {kind}; smallest eigenvalue is {eig.min():.3g}")
-    return 0.5 * (P + P.T)
+    return 0.5 * P + 0.5 * P.T
 
 
 def is_singular(C):

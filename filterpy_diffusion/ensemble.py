@@ -20,7 +20,8 @@ import numpy as np
 from scipy.special import logsumexp
 from filterpy.common import pretty_str
 
-from ._validation import MAX_MAGNITUDE, as_covariance, as_generator, check_magnitude, psd_factor
+from ._validation import (as_covariance, as_generator, check_magnitude, magnitude_limit,
+                          psd_factor)
 
 __all__ = ["EnsembleFilter", "ensemble_moments"]
 
@@ -299,8 +300,21 @@ class EnsembleFilter:
         self._log_weights = np.full(self.N, -np.log(self.N))
 
     # ------------------------------------------------------------ checks
+    @property
+    def _max_magnitude(self):
+        """Largest accepted ``|value|`` of states and measurements (variances: its square).
+
+        :func:`~filterpy_diffusion._validation.magnitude_limit` of the
+        ``N * (dim_x + dim_z)`` terms the analysis sums over.
+        """
+        return magnitude_limit(self.N * (getattr(self, "dim_x", 1) + self.dim_z))
+
+    def _check_variance(self, C, name):
+        check_magnitude(C, name, self._max_magnitude, squared=True)
+        return C
+
     @staticmethod
-    def _check_x(x, dim_x=None):
+    def _check_x(x, dim_x=None, limit=None):
         x = np.array(x, dtype=float)     # a copy: the caller keeps their array
         if x.ndim != 1:
             hint = "; pass x.ravel() for a column vector" if x.ndim == 2 and x.shape[1] == 1 else ""
@@ -311,7 +325,8 @@ class EnsembleFilter:
             raise ValueError(f"x must have shape (dim_x,) = ({dim_x},), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError(f"x must be finite (no NaN or inf), got {x}")
-        check_magnitude(x, "x")
+        if limit is not None:
+            check_magnitude(x, "x", limit)
         return x
 
     def _check_z(self, z):
@@ -355,13 +370,13 @@ class EnsembleFilter:
             raise ValueError(
                 f"z contains NaN or inf (component {i}: {values[i]}); for a component that was not"
                 f" observed pass a masked array, e.g. np.ma.masked_invalid(z), or None in its place")
-        check_magnitude(values[observed], "z")
+        check_magnitude(values[observed], "z", self._max_magnitude)
         return values, observed
 
     def _check_R(self, R):
         if R is None:
             R = self.R
-        return as_covariance(R, "R", self.dim_z)
+        return self._check_variance(as_covariance(R, "R", self.dim_z), "R")
 
     def _checked_sigmas(self):
         s = np.asarray(self.sigmas, dtype=float)
@@ -372,7 +387,7 @@ class EnsembleFilter:
         if not np.all(np.isfinite(s)):
             i = int(np.flatnonzero(~np.isfinite(s).all(axis=1))[0])
             raise ValueError(f"sigmas must be finite; member {i} is {s[i]}")
-        check_magnitude(s, "sigmas")
+        check_magnitude(s, "sigmas", self._max_magnitude)
         return s
 
     @contextmanager
@@ -453,7 +468,8 @@ class EnsembleFilter:
             raise ValueError(
                 f"{name} returned NaN or inf for member {i} ({int(bad.sum())} of {M} members): "
                 f"{out[i]}; expected finite values of shape (N, {dim_name}) = ({M}, {dim})")
-        check_magnitude(out, f"{name}'s output", hint=f"rescale the units of {name}")
+        check_magnitude(out, f"{name}'s output", self._max_magnitude,
+                        hint=f"rescale the units of {name}")
         return out
 
     def _measure(self, sigmas):
@@ -531,11 +547,12 @@ class EnsembleFilter:
         ``_prior``/``_post`` copies and uniform weights, and clears
         ``log_likelihood`` and ``ess``.
         """
-        x = self._check_x(x, getattr(self, "dim_x", None))
-        P = as_covariance(P, "P", x.shape[0])
+        x = self._check_x(x, getattr(self, "dim_x", None), self._max_magnitude)
+        P = self._check_variance(as_covariance(P, "P", x.shape[0]), "P")
         with self._rng_rollback():
             sigmas = x + self._gaussian_noise(P, self.N)
-            check_magnitude(sigmas, "the initial ensemble x + N(0, P)", hint="reduce x or P")
+            check_magnitude(sigmas, "the initial ensemble x + N(0, P)", self._max_magnitude,
+                            hint="reduce x or P")
 
         self.sigmas = sigmas
         self.x = x
@@ -557,7 +574,7 @@ class EnsembleFilter:
         matrix or ``fx`` returns the wrong shape or NaN/inf.
         """
         sigmas = self._checked_sigmas()
-        Q = as_covariance(self.Q, "Q", self.dim_x)
+        Q = self._check_variance(as_covariance(self.Q, "Q", self.dim_x), "Q")
         with self._rng_rollback():
             dt = self.dt
             fx = self.fx
@@ -566,6 +583,7 @@ class EnsembleFilter:
             if not np.all(np.isfinite(new)):
                 raise ValueError("the propagated ensemble overflowed to inf after adding process noise")
             check_magnitude(new, "the propagated ensemble (fx(x) + process noise)",
+                            self._max_magnitude,
                             hint="rescale the units of fx or Q")
             x, P = ensemble_moments(new, self._weights)
             if not (np.all(np.isfinite(x)) and np.all(np.isfinite(P))):

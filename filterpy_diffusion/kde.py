@@ -26,7 +26,8 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
 
-from ._validation import MAX_MAGNITUDE, as_bandwidth, as_covariance, as_ensemble, as_vector
+from ._validation import (as_bandwidth, as_covariance, as_ensemble, as_vector,
+                          magnitude_limit)
 from .clustering import bonferroni_normaltest
 from .mixture import GaussianMixture, logsumexp
 
@@ -239,8 +240,8 @@ def _check_sigma(sigma):
     sigma = float(sigma)
     if not np.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma (diffusion noise level) must be finite and >= 0, got {sigma}")
-    if sigma > MAX_MAGNITUDE:
-        raise ValueError(f"sigma (diffusion noise level) must be at most {MAX_MAGNITUDE:.0e}, got "
+    if sigma > magnitude_limit(1):
+        raise ValueError(f"sigma (diffusion noise level) must be at most {magnitude_limit(1):.2g}, got "
                          f"{sigma:.3g}: its square, the noise variance, would overflow")
     return sigma
 
