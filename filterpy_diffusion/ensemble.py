@@ -189,8 +189,9 @@ class EnsembleFilter:
     ``R`` sub-block, ``dim_z`` is their number and ``_measure`` /
     ``_simulate_measurements`` return those columns, so an analysis written
     for full measurements needs no change; a subclass with further
-    per-observation state overrides ``_observed_attributes(idx)``. Helpers for the hook: ``_measure(sigmas)``,
-    ``_simulate_measurements(sigmas, R)``, ``_gaussian_noise(cov, n)``.
+    per-observation state overrides ``_observed_attributes(idx)``. Helpers
+    for the hook: ``_measure(sigmas)``, ``_simulate_measurements(sigmas, R)``,
+    ``_gaussian_noise(cov, n)``.
     ``_repr_extras()`` returns extra ``(label, value)`` pairs for
     ``__repr__``.
 
