@@ -7,6 +7,34 @@ import numbers
 
 import numpy as np
 
+#: Headroom of :func:`magnitude_limit`: inflation (variance x 10), sums
+#: such as ``2 e - a (b_i + b_j)`` and chained products stay finite.
+MAGNITUDE_HEADROOM = 64
+
+
+def magnitude_limit(n_terms):
+    """Largest ``|value|`` whose squares, summed over ``n_terms`` terms, cannot overflow.
+
+    ``sqrt(float max / (MAGNITUDE_HEADROOM * n_terms))``: the filters sum
+    squared deviations, whitened distances and anomaly products over up to
+    ``N * (dim_x + dim_z)`` terms (about 7e151 for N = 100 in 6 dimensions);
+    beyond it they overflow to inf and later to NaN, far from the real cause.
+    Variances (entries of P, Q, R) are limited by its square.
+    """
+    return float(np.sqrt(np.finfo(float).max / (MAGNITUDE_HEADROOM * max(int(n_terms), 1))))
+
+
+def check_magnitude(a, name, limit, squared=False, hint="rescale the units of the model"):
+    """Raise ValueError if ``|a|`` exceeds ``limit`` (``limit ** 2`` for a covariance)."""
+    if squared:
+        limit = limit * limit
+    a = np.asarray(a, dtype=float)
+    if a.size and np.max(np.abs(a)) > limit:
+        kind = "entries" if squared else "values"
+        raise ValueError(
+            f"{name} has {kind} up to {np.max(np.abs(a)):.3g}, beyond the supported {limit:.2g}"
+            f" (squared distances and covariances would overflow); {hint}")
+
 
 def as_generator(rng):
     """Return a ``numpy.random.Generator`` from ``None``, an int seed or a Generator.
@@ -80,12 +108,23 @@ def as_covariance(P, name, dim, allow_singular=True):
     scale = max(np.abs(P).max(), np.finfo(float).tiny)
     if not np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale):
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {np.abs(P - P.T).max():.3g}")
-    eig = np.linalg.eigvalsh(0.5 * (P + P.T))
+    eig = np.linalg.eigvalsh(0.5 * P + 0.5 * P.T)
     tol = -1e-10 * scale
     if eig.min() < tol or (not allow_singular and eig.min() <= 0):
         kind = "semi-definite" if allow_singular else "definite"
         raise ValueError(f"{name} must be positive {kind}; smallest eigenvalue is {eig.min():.3g}")
-    return 0.5 * (P + P.T)
+    return 0.5 * P + 0.5 * P.T
+
+
+def is_singular(C):
+    """Whether a symmetric PSD matrix is singular to working precision.
+
+    True if its smallest eigenvalue is at most ``dim * eps`` times its
+    largest (or it is zero): a noise-free component of a measurement
+    covariance R, which cannot be inverted.
+    """
+    ev = np.linalg.eigvalsh(np.atleast_2d(C))
+    return bool(ev.min() <= len(ev) * np.finfo(float).eps * max(ev.max(), 0.0))
 
 
 def psd_factor(C):

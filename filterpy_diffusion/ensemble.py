@@ -20,7 +20,8 @@ import numpy as np
 from scipy.special import logsumexp
 from filterpy.common import pretty_str
 
-from ._validation import as_covariance, as_generator, psd_factor
+from ._validation import (as_covariance, as_generator, check_magnitude, magnitude_limit,
+                          psd_factor)
 
 __all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]
 
@@ -204,7 +205,8 @@ class EnsembleFilter:
         Measurement noise covariance, PSD. Default I.
     z : ndarray (dim_z,)
         Last measurement used by ``update``; a (dim_z, 1) array of None after
-        construction or ``update(None)``, as in filterpy.
+        construction or ``update(None)``, as in filterpy; a masked array
+        (dim_z,) after an update with missing components (their data NaN).
     rng : numpy.random.Generator
         The generator every draw comes from.
     vectorized : bool
@@ -221,7 +223,9 @@ class EnsembleFilter:
         (:func:`ensemble_gain`); zeros before any update. For a
         non-Gaussian filter it is the linear-Gaussian summary of the
         forecast, the gain an EnKF would have used, not the filter's own
-        update.
+        update. After an update with missing components, the
+        columns of the unobserved ones are zero (and so are their rows and
+        columns of ``S`` and ``SI``).
     S : ndarray (dim_z, dim_z)
         Innovation covariance ``cov(hx(x_i)) + R`` of that forecast; zeros
         before any update.
@@ -250,8 +254,14 @@ class EnsembleFilter:
       except the names the base manages (``x``, ``P``, ``dim_x``, ...).
 
     The base then computes ``x, P`` from the new weighted ensemble and sets
-    ``x_post, P_post`` and ``z``. Helpers for the hook: ``_measure(sigmas)``,
-    ``_simulate_measurements(sigmas, R)``, ``_gaussian_noise(cov, n)``.
+    ``x_post, P_post`` and ``z``. With missing components (a masked ``z``)
+    the hook runs inside ``_observing``: it gets the observed ``z`` and the
+    ``R`` sub-block, ``dim_z`` is their number and ``_measure`` /
+    ``_simulate_measurements`` return those columns, so an analysis written
+    for full measurements needs no change; a subclass with further
+    per-observation state overrides ``_observed_attributes(idx)``. Helpers
+    for the hook: ``_measure(sigmas)``, ``_simulate_measurements(sigmas, R)``,
+    ``_gaussian_noise(cov, n)``.
     ``_repr_extras()`` returns extra ``(label, value)`` pairs for
     ``__repr__``. ``_gain(X, hz, R)`` gives the ``K, S, SI`` entries of the
     forecast the analysis used. ``_reset()`` clears everything an update
@@ -364,8 +374,21 @@ class EnsembleFilter:
         self._log_weights = np.full(self.N, -np.log(self.N))
 
     # ------------------------------------------------------------ checks
+    @property
+    def _max_magnitude(self):
+        """Largest accepted ``|value|`` of states and measurements (variances: its square).
+
+        :func:`~filterpy_diffusion._validation.magnitude_limit` of the
+        ``N * (dim_x + dim_z)`` terms the analysis sums over.
+        """
+        return magnitude_limit(self.N * (getattr(self, "dim_x", 1) + self.dim_z))
+
+    def _check_variance(self, C, name):
+        check_magnitude(C, name, self._max_magnitude, squared=True)
+        return C
+
     @staticmethod
-    def _check_x(x, dim_x=None):
+    def _check_x(x, dim_x=None, limit=None):
         x = np.array(x, dtype=float)     # a copy: the caller keeps their array
         if x.ndim != 1:
             hint = "; pass x.ravel() for a column vector" if x.ndim == 2 and x.shape[1] == 1 else ""
@@ -376,27 +399,58 @@ class EnsembleFilter:
             raise ValueError(f"x must have shape (dim_x,) = ({dim_x},), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError(f"x must be finite (no NaN or inf), got {x}")
+        if limit is not None:
+            check_magnitude(x, "x", limit)
         return x
 
     def _check_z(self, z):
-        z = np.asarray(z, dtype=float)
+        """The measurement as ``(values (dim_z,), observed (dim_z,) bool)``.
+
+        Masked entries of a ``numpy.ma`` array and ``None`` (or
+        ``numpy.ma.masked``) entries of a list or object array are missing
+        components: ``observed`` is False there and their value is 0.
+        Observed entries must be finite.
+        """
         m = self.dim_z
-        if z.ndim == 0 and m == 1:
-            z = z.reshape(1)
-        elif z.ndim == 2 and z.shape[1] == 1:
-            z = z[:, 0]
-        if z.shape != (m,):
+        if z is np.ma.masked:
+            values, missing = np.zeros(()), np.ones((), bool)
+        else:
+            missing = np.ma.getmaskarray(z) if np.ma.isMaskedArray(z) else None
+            data = np.ma.getdata(z)
+            if not (isinstance(data, np.ndarray) and data.dtype != object):
+                obj = np.array(data, dtype=object)
+                gap = np.frompyfunc(lambda v: v is None or v is np.ma.masked, 1, 1)(obj)
+                gap = np.asarray(gap, dtype=bool)
+                if gap.any():
+                    data = np.where(gap, 0.0, obj)
+                    missing = gap if missing is None else (missing | gap)
+            values = np.asarray(data, dtype=float)
+            if missing is None:
+                missing = np.zeros(values.shape, bool)
+            elif missing.shape != values.shape:
+                missing = np.broadcast_to(missing, values.shape)
+        if values.ndim == 0 and m == 1:
+            values, missing = values.reshape(1), missing.reshape(1)
+        elif values.ndim == 2 and values.shape[1] == 1:
+            values, missing = values[:, 0], missing[:, 0]
+        if values.shape != (m,):
             raise ValueError(
                 f"z must have shape (dim_z,) = ({m},) (or ({m}, 1), or a scalar when dim_z == 1),"
-                f" got {z.shape}")
-        if not np.all(np.isfinite(z)):
-            raise ValueError(f"z contains NaN or inf: {z}")
-        return z.copy()
+                f" got {values.shape}")
+        observed = ~missing
+        values = np.where(observed, values, 0.0)
+        if not np.all(np.isfinite(values)):
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ValueError(
+                f"z contains NaN or inf (component {i}: {values[i]}); for a component that was not"
+                f" observed pass a masked array, e.g. np.ma.masked_invalid(z), or None in its place")
+        check_magnitude(values[observed], "z", self._max_magnitude)
+        return values, observed
 
     def _check_R(self, R):
         if R is None:
             R = self.R
-        return as_covariance(R, "R", self.dim_z)
+        return self._check_variance(as_covariance(R, "R", self.dim_z), "R")
 
     def _checked_sigmas(self):
         s = np.asarray(self.sigmas, dtype=float)
@@ -407,6 +461,7 @@ class EnsembleFilter:
         if not np.all(np.isfinite(s)):
             i = int(np.flatnonzero(~np.isfinite(s).all(axis=1))[0])
             raise ValueError(f"sigmas must be finite; member {i} is {s[i]}")
+        check_magnitude(s, "sigmas", self._max_magnitude)
         return s
 
     @contextmanager
@@ -420,9 +475,45 @@ class EnsembleFilter:
             self.rng.bit_generator.state = state
             raise
 
+    #: ``(indices, full dim_z)`` of the observed components while an update
+    #: with missing components runs (see ``_observing``), else None.
+    _observed = None
+
+    @contextmanager
+    def _observing(self, idx):
+        """Within: the filter looks as if built for the observed components ``idx`` only.
+
+        ``dim_z`` is ``len(idx)``, ``_measure`` and ``_simulate_measurements``
+        return those columns only, and the attributes of
+        ``_observed_attributes(idx)`` (e.g. the local filters' observation
+        lists) are swapped in; everything is restored on exit, also on error.
+        """
+        idx = np.asarray(idx, dtype=np.intp)
+        new = {"dim_z": len(idx), "_observed": (idx, self.dim_z)}
+        new.update(self._observed_attributes(idx))
+        missing = object()
+        old = {k: self.__dict__.get(k, missing) for k in new}
+        self.__dict__.update(new)
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                if v is missing:
+                    self.__dict__.pop(k, None)
+                else:
+                    self.__dict__[k] = v
+
+    def _observed_attributes(self, idx):
+        """Subclass hook: ``{attribute: value}`` of a filter built for the observed components ``idx``."""
+        return {}
+
     # ------------------------------------------------------------ helpers
-    def _apply(self, func, sigmas, name, dim, dim_name):
-        """Apply ``func`` to every row of ``sigmas`` (or once, vectorized), checked."""
+    def _apply(self, func, sigmas, name, dim, dim_name, cols=None):
+        """Apply ``func`` to every row of ``sigmas`` (or once, vectorized), checked.
+
+        ``cols``: keep only these output columns (the observed components of
+        a measurement); only they are checked for NaN/inf and range.
+        """
         # A copy, so a callable that edits its argument in place cannot
         # change the filter's ensemble.
         work = np.array(sigmas, dtype=float)
@@ -443,12 +534,16 @@ class EnsembleFilter:
                     raise ValueError(
                         f"{name} returned shape {r.shape} for member {i}; expected ({dim_name},) = ({dim},)")
                 out[i] = r.reshape(dim)
+        if cols is not None:
+            out = np.ascontiguousarray(out[:, cols])   # same layout (and BLAS rounding) as a restricted hx
         bad = ~np.isfinite(out).all(axis=1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"{name} returned NaN or inf for member {i} ({int(bad.sum())} of {M} members): "
                 f"{out[i]}; expected finite values of shape (N, {dim_name}) = ({M}, {dim})")
+        check_magnitude(out, f"{name}'s output", self._max_magnitude,
+                        hint=f"rescale the units of {name}")
         return out
 
     def _measure(self, sigmas):
@@ -463,13 +558,18 @@ class EnsembleFilter:
         ndarray (M, dim_z)
             Raises ValueError if hx returns the wrong size or NaN/inf.
         """
-        return self._apply(self.hx, sigmas, "hx", self.dim_z, "dim_z")
+        if self._observed is None:
+            return self._apply(self.hx, sigmas, "hx", self.dim_z, "dim_z")
+        idx, m = self._observed
+        return self._apply(self.hx, sigmas, "hx", m, "dim_z", cols=idx)
 
     def _simulate_measurements(self, sigmas, R):
         """One simulated measurement per member.
 
         ``simulate(x_i, rng)`` if a simulator was given (``R`` is then
         unused), else ``hx(x_i) + v_i`` with ``v_i ~ N(0, R)`` from ``self.rng``.
+        With missing components the simulator still draws full measurements
+        and their observed components are returned.
 
         Parameters
         ----------
@@ -482,8 +582,12 @@ class EnsembleFilter:
         """
         if self.simulate is not None:
             rng = self.rng
+            # With missing components the simulator still draws a full
+            # measurement; its observed components are an exact draw from the
+            # marginal p(y_obs | x), so the rest is simply dropped.
+            idx, m = self._observed or (None, self.dim_z)
             return self._apply(lambda s: self.simulate(s, rng), sigmas, "simulate",
-                               self.dim_z, "dim_z")
+                               m, "dim_z", cols=idx)
         hz = self._measure(sigmas)
         return hz + self._gaussian_noise(as_covariance(R, "R", self.dim_z), hz.shape[0])
 
@@ -539,9 +643,12 @@ class EnsembleFilter:
         one whose generator is in the same state. Settings (``Q``, ``R``,
         ``inv``, the constructor's options) are kept.
         """
-        x = self._check_x(x, getattr(self, "dim_x", None))
-        P = as_covariance(P, "P", x.shape[0])
-        sigmas = x + self._gaussian_noise(P, self.N)
+        x = self._check_x(x, getattr(self, "dim_x", None), self._max_magnitude)
+        P = self._check_variance(as_covariance(P, "P", x.shape[0]), "P")
+        with self._rng_rollback():
+            sigmas = x + self._gaussian_noise(P, self.N)
+            check_magnitude(sigmas, "the initial ensemble x + N(0, P)", self._max_magnitude,
+                            hint="reduce x or P")
 
         self.sigmas = sigmas
         self.x = x
@@ -562,7 +669,7 @@ class EnsembleFilter:
         matrix or ``fx`` returns the wrong shape or NaN/inf.
         """
         sigmas = self._checked_sigmas()
-        Q = as_covariance(self.Q, "Q", self.dim_x)
+        Q = self._check_variance(as_covariance(self.Q, "Q", self.dim_x), "Q")
         with self._rng_rollback():
             dt = self.dt
             fx = self.fx
@@ -570,7 +677,13 @@ class EnsembleFilter:
             new = new + self._gaussian_noise(Q, self.N)
             if not np.all(np.isfinite(new)):
                 raise ValueError("the propagated ensemble overflowed to inf after adding process noise")
+            check_magnitude(new, "the propagated ensemble (fx(x) + process noise)",
+                            self._max_magnitude,
+                            hint="rescale the units of fx or Q")
             x, P = ensemble_moments(new, self._weights)
+            if not (np.all(np.isfinite(x)) and np.all(np.isfinite(P))):
+                raise ValueError("the mean or covariance of the propagated ensemble overflowed;"
+                                 " rescale the units of fx or Q")
 
         self.sigmas = new
         self.x = x
@@ -583,30 +696,53 @@ class EnsembleFilter:
 
         Parameters
         ----------
-        z : ndarray (dim_z,), (dim_z, 1), scalar (dim_z == 1) or None
+        z : ndarray (dim_z,), (dim_z, 1), scalar (dim_z == 1), masked array or None
             The measurement. ``None`` skips the update: ``z`` is set to
             filterpy's array of None and ``x_post, P_post`` to copies of
-            ``x, P``.
+            ``x, P``. Missing components: masked entries of a
+            ``numpy.ma.MaskedArray``, or ``None`` entries of a list or object
+            array, were not observed this time; the update then uses only
+            the observed components of ``z``, of ``hx(x)`` and of ``R``
+            (its rows and columns), exactly as a filter built for those
+            components alone would (same random draws). All components
+            missing is ``update(None)``. NaN or inf in an observed
+            component is an error.
         R : ndarray (dim_z, dim_z), float or None
-            Measurement noise covariance for this call only; None uses
-            ``self.R``, a scalar means ``R * I``.
+            Measurement noise covariance (of all dim_z components) for this
+            call only; None uses ``self.R``, a scalar means ``R * I``.
 
         Raises ValueError, leaving the filter unchanged, for a malformed or
         non-finite ``z`` or ``R``, or if ``hx`` misbehaves.
+
+        Notes
+        -----
+        After an update with missing components, ``z`` is a masked array
+        (dim_z,) with the missing entries masked (their data NaN); after a
+        full update a plain array, after ``update(None)`` or all components
+        missing filterpy's (dim_z, 1) array of None.
         """
         if z is None:
             self.z = _none_z(self.dim_z)
             self.x_post = self.x.copy()
             self.P_post = self.P.copy()
             return
-        z = self._check_z(z)
+        z, observed = self._check_z(z)
         R = self._check_R(R)
+        if not observed.any():
+            return self.update(None)
         sigmas = self._checked_sigmas()
         if self.sigmas is not sigmas:
             # Same values; the hook may rely on a float ndarray.
             self.sigmas = sigmas
         with self._rng_rollback():
-            new = self._check_analysis(self._analysis(z, R))
+            if observed.all():
+                out = self._analysis(z, R)
+            else:
+                idx = np.flatnonzero(observed)
+                with self._observing(idx):
+                    out = self._analysis(z[idx], R[np.ix_(idx, idx)])
+                out = self._embed_gain(out, idx)
+            new = self._check_analysis(out)
             x, P = ensemble_moments(new["sigmas"], new["_weights"])
 
         for name, value in new.items():
@@ -615,7 +751,28 @@ class EnsembleFilter:
         self.P = P
         self.x_post = x.copy()
         self.P_post = P.copy()
-        self.z = z
+        self.z = z if observed.all() else np.ma.array(np.where(observed, z, np.nan),
+                                                      mask=~observed)
+
+    def _embed_gain(self, out, idx):
+        """``K, S, SI`` of an update that saw only components ``idx``, at full size.
+
+        The unobserved components get zero columns of ``K`` and zero rows and
+        columns of ``S`` and ``SI``: they had no gain this time, as filterpy's
+        shapes (dim_x, dim_z) and (dim_z, dim_z) are kept.
+        """
+        out = dict(out)
+        m = self.dim_z
+        if "K" in out:
+            K = np.zeros((self.dim_x, m))
+            K[:, idx] = out["K"]
+            out["K"] = K
+        for name in ("S", "SI"):
+            if name in out:
+                M = np.zeros((m, m))
+                M[np.ix_(idx, idx)] = out[name]
+                out[name] = M
+        return out
 
     def _check_analysis(self, out):
         """Validate the hook's dict; returns the attributes to assign."""
@@ -657,9 +814,11 @@ class EnsembleFilter:
 
         Parameters
         ----------
-        zs : sequence of length n
+        zs : sequence of length n, or masked array (n, dim_z)
             Measurements, each anything ``update`` accepts; ``None`` entries
-            skip the update (the predicted moments are stored for them).
+            skip the update (the predicted moments are stored for them). The
+            rows of a masked array keep their masks: masked components are
+            missing observations (see ``update``).
         Rs : None or sequence of length n, optional
             Per-step measurement covariance (entries may be None for
             ``self.R``); None uses ``self.R`` throughout.

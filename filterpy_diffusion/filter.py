@@ -16,6 +16,7 @@ from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
+from ._validation import is_singular
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
 from .kde import (EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
@@ -194,7 +195,9 @@ class DiffusionKDEFilter(EnsembleFilter):
     simulate : callable ``simulate(x, rng) -> (dim_z,)``, optional
         Black-box stochastic measurement simulator drawing its own (possibly
         non-Gaussian) noise from ``rng``; replaces ``hx(x) + N(0, R)``. The
-        covariance kernel then regularises ``Cyy`` with a small ridge.
+        covariance kernel then regularises ``Cyy`` with a small ridge. With
+        missing components in ``z`` (a masked array) the full draw is made
+        and its observed components used: an exact draw of ``p(y_obs | x)``.
 
     Attributes
     ----------
@@ -207,9 +210,13 @@ class DiffusionKDEFilter(EnsembleFilter):
     Q : ndarray (dim_x, dim_x)
         Process noise covariance (default I).
     R : ndarray (dim_z, dim_z)
-        Measurement noise covariance (default I).
+        Measurement noise covariance (default I). Positive semi-definite:
+        a singular R (noise-free components) works with the ``'auto'``
+        (then the covariance kernel), ``'covariance'`` and ``'isotropic'``
+        kernels and every inflation setting; ``'enkpf'`` raises ValueError.
     z : ndarray (dim_z,)
-        Last measurement.
+        Last measurement (a masked array after an update with missing
+        components; see :meth:`EnsembleFilter.update`).
     log_likelihood : float
         ``log p(z)`` under the KDE's measurement marginal at the last update.
     ess : float
@@ -411,7 +418,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
         return float(np.clip(lam, 0.5, 10.0))
 
-    def _choose_kernel(self, X, hz, Y):
+    def _choose_kernel(self, X, hz, Y, R):
         """The kernel of this update and, for 'auto', the labels of its mode test (else None)."""
         if self.kernel != 'auto':
             return self.kernel, None
@@ -419,8 +426,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             return 'covariance', None    # a simulator: no R to split
         joint = np.hstack([X, hz])
         labels = split_ensemble(joint, 'auto')
-        if labels.max() > 0 or (self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
-                                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
+        if labels.max() > 0 or is_singular(R) or (
+                self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
+                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
+            # A singular R (noise-free components) cannot be split as the
+            # EnKPF does; the covariance kernel only needs cov(hx) + R > 0.
             return 'covariance', labels
         return 'enkpf', labels
 
@@ -513,13 +523,19 @@ class DiffusionKDEFilter(EnsembleFilter):
         return ConditionalKDE(X, Y, sx, sy, weights=prior), (f if auto else None)
 
     def _analysis(self, z, R):
+        if self.kernel == 'enkpf' and is_singular(R):
+            raise ValueError(
+                "R is singular (a noise-free measurement component): kernel='enkpf' whitens by R "
+                "and weights members by N(z; ., R / (1 - g)), which has no density for noise-free "
+                "components. Use kernel='covariance' (or 'auto', which switches to it for a "
+                "singular R), or give those components a small positive variance")
         X = self._checked_sigmas()
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
         w = self.weights
         prior = None if np.all(w == w[0]) else w
         hz, Y = self._measurements(X, R)
-        kernel, tested = self._choose_kernel(X, hz, Y)
+        kernel, tested = self._choose_kernel(X, hz, Y, R)
         sampler = self._sampler_for(kernel)
         labels = self._labels(kernel, X, hz, Y, tested)
         lam_post = self.inflation_mean
@@ -544,7 +560,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         gain = self._gain(X, Y if hz is None else hz, np.zeros_like(R) if hz is None else R, prior)
         kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)
         if (self.kernel == 'auto' and kernel == 'covariance' and labels.max() == 0
-                and hz is not None and h > COVARIANCE_MAX_H):
+                and hz is not None and h > COVARIANCE_MAX_H and not is_singular(R)):
             kernel = 'enkpf'
             sampler = self._sampler_for(kernel)
             kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)

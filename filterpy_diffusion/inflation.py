@@ -1,6 +1,11 @@
 """Adaptive multiplicative inflation from innovation statistics."""
 import numpy as np
 
+from ._validation import is_singular
+
+#: Range of the inflation estimate (applied as ``max(lam, 1)``).
+LAMBDA_RANGE = (0.5, 10.0)
+
 
 def innovation_lambda(hz, z, R, lam_b, v_b):
     """Posterior mean of the variance inflation factor from one innovation (Miyoshi 2011).
@@ -9,16 +14,61 @@ def innovation_lambda(hz, z, R, lam_b, v_b):
     and ``HPH^T`` the sample covariance of ``hz`` (N, m); its chi-square
     variance ``2/m ((lam_b tr + m) / tr)^2`` is combined with the Gaussian
     prior ``(lam_b, v_b)``. Kept in [0.5, 10]; apply it as ``max(lam, 1)``.
+
+    A singular R (noise-free components), or an R so small or large that
+    these statistics overflow, uses the frame of the predicted innovation
+    covariance ``S = lam_b HPH^T + R`` instead (:func:`_lambda_in_s_frame`):
+    the same estimator for a scalar or isotropic ``HPH^T`` and R, and
+    defined whenever S is, with the noise-free components exactly included.
     """
     m = hz.shape[1]
     dvec = z - hz.mean(0)
     Bm = hz - hz.mean(0)
-    Ri = np.linalg.inv(R)
-    signal = np.trace(Ri @ (Bm.T @ Bm)) / (len(hz) - 1)
-    if signal <= 0:
-        return lam_b
-    lam_o = (dvec @ Ri @ dvec - m) / signal
-    v_o = 2.0 / m * ((lam_b * signal + m) / signal) ** 2
-    lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
+    if is_singular(R):
+        return _lambda_in_s_frame(Bm, dvec, R, lam_b, v_b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Ri = np.linalg.inv(R)
+        signal = np.trace(Ri @ (Bm.T @ Bm)) / (len(hz) - 1)
+        if signal <= 0:
+            return lam_b
+        q = dvec @ Ri @ dvec
+        lam_o = (q - m) / signal
+        v_o = 2.0 / m * ((lam_b * signal + m) / signal) ** 2
+        lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
+    if not np.isfinite(lam):
+        # An overflow in the R^-1 statistics (R near the float limits).
+        return _lambda_in_s_frame(Bm, dvec, R, lam_b, v_b)
     # Not clipped at 1: only applied as max(lam, 1), clipping would ratchet up on noise.
-    return float(np.clip(lam, 0.5, 10.0))
+    return float(np.clip(lam, *LAMBDA_RANGE))
+
+
+def _lambda_in_s_frame(Bm, dvec, R, lam_b, v_b):
+    """The inflation estimate whitened by ``S = lam_b HPH^T + R`` (a pseudo-inverse on its range).
+
+    ``q = d^T S^+ d`` has mean ``r = rank S`` and variance ``2 r`` at the
+    prior mean ``lam_b`` and slope ``s = tr(S^+ HPH^T)`` in lambda, so
+    ``lam_o = lam_b + (q - r) / s`` with variance ``2 r / s^2``; combined
+    with the prior in a form that never divides by ``s`` (no overflow when
+    the observations carry almost no information).
+    """
+    N = len(Bm)
+    B = Bm.T @ Bm / (N - 1)
+    S = lam_b * B + R
+    ev, V = np.linalg.eigh(0.5 * (S + S.T))
+    keep = ev > S.shape[0] * np.finfo(float).eps * max(ev.max(), 0.0)
+    if not keep.any():
+        return lam_b           # no spread and no noise: nothing to learn
+    V, ev = V[:, keep], ev[keep]
+    r = int(keep.sum())
+    with np.errstate(over="ignore"):
+        dw = (V.T @ dvec) / np.sqrt(ev)
+        q = dw @ dw
+    s = float(np.sum(np.einsum('ij,ik,kj->j', V, B, V) / ev))
+    if not s > 0:
+        return lam_b
+    with np.errstate(over="ignore", invalid="ignore"):
+        lam = lam_b + v_b * (q - r) * s / (2.0 * r + v_b * s * s)
+    if np.isnan(lam):
+        raise ValueError("adaptive inflation: the innovation statistics are undefined (NaN); "
+                         "check z, hx and R for values near the float limits")
+    return float(np.clip(lam, *LAMBDA_RANGE))

@@ -26,7 +26,8 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
 
-from ._validation import as_bandwidth, as_covariance, as_ensemble, as_vector
+from ._validation import (as_bandwidth, as_covariance, as_ensemble, as_vector,
+                          magnitude_limit)
 from .clustering import bonferroni_normaltest
 from .mixture import GaussianMixture, logsumexp
 
@@ -37,6 +38,11 @@ EVIDENCE_THRESHOLD = 10.0
 #: EnKPFDensity.normality_pvalue tests directions whose forecast variance is at
 #: least this multiple of the (whitened) noise variance.
 MIN_INFORMATIVE_LAM = 0.1
+#: Below this largest log kernel value every kernel weight underflows in
+#: linear space (z is far from every component) and the rounding of the log
+#: kernel itself, ~1e-16 of its magnitude, can exceed its differences between
+#: members: the weights are then computed from those differences alone.
+FAR_LOG_KERNEL = np.log(np.finfo(float).tiny)
 
 
 def _log_prior(weights, N):
@@ -109,9 +115,22 @@ class _KernelWeights:
         return self._kernel
 
     def log_weights(self, z):
-        """Normalised log weights ``log w_i``, ndarray (N,)."""
+        """Normalised log weights ``log w_i``, ndarray (N,).
+
+        When z is far from every component (largest log kernel below
+        :data:`FAR_LOG_KERNEL`), from the member-dependent part of the log
+        kernel alone (``_log_kernel_offsets_at``), exact where the full log
+        kernel has lost its differences to rounding or overflowed.
+        """
         lk = self.log_kernel(z)
+        if lk.max() < FAR_LOG_KERNEL:
+            lk = self._log_kernel_offsets_at(z)(self.h)
         return lk - logsumexp(lk)
+
+    def _component_log_weights(self, z):
+        """Log weights for the mixture: the log kernel, or :meth:`log_weights` when z is far."""
+        lk = self.log_kernel(z)
+        return lk if lk.max() >= FAR_LOG_KERNEL else self.log_weights(z)
 
     def weights(self, z):
         """Conditional component weights, ndarray (N,), summing to 1.
@@ -140,7 +159,8 @@ class _SharedCovarianceMixture:
         if key != self._cache_key:
             lam = self.S_eigvals
             var = np.maximum(lam, 1e-12 * max(lam.max(), np.finfo(float).tiny))
-            self._mixture = GaussianMixture(self.centres(z), self.log_kernel(z), var, self.S_basis)
+            self._mixture = GaussianMixture(self.centres(z), self._component_log_weights(z), var,
+                                            self.S_basis)
             self._cache_key = key
         return self._mixture
 
@@ -211,13 +231,40 @@ class ConditionalKDE(_ConditionalDensity):
         return lk if self._log_prior is None else lk + self._log_prior
 
     def log_weights(self, z):
-        """Normalised log weights ``log w_i``, ndarray (N,). Never under- or overflows to NaN."""
-        lw = self.log_kernel(z)
+        """Normalised log weights ``log w_i``, ndarray (N,). Never under- or overflows to NaN.
+
+        When z is far from every ``y_i`` (largest log kernel below
+        :data:`FAR_LOG_KERNEL`), relative to the nearest member ``j``:
+        ``|r_i|^2 - |r_j|^2 = ((y_i - y_j) / sy) . (r_i + r_j)`` with ``r =
+        (y - z) / sy``, which keeps the differences exact where ``|r|^2``
+        itself is so large that its rounding exceeds them, or overflows.
+        """
+        z = as_vector(z, "z", self.dim_z)
+        lk = self.log_kernel(z)
+        if lk.max() >= FAR_LOG_KERNEL:
+            return lk - logsumexp(lk)
+        Y = self.measurements
+        r = (Y - z) / self.sigma_y
+        # The nearest member, by squared norms scaled so that they cannot overflow.
+        scale = max(np.max(np.abs(r)), np.finfo(float).tiny)
+        j = int(np.argmin(np.einsum('ij,ij->i', r / scale, r / scale)))
+        for _ in range(2):
+            with np.errstate(over="ignore", invalid="ignore"):
+                lw = -np.einsum('ij,ij->i', (Y - Y[j]) / self.sigma_y, 0.5 * r + 0.5 * r[j])
+            lw[j] = 0.0
+            lw[np.isnan(lw)] = -np.inf     # inf - inf: farther than the float range resolves
+            if lw.max() <= 0:
+                break
+            # Rounding of the scaled norms picked a member that is not the nearest.
+            j = int(np.argmax(lw))
+        if self._log_prior is not None:
+            lw = lw + self._log_prior
         return lw - logsumexp(lw)
 
     def weights(self, z):
         """Conditional component weights ``w_i ∝ pi_i N(z; y_i, sy^2 I)``, ndarray (N,), summing to 1."""
-        return np.exp(self.log_weights(z))
+        w = np.exp(self.log_weights(z))
+        return w / w.sum()
 
     def log_marginal(self, z):
         """Log of the KDE's measurement marginal ``p(z) = sum_i pi_i N(z; y_i, sy^2 I)``."""
@@ -240,6 +287,9 @@ def _check_sigma(sigma):
     sigma = float(sigma)
     if not np.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma (diffusion noise level) must be finite and >= 0, got {sigma}")
+    if sigma > magnitude_limit(1):
+        raise ValueError(f"sigma (diffusion noise level) must be at most {magnitude_limit(1):.2g}, got "
+                         f"{sigma:.3g}: its square, the noise variance, would overflow")
     return sigma
 
 
@@ -421,6 +471,20 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
             return lk if prior is None else lk + prior
         return log_kernel
 
+    def _log_kernel_offsets_at(self, z):
+        """``h -> log kernel + |e|^2 / (2 h^2)``: its member-dependent part, without cancellation."""
+        z = as_vector(z, "z", self.dim_z)
+        e = _solve_lower(self._Ly, z - self.mean_y)
+        b, shrink, prior = self._by, self.shrink, self._log_prior
+        eb, bb = b @ e, np.einsum('ij,ij->i', b, b)
+
+        def offsets(h):
+            a = np.sqrt(1.0 - h * h) if shrink else 1.0
+            with np.errstate(over="ignore"):
+                lk = (a * eb - 0.5 * a * a * bb) / (h * h)
+            return lk if prior is None else lk + prior
+        return offsets
+
     def log_marginal(self, z):
         """Log of the KDE's measurement marginal ``sum_i pi_i N(z; c_i^y, h^2 Cyy)``."""
         logdet = 2 * np.sum(np.log(np.diag(self._Ly))) + 2 * self.dim_z * np.log(self.h)
@@ -474,7 +538,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         origin = M.mean(0)
         T = self.S_basis[:, keep] * np.sqrt(lam[keep])
         U = (M - origin) @ (self.S_basis[:, keep] / np.sqrt(lam[keep]))
-        return GaussianMixture(U, self.log_kernel(z), 1.0), origin, T
+        return GaussianMixture(U, self._component_log_weights(z), 1.0), origin, T
 
 
 def _solve_lower(L, b):
@@ -591,11 +655,16 @@ class ClusteredKDE(_KernelWeights):
 
         def log_kernel(h):
             out = np.empty(self.N)
-            for rows, f, lw in zip(self.members, fns, lW):
+            for rows, p, f, lw in zip(self.members, self.parts, fns, lW):
                 lk = f(h)
+                if lk.max() < FAR_LOG_KERNEL:    # z far from this cluster: exact differences
+                    lk = p._log_kernel_offsets_at(z)(h)
                 out[rows] = lw + lk - logsumexp(lk)
             return out
         return log_kernel
+
+    # Normalised per cluster, so never "far": the offsets are the log kernel itself.
+    _log_kernel_offsets_at = log_kernel_at
 
     def cluster_log_weights(self, z):
         """``log W_c``, ndarray (n_clusters,), normalised."""
@@ -807,6 +876,20 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
             lk = -0.5 * D2 @ (rho / b ** 2)
             return lk if prior is None else lk + prior
         return log_kernel
+
+    def _log_kernel_offsets_at(self, z):
+        """``g -> log kernel + const``: with ``d_i = dbar - q_i``, the terms in ``q_i`` only."""
+        z = as_vector(z, "z", self.dim_z)
+        dbar = self._frame(z - self._mean_p)[0]
+        Q = self._frame(self.predictions - self._mean_p)
+        prior = self._log_prior
+
+        def offsets(g):
+            b, _, rho = self._coefficients(g)
+            with np.errstate(over="ignore"):
+                lk = (Q * dbar - 0.5 * Q * Q) @ (rho / b ** 2)
+            return lk if prior is None else lk + prior
+        return offsets
 
     def log_marginal(self, z):
         """``log p(z)`` under the EnKF-step Gaussian times the mixture's remaining evidence."""

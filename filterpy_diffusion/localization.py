@@ -288,6 +288,25 @@ class LocalObs:
         return [(self.indices[j][self.mask[j]], self.taper[j][self.mask[j]])
                 for j in range(self.dim_x)]
 
+    def observed(self, idx):
+        """The lists for a measurement of the components ``idx`` only (missing observations).
+
+        Entries of observations not in ``idx`` are dropped and the others
+        renumbered to positions in ``idx``, keeping their order and taper:
+        the same lists as built from the observed components' positions.
+        """
+        idx = np.asarray(idx, dtype=np.intp)
+        new = np.full(max(int(self.indices.max()), int(idx.max()) if idx.size else 0) + 1, -1, np.intp)
+        new[idx] = np.arange(idx.size)
+        ren = np.where(self.mask, new[self.indices], -1)
+        keep = ren >= 0
+        k_max = max(1, int(keep.sum(axis=1).max()))
+        # A stable sort moves each row's kept entries first, in their order.
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k_max]
+        mask = np.take_along_axis(keep, order, axis=1)
+        return LocalObs(np.where(mask, np.take_along_axis(ren, order, axis=1), 0),
+                        np.where(mask, np.take_along_axis(self.taper, order, axis=1), 0.0), mask)
+
     def check(self, dim_x, dim_z):
         """Raise ValueError unless these lists fit a (dim_x,) state and (dim_z,) measurement."""
         if self.dim_x != dim_x:
@@ -560,8 +579,11 @@ def _r_blocks(local, R):
     try:
         return sr, np.linalg.inv(np.linalg.cholesky(Rs))
     except np.linalg.LinAlgError:
-        raise ValueError("a local block of R is not positive definite; R must be a symmetric "
-                         "positive definite matrix on every domain's observations") from None
+        raise ValueError(
+            "R is singular on the local observations of a domain (a noise-free observation): "
+            "the local filters whiten every domain by its block of R, so R must be positive "
+            "definite there. Give noise-free components a small positive variance, or use "
+            "DiffusionKDEFilter, which assimilates a singular R") from None
 
 
 def _whitened(states, predictions, z, R, local, blocks=None):
@@ -892,6 +914,10 @@ def _check_inflation(inflation):
 class _Inflating:
     """Prior inflation shared by the local filters (mixin over EnsembleFilter)."""
 
+    def _observed_attributes(self, idx):
+        # Missing observations: the lists of the observed ones only.
+        return {"local": self.local.observed(idx)}
+
     def _init_inflation(self, inflation):
         self.inflation = _check_inflation(inflation)
         # Prior variance of the variance factor's running estimate (Miyoshi 2011).
@@ -919,8 +945,10 @@ class _Inflating:
         """R-dependent local factors, recomputed only when R or the lists change."""
         key = getattr(self, "_blocks_key", None)
         if key is None or key[0] is not self.local or not np.array_equal(key[1], R):
+            # Computed before the key is stored, so a failure caches nothing.
+            val = _r_blocks(self.local, R)
             self._blocks_key = (self.local, np.array(R, dtype=float))
-            self._blocks_val = _r_blocks(self.local, R)
+            self._blocks_val = val
         return self._blocks_val
 
     def _inflated(self, X, z, R):
@@ -971,6 +999,11 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     ``EnsembleKalmanFilter``. Measurements are simulated as ``hx(x_i) +
     N(0, R)`` (R-localization needs R, so there is no ``simulate``); the
     noise is drawn once per cycle for all observations and centred.
+
+    Missing observations (masked or None entries of ``z``) are dropped from
+    every domain's list (:meth:`LocalObs.observed`). R must be positive
+    definite on every domain's observations: each domain is whitened by its
+    block of R (a singular block is a ValueError).
 
     Parameters
     ----------
@@ -1153,6 +1186,11 @@ class LETKF(_Inflating, EnsembleFilter):
     local observation lists and Gaspari-Cohn R-localization, every state
     variable updated by the deterministic ETKF transform of its domain (the
     symmetric square root, so the analysis is continuous across domains).
+
+    Missing observations (masked or None entries of ``z``) are dropped from
+    every domain's list (:meth:`LocalObs.observed`). R must be positive
+    definite on every domain's observations: each domain is whitened by its
+    block of R (a singular block is a ValueError).
 
     Parameters
     ----------

@@ -84,7 +84,10 @@ class ParticleFilter(EnsembleFilter):
         ``log p(z | x_i)`` given ``z`` (dim_z,) and ``sigmas_h = hx(sigmas)``
         (N, dim_z), for non-Gaussian measurement noise; may return -inf
         (impossible), never NaN or +inf. Default: Gaussian ``N(z; hx(x_i),
-        R)`` (``R`` is then unused when this is given).
+        R)`` (``R`` is then unused when this is given), which needs a
+        positive definite R (a singular R is a ValueError). With missing
+        components in ``z`` (a masked array) it gets the observed ``z`` and
+        the matching columns of ``sigmas_h`` only.
     resampler : callable ``(weights, rng) -> indices (N,)``, default systematic_resample
         Resampling scheme; see the module's ``*_resample`` functions.
     rng : None, int or numpy.random.Generator, optional

@@ -317,8 +317,8 @@ def test_fx_that_mutates_its_input_cannot_touch_the_ensemble():
 @pytest.mark.parametrize("cls", FILTERS)
 @pytest.mark.parametrize("z, msg", [
     (np.array([1.0, 2.0]), r"z must have shape \(dim_z,\) = \(1,\) .*got \(2,\)"),
-    (np.array([np.nan]), r"z contains NaN or inf: \[nan\]"),
-    (np.array([np.inf]), r"z contains NaN or inf: \[inf\]"),
+    (np.array([np.nan]), r"z contains NaN or inf \(component 0: nan\)"),
+    (np.array([np.inf]), r"z contains NaN or inf \(component 0: inf\)"),
     (-np.inf, r"z contains NaN or inf"),
 ])
 def test_bad_z_rejected_and_state_unchanged(cls, z, msg):
