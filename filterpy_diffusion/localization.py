@@ -1103,12 +1103,19 @@ class LETKF(_Inflating, EnsembleFilter):
     x, P, dim_z, dt, N, hx, fx
         As :class:`LocalDiffusionKDEFilter`.
     {local}
-    inflation : float >= 1, 'adaptive' or None, default 1.0
+    inflation : float >= 1, 'adaptive' or None, default :data:`DEFAULT_LETKF_INFLATION` (1.02)
         Multiplicative anomaly factor applied to the forecast ensemble, or
-        the adaptive estimator of :class:`LocalDiffusionKDEFilter`.
+        the adaptive estimator of :class:`LocalDiffusionKDEFilter`; None or
+        1.0: no inflation (the default before 0.1.0).
+    rot : bool, default True
+        Rotate the analysis anomalies by a random mean-preserving rotation
+        (one Haar-random rotation of the mean-zero subspace of R^N per
+        cycle, shared by all domains), as DAPPER's ``rot=True``: the mean
+        and the sample covariance are unchanged, the members are mixed so
+        that no direction of the ensemble stays pinned to the same members.
     rng : None, int or numpy.random.Generator
-        Used for the initial ensemble and process noise only (the analysis
-        is deterministic).
+        Used for the initial ensemble, process noise and the rotation (with
+        ``rot=False`` the analysis is deterministic).
     vectorized : bool, default False
 
     Attributes
@@ -1116,6 +1123,8 @@ class LETKF(_Inflating, EnsembleFilter):
     local : LocalObs
     inflation_factor : float
         Anomaly factor applied at the last update.
+    inflation, rot
+        As given.
 
     Notes
     -----
@@ -1130,6 +1139,32 @@ class LETKF(_Inflating, EnsembleFilter):
     W W^T / (N-1)``, ``b = U^T W``, ``e = U^T dt``, ``g = b A_j / (N-1)``).
     ``tests/test_localization.py`` checks it against the textbook N x N
     loop.
+
+    Why the default: without inflation a small ensemble underestimates its
+    spread (sampling error) and can lose track on deterministic models. On
+    DAPPER's Lorenz-96 ``sakov2008`` (d = 40, Q = 0, R = I, all observed
+    every 0.05, 1000 cycles) at N = 20, mean analysis RMSE over DAPPER seeds
+    1-3 (tuning data; our filter driven on DAPPER's truths and observations,
+    c = 7, i.e. DAPPER's ``loc_rad=4``):
+
+    ============================  =====================  =====
+    inflation, rot                RMSE per seed          mean
+    ============================  =====================  =====
+    1.0, False (before 0.1.0)     0.234 0.238 0.198      0.223
+    1.02, True (default)          0.199 0.208 0.190      0.199
+    1.02, False                   0.203 0.209 0.194      0.202
+    1.04, True                    0.211 0.217 0.208      0.212
+    'adaptive', True              0.265 0.214 0.207      0.229
+    'adaptive', False             0.245 0.212 0.199      0.218
+    1.0, True                     0.780 0.546 0.217      0.514
+    ============================  =====================  =====
+
+    DAPPER's own ``LETKF(N=20, infl=1.02, rot=True, loc_rad=4)`` scores
+    0.199 0.208 0.189 (mean 0.199) on the same seeds. Rotation without
+    inflation was the worst setting measured. Script:
+    ``dapper.set_seed(seed); xx, yy = HMM.simulate()`` with
+    ``dapper.mods.Lorenz96.sakov2008``, then ``predict(); update(yy[k])``
+    scored against ``xx[k + 1]`` after DAPPER's burn-in (400 cycles).
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
