@@ -126,7 +126,7 @@ __all__ = [
     "gaspari_cohn", "LocalObs", "local_observations", "local_observations_from_callable",
     "LocalKDE", "local_covariance_kde", "sample_local",
     "LocalDiffusionKDEFilter", "LETKF",
-    "DEFAULT_RADIUS", "LOCAL_ESS_TARGET", "STITCHING",
+    "DEFAULT_RADIUS", "DEFAULT_LETKF_INFLATION", "LOCAL_ESS_TARGET", "STITCHING",
 ]
 
 #: Default Gaspari-Cohn half-width ``c`` in grid points (taper 0.21 at c, 0
@@ -150,6 +150,11 @@ DEFAULT_RADIUS = 7.0
 #: for targets 0.5 / 0.7 / 0.8 / 0.9 / 0.95 is 0.248 / 0.224 / 0.222 /
 #: 0.210 / 0.222 (median h about 0.99 at 0.9).
 LOCAL_ESS_TARGET = 0.9
+
+#: Default LETKF anomaly inflation (with ``rot=True``): DAPPER's customary
+#: 1.02 for the LETKF on Lorenz-96. Measured on DAPPER's ``sakov2008``
+#: (N = 20, seeds 1-3; see the LETKF docstring).
+DEFAULT_LETKF_INFLATION = 1.02
 
 #: Named stitching schemes: (selection, noise). Measured on l96-40 at N = 20
 #: (reporting seeds 100-102, 1000 cycles, 200 spin-up, defaults otherwise;
@@ -1197,12 +1202,19 @@ class LETKF(_Inflating, EnsembleFilter):
     x, P, dim_z, dt, N, hx, fx
         As :class:`LocalDiffusionKDEFilter`.
     {local}
-    inflation : float >= 1, 'adaptive' or None, default 1.0
+    inflation : float >= 1, 'adaptive' or None, default :data:`DEFAULT_LETKF_INFLATION` (1.02)
         Multiplicative anomaly factor applied to the forecast ensemble, or
-        the adaptive estimator of :class:`LocalDiffusionKDEFilter`.
+        the adaptive estimator of :class:`LocalDiffusionKDEFilter`; None or
+        1.0: no inflation (the default before 0.1.0).
+    rot : bool, default True
+        Rotate the analysis anomalies by a random mean-preserving rotation
+        (one Haar-random rotation of the mean-zero subspace of R^N per
+        cycle, shared by all domains), as DAPPER's ``rot=True``: the mean
+        and the sample covariance are unchanged, the members are mixed so
+        that no direction of the ensemble stays pinned to the same members.
     rng : None, int or numpy.random.Generator
-        Used for the initial ensemble and process noise only (the analysis
-        is deterministic).
+        Used for the initial ensemble, process noise and the rotation (with
+        ``rot=False`` the analysis is deterministic).
     vectorized : bool, default False
 
     Attributes
@@ -1215,6 +1227,8 @@ class LETKF(_Inflating, EnsembleFilter):
         the inflated forecast, not the local transforms the update applies.
     inv : callable
         The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
+    inflation, rot
+        As given.
 
     Notes
     -----
@@ -1232,12 +1246,41 @@ class LETKF(_Inflating, EnsembleFilter):
     W W^T / (N-1)``, ``b = U^T W``, ``e = U^T dt``, ``g = b A_j / (N-1)``).
     ``tests/test_localization.py`` checks it against the textbook N x N
     loop.
+
+    Why the default: without inflation a small ensemble underestimates its
+    spread (sampling error) and can lose track on deterministic models. On
+    DAPPER's Lorenz-96 ``sakov2008`` (d = 40, Q = 0, R = I, all observed
+    every 0.05, 1000 cycles) at N = 20, mean analysis RMSE over DAPPER seeds
+    1-3 (tuning data; our filter driven on DAPPER's truths and observations,
+    c = 7, i.e. DAPPER's ``loc_rad=4``):
+
+    ============================  =====================  =====
+    inflation, rot                RMSE per seed          mean
+    ============================  =====================  =====
+    1.0, False (before 0.1.0)     0.234 0.238 0.198      0.223
+    1.02, True (default)          0.199 0.208 0.190      0.199
+    1.02, False                   0.203 0.209 0.194      0.202
+    1.04, True                    0.211 0.217 0.208      0.212
+    'adaptive', True              0.265 0.214 0.207      0.229
+    'adaptive', False             0.245 0.212 0.199      0.218
+    1.0, True                     0.780 0.546 0.217      0.514
+    ============================  =====================  =====
+
+    DAPPER's own ``LETKF(N=20, infl=1.02, rot=True, loc_rad=4)`` scores
+    0.199 0.208 0.189 (mean 0.199) on the same seeds. Rotation without
+    inflation was the worst setting measured. Script:
+    ``dapper.set_seed(seed); xx, yy = HMM.simulate()`` with
+    ``dapper.mods.Lorenz96.sakov2008``, then ``predict(); update(yy[k])``
+    scored against ``xx[k + 1]`` after DAPPER's burn-in (400 cycles).
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
-                 domain_length=None, local_obs=None, radius=None, inflation=1.0,
-                 rng=None, vectorized=False):
+                 domain_length=None, local_obs=None, radius=None,
+                 inflation=DEFAULT_LETKF_INFLATION, rot=True, rng=None, vectorized=False):
         self.radius = _local_radius(radius, local_obs)
+        if not isinstance(rot, (bool, np.bool_)):
+            raise ValueError(f"rot must be True or False, got {rot!r}")
+        self.rot = bool(rot)
         self._init_inflation(inflation)
         super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized)
         self.local = _build_local(self.dim_x, self.dim_z, state_positions, obs_positions,
@@ -1250,12 +1293,15 @@ class LETKF(_Inflating, EnsembleFilter):
         w = _whitened(X, hz, z, R, self.local, self._blocks(R))
         # Mean increment A_j wbar = sum_l g_l e_l / (1 + lam_l) in the whitened frame.
         mean = w["mu"] + np.einsum('jk,jk->j', w["g"] * w["e"], 1.0 / (1.0 + w["lam"]))
-        new = mean[:, None] + _etkf_anomalies(w["A"], w["b"], w["lam"], w["g"])
-        return {"sigmas": new.T, "inflation_factor": f, "inflation_mean": lam,
+        A = _etkf_anomalies(w["A"], w["b"], w["lam"], w["g"]).T            # (N, d)
+        if self.rot:
+            # One rotation for all domains keeps the analysis continuous across them.
+            A = _rotate(A - A.mean(0), self.rng)
+        return {"sigmas": mean + A, "inflation_factor": f, "inflation_mean": lam,
                 **self._gain(X, hz, R)}
 
     def _repr_extras(self):
-        return [("radius", self.radius), ("inflation", self.inflation),
+        return [("radius", self.radius), ("inflation", self.inflation), ("rot", self.rot),
                 ("inflation_factor", self.inflation_factor)]
 
 

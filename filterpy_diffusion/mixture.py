@@ -33,6 +33,7 @@ finite number, are recomputed with the max-shifted softmax, so the result
 equals the straightforward computation to rounding. Components with zero
 weight (log weight ``-inf``) contribute exactly nothing and are dropped.
 """
+import inspect
 import warnings
 
 import numpy as np
@@ -41,6 +42,10 @@ from scipy.stats import qmc
 
 from ._validation import as_generator
 from .resampling import multinomial_resample, systematic_resample
+
+# scipy >= 1.15 takes the Generator as rng= (SPEC 7; seed= is deprecated
+# there); 1.9-1.14 take it as seed=, and use it the same way.
+_SOBOL_RNG_KEYWORD = "rng" if "rng" in inspect.signature(qmc.Sobol).parameters else "seed"
 
 # Rows of query points processed at once: each (chunk, N) block holds at
 # most this many float64 (8 MB) whatever N is.
@@ -407,7 +412,7 @@ def stratified_normal(n, d, rng):
         # before, not on rng's state: a rewound or reset generator would draw
         # other points. Seed the engine from a draw of rng instead.
         engine_rng = np.random.default_rng(rng.integers(2 ** 63))
-        u = qmc.Sobol(d, scramble=True, bits=bits, rng=engine_rng).random(n)
+        u = qmc.Sobol(d, scramble=True, bits=bits, **{_SOBOL_RNG_KEYWORD: engine_rng}).random(n)
     u += rng.random((n, d)) * 2.0 ** -bits
     np.clip(u, 1e-300, 1.0 - np.finfo(float).epsneg, out=u)
     return ndtri(u)

@@ -16,7 +16,7 @@ from filterpy.kalman import EnsembleKalmanFilter, KalmanFilter
 
 from filterpy_diffusion import DiffusionKDEFilter
 from filterpy_diffusion.ensemble import EnsembleFilter, ensemble_moments
-from filterpy_diffusion.particle import ParticleFilter
+from filterpy_diffusion.particle import DEFAULT_REG, DEFAULT_RESAMPLE_THRESHOLD, ParticleFilter
 
 
 # Module-level models so filters pickle. Written with `...` indexing so the
@@ -618,7 +618,8 @@ def test_repr_in_filterpy_style():
     assert lines[0] == "ParticleFilter object"
     for label in ["dim_x = 2", "dim_z = 1", "dt = 1.0", "x = [", "P = [[", "x_prior = ",
                   "P_prior = ", "Q = [[", "R = [[", "sigmas = [[", "hx = <function hx_pos",
-                  "fx = <function fx_cv", "resample_threshold = 0.5", "jitter = 0.0"]:
+                  "fx = <function fx_cv", f"resample_threshold = {DEFAULT_RESAMPLE_THRESHOLD}",
+                  f"reg = {DEFAULT_REG}", "jitter = None"]:
         assert any(line.startswith(label) for line in lines), label
     assert repr(make()).startswith("PerturbedObsEnKF object\n")
 

@@ -4,6 +4,8 @@ Resamplers are tested on their statistics (unbiased offspring counts), the
 filter against closed forms (Gaussian likelihoods from scipy, the Kalman
 filter for a linear-Gaussian model) with tolerances derived from N.
 """
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -12,8 +14,10 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
 from filterpy_diffusion.particle import (
-    ParticleFilter, gaussian_log_likelihood, multinomial_resample, residual_resample,
+    COLLAPSE_CYCLES, DEFAULT_REG, DEFAULT_RESAMPLE_THRESHOLD, ParticleFilter,
+    gaussian_log_likelihood, multinomial_resample, residual_resample, scott_factor,
     stratified_resample, systematic_resample)
+from filterpy_diffusion.systems import LorenzModel
 
 RESAMPLERS = [systematic_resample, stratified_resample, multinomial_resample, residual_resample]
 
@@ -195,7 +199,7 @@ def test_tiny_weights_survive_in_log_space():
 
 
 def test_resamples_when_ess_below_threshold():
-    f = make(N=500, resample_threshold=0.5)
+    f = make(N=500, resample_threshold=0.5, reg=0.0)
     f.predict()
     before = f.sigmas.copy()
     lik = np.array([multivariate_normal(h, f.R).pdf(4.0) for h in before[:, :1]])
@@ -204,7 +208,7 @@ def test_resamples_when_ess_below_threshold():
     f.update(4.0)
     assert f.resampled and f.ess == pytest.approx(ess, rel=1e-10)
     assert np.allclose(f.weights, 1 / f.N, rtol=1e-12)
-    # No jitter: every new particle is a copy of an old one, with positive likelihood.
+    # reg=0, no jitter: every new particle is a copy of an old one, with positive likelihood.
     rows = {tuple(r) for r in before}
     assert all(tuple(r) in rows for r in f.sigmas)
     assert np.allclose(f.x, f.sigmas.mean(axis=0), atol=1e-14)
@@ -295,8 +299,10 @@ def test_matches_kalman_filter_on_linear_gaussian_model():
     kf = KalmanFilter(dim_x=2, dim_z=1)
     kf.x, kf.P = X0.copy(), P0.copy()
     kf.F, kf.H, kf.Q, kf.R = np.array([[1.0, dt], [0.0, 1.0]]), np.array([[1.0, 0.0]]), Q, R
+    # reg=0: the plain bootstrap filter is consistent; regularisation biases
+    # the covariance by design (by up to (reg h)^2 C), which N = 20000 resolves.
     pf = ParticleFilter(X0, P0, 1, dt, N, hx_pos, fx_cv, rng=np.random.default_rng(107),
-                        vectorized=True)
+                        vectorized=True, reg=0.0, resample_threshold=0.5)
     pf.Q, pf.R = Q, R
 
     # Resampling duplicates particles, so the effective sample behind the
@@ -315,3 +321,210 @@ def test_matches_kalman_filter_on_linear_gaussian_model():
         assert np.all(np.abs(pf.P - C) < 5 * se_cov)
         # log p(z | past): relative MC error of a mean likelihood ~ 1/sqrt(n_eff).
         assert abs(pf.log_likelihood - kf.log_likelihood) < 5 / np.sqrt(n_eff)
+
+
+# ---------------------------------------------------------------- defaults on a deterministic model
+def _l63_truth_and_obs(seed, cycles):
+    # sakov2012: Lorenz-63, Q = 0, R = 2 I, all observed every 0.25 time units.
+    fx = LorenzModel("l63", 0.01, 25)
+    rng = np.random.default_rng(seed)
+    x = np.array([1.509, -1.531, 25.46]) + rng.normal(size=3)
+    for _ in range(20):                          # onto the attractor
+        x = fx(x)
+    x0 = x + np.sqrt(2.0) * rng.normal(size=3)   # prior mean, X0 = N(x0, 2 I) as sakov2012
+    xs, zs = [], []
+    for _ in range(cycles):
+        x = fx(x)
+        xs.append(x)
+        zs.append(x + np.sqrt(2.0) * rng.normal(size=3))
+    return fx, x0, np.array(xs), np.array(zs)
+
+
+def _l63_pf(fx, x0, seed, **kw):
+    f = ParticleFilter(x0, 2.0 * np.eye(3), 3, 0.25, 100, lambda x: x, fx, rng=seed,
+                       vectorized=True, **kw)
+    f.Q = np.zeros((3, 3))
+    f.R = 2.0 * np.eye(3)
+    return f
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_defaults_keep_track_of_deterministic_lorenz63(seed):
+    # Climatological RMSE is about 8; without regularisation (the old
+    # defaults) every run collapses onto one particle and loses track.
+    fx, x0, xs, zs = _l63_truth_and_obs(seed, 300)
+    f = _l63_pf(fx, x0, seed)
+    err = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)      # no collapse warning either
+        for x, z in zip(xs, zs):
+            f.predict()
+            f.update(z)
+            err.append(np.sqrt(np.mean((f.x - x) ** 2)))
+    assert np.mean(err[50:]) < 1.5
+
+
+def test_collapse_onto_one_particle_warns():
+    # reg=0 with Q = 0: resampling only copies members, until all are one.
+    fx, x0, xs, zs = _l63_truth_and_obs(0, 100)
+    f = _l63_pf(fx, x0, 0, reg=0.0, resample_threshold=0.5)
+    with pytest.warns(RuntimeWarning) as caught:
+        for z in zs:
+            f.predict()
+            f.update(z)
+    assert any("collapsed: all 100 particles are identical" in str(w.message) for w in caught)
+    assert np.all(f.sigmas == f.sigmas[0])
+
+
+def test_persistent_weight_collapse_warns():
+    # ESS of 1 (one particle carries all weight) in COLLAPSE_CYCLES updates, never resampled.
+    f = make(N=20, resample_threshold=0.0,
+             log_likelihood_fn=lambda z, hz: np.where(np.arange(len(hz)) == 3, 0.0, -np.inf))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for _ in range(COLLAPSE_CYCLES - 1):
+            f.predict()
+            f.update(0.0)
+    assert f.low_ess_updates == COLLAPSE_CYCLES - 1
+    f.predict()
+    with pytest.warns(RuntimeWarning, match=f"distinct particles < 2 .* in {COLLAPSE_CYCLES} consecutive"):
+        f.update(0.0)
+
+
+def test_collapse_onto_a_few_copied_particles_warns():
+    # 50 copies each of two particles, the likelihood favouring one: the ESS
+    # over copies stays 50, the weight per distinct particle is ~(1, 0).
+    f = ParticleFilter(X0, P0, 1, 1.0, 100, hx_pos, lambda x, dt: x, rng=0, resample_threshold=0.0,
+                       reg=0.0, vectorized=True)
+    f.Q = np.zeros((2, 2))
+    f.sigmas = np.repeat([[0.0, 0.0], [3.0, 0.0]], 50, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for _ in range(COLLAPSE_CYCLES - 1):
+            f.predict()
+            f.update(0.0)
+    assert f.ess > 49 and f.distinct_ess < 1.01
+    f.predict()
+    with pytest.warns(RuntimeWarning, match="distinct particles < 2"):
+        f.update(0.0)
+
+
+# ---------------------------------------------------------------- regularisation statistics
+def _pairs_resample(weights, rng):
+    # every member 0 .. N/2 - 1 twice: all resampled members are duplicates
+    return np.repeat(np.arange(len(weights) // 2), 2)
+
+
+def test_regularisation_jitter_has_scott_scaled_weighted_covariance():
+    N, reg = 20000, 1.7
+    def ll(z, hz):                               # smooth, non-uniform weights
+        return -0.5 * (hz[:, 0] - 1.0) ** 2
+    f = make(N=N, seed=108, resample_threshold=1.0, reg=reg, log_likelihood_fn=ll,
+             resampler=_pairs_resample)
+    f.predict()
+    s = f.sigmas.copy()
+    w = np.exp(ll(None, s[:, :1]))
+    w /= w.sum()
+    C = np.cov(s.T, aweights=w, ddof=1)          # numpy's weighted covariance, the reference
+    f.update(0.0)
+    assert f.resampled
+    d = f.sigmas - s[_pairs_resample(w, None)]
+    target = (reg * N ** (-1.0 / (2 + 4))) ** 2 * C
+    se = np.sqrt((np.outer(np.diag(target), np.diag(target)) + target ** 2) / N)
+    assert np.all(np.abs(np.cov(d.T) - target) < 5 * se)
+    assert np.all(np.abs(d.mean(0)) < 5 * np.sqrt(np.diag(target) / N))
+
+
+def test_regularisation_leaves_members_drawn_once_untouched():
+    def once_except_first(weights, rng):         # member 0 twice, 1 .. N-2 once
+        return np.concatenate([[0], np.arange(len(weights) - 1)])
+    f = make(N=50, resample_threshold=1.0, log_likelihood_fn=lambda z, hz: -np.arange(len(hz)) * 1e-3,
+             resampler=once_except_first)
+    f.predict()
+    s = f.sigmas.copy()
+    f.update(0.0)
+    assert f.resampled
+    np.testing.assert_array_equal(f.sigmas[2:], s[1:-1])
+    assert not np.array_equal(f.sigmas[0], f.sigmas[1]) and not np.array_equal(f.sigmas[0], s[0])
+
+
+def test_degenerate_weights_jitter_with_the_unweighted_covariance():
+    # One particle holds all the weight: the weighted covariance is 0, the
+    # jitter falls back to the ensemble's spread instead of vanishing.
+    f = make(N=4000, resample_threshold=0.5,
+             log_likelihood_fn=lambda z, hz: np.where(np.arange(len(hz)) == 3, 0.0, -np.inf))
+    f.predict()
+    s = f.sigmas.copy()
+    f.update(0.0)
+    target = (DEFAULT_REG * scott_factor(4000, 2)) ** 2 * np.cov(s.T)
+    se = np.sqrt((np.outer(np.diag(target), np.diag(target)) + target ** 2) / 4000)
+    assert np.all(np.abs(np.cov(f.sigmas.T) - target) < 5 * se)
+
+
+# ---------------------------------------------------------------- resampler signatures
+def test_filterpy_resamplers_are_called_with_weights_only():
+    from filterpy.monte_carlo import stratified_resample as fp_stratified
+    calls = []
+    def spy(weights):
+        calls.append(weights.copy())
+        return fp_stratified(weights)
+    f = make(N=300, resample_threshold=1.0, reg=0.0, resampler=spy)
+    f.predict()
+    s = f.sigmas.copy()
+    np.random.seed(5)
+    f.update(2.0)
+    assert f.resampled and len(calls) == 1
+    np.random.seed(5)
+    np.testing.assert_array_equal(f.sigmas, s[fp_stratified(calls[0])])
+
+
+@pytest.mark.parametrize("name", ["systematic_resample", "stratified_resample",
+                                  "multinomial_resample", "residual_resample"])
+def test_every_filterpy_resampler_runs(name):
+    import filterpy.monte_carlo as mc
+    f = make(N=100, resample_threshold=1.0, resampler=getattr(mc, name))
+    np.random.seed(0)
+    for z in [1.0, 2.0]:
+        f.predict()
+        f.update(z)
+    assert f.resampled and np.all(np.isfinite(f.sigmas))
+
+
+def test_our_resamplers_get_the_filters_rng():
+    seen = []
+    def spy(weights, rng):
+        seen.append(rng)
+        return systematic_resample(weights, rng)
+    f = make(N=100, resample_threshold=1.0, resampler=spy)
+    f.predict()
+    f.update(1.0)
+    assert seen == [f.rng]
+
+
+def test_resampler_signature_is_read_not_probed():
+    # A TypeError raised inside a (weights, rng) resampler propagates as is:
+    # the filter does not retry it with another signature.
+    def broken(weights, rng):
+        raise TypeError("inside the resampler")
+    f = make(N=50, resample_threshold=1.0, resampler=broken)
+    f.predict()
+    with pytest.raises(TypeError, match="inside the resampler"):
+        f.update(1.0)
+    with pytest.raises(TypeError, match=r"resampler\(weights, rng\) .* or resampler\(weights\)"):
+        make(resampler=lambda: None)
+    with pytest.raises(TypeError, match="signature"):
+        make(resampler=lambda a, b, c: None)
+    f.resampler = lambda w: np.arange(len(w))       # reassigning re-reads the signature
+    assert not f._resampler_takes_rng
+
+
+def test_reg_and_jitter_options_validated():
+    with pytest.raises(ValueError, match="not both"):
+        make(reg=1.0, jitter=0.1)
+    with pytest.raises(ValueError, match="reg must be"):
+        make(reg=-1.0)
+    with pytest.raises(ValueError, match="reg must be"):
+        make(reg=np.nan)
+    f = make()
+    assert f.reg == DEFAULT_REG and f.jitter is None
+    assert f.resample_threshold == DEFAULT_RESAMPLE_THRESHOLD
