@@ -1,0 +1,191 @@
+"""Our filters beside DAPPER's methods on DAPPER's published twin experiments.
+
+For a DAPPER HMM module (``Lorenz63.sakov2012``, ``Lorenz96.sakov2008``,
+...), every seed simulates one truth and one observation sequence
+(``dapper.set_seed(seed)``, ``HMM.simulate()``); every method then
+assimilates those same ``xx, yy``, each starting from the same DAPPER
+generator state (``set_seed(seed + 10**6)``), so all methods of a seed share
+the truth and the initial-ensemble draw. Methods:
+
+* ``DiffusionKDE``, ``LocalDiffusionKDE``: ours, defaults
+  (:mod:`filterpy_diffusion.dapper`); the local one only where
+  ``HMM.Obs.localizer`` is set;
+* ``EnKF``: ``EnKF('Sqrt', N, infl=1.02, rot=True)``;
+* ``EnKF_N``: ``EnKF_N(N, rot=True)``;
+* ``LETKF``: ``LETKF(N, infl=1.02, rot=True, loc_rad=4)`` (needs a localizer);
+* ``PartFilt``: ``PartFilt(N, reg=2.4, NER=0.3)``.
+
+``--methods`` takes these names; ``NAME@N1,N2`` runs a method at those N
+only. It prints DAPPER's table of every run (``xpList.tabulate_avrgs``:
+rmse.a and rmv.a with DAPPER's confidence from the time series' auto-
+correlation, plus wall time), then the mean over seeds per method and N
+(with the standard error over seeds), and writes a small JSON.
+
+Commands (the tables of docs/dapper.md; 1 thread each)::
+
+    export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+    python benchmarks/dapper_compare.py --hmm Lorenz63.sakov2012 --N 10 20 50 100 \\
+        --seeds 100 101 102 --cycles 500 --json docs/data/dapper_sakov2012.json
+    python benchmarks/dapper_compare.py --hmm Lorenz96.sakov2008 --N 20 40 \\
+        --seeds 100 101 102 --cycles 500 --burnin 5 \\
+        --methods DiffusionKDE LocalDiffusionKDE EnKF EnKF_N LETKF PartFilt@40 \\
+        --json docs/data/dapper_sakov2008.json
+"""
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+# Batch runs: no live plotting (and no warning about the backend at import).
+os.environ.setdefault("DAPPER_LIVEPLOTTING", "false")
+try:
+    import dapper as dpr
+    import dapper.da_methods as da
+    import dapper.tools.progressbar as _pb
+except ImportError:
+    sys.exit("benchmarks/dapper_compare.py needs DAPPER (Python >= 3.12): "
+             "pip install -e '.[dapper]'")
+from tabulate import tabulate
+
+from filterpy_diffusion.dapper import DiffusionKDE, LocalDiffusionKDE
+
+#: The DAPPER configurations compared (issue 14).
+METHODS = {
+    "DiffusionKDE": lambda N: DiffusionKDE(N=N),
+    "LocalDiffusionKDE": lambda N: LocalDiffusionKDE(N=N),
+    "EnKF": lambda N: da.EnKF("Sqrt", N=N, infl=1.02, rot=True),
+    "EnKF_N": lambda N: da.EnKF_N(N=N, rot=True),
+    "LETKF": lambda N: da.LETKF(N=N, infl=1.02, rot=True, loc_rad=4),
+    "PartFilt": lambda N: da.PartFilt(N=N, reg=2.4, NER=0.3),
+}
+NEEDS_LOCALIZER = {"LocalDiffusionKDE", "LETKF"}
+#: Offset of the seed every method starts its assimilation from.
+METHOD_SEED_OFFSET = 10 ** 6
+
+
+def load_hmm(name, cycles=None, burnin=None):
+    """A copy of ``dapper.mods.<name>.HMM``, shortened to ``cycles`` observation cycles."""
+    HMM = importlib.import_module(f"dapper.mods.{name}").HMM.copy()
+    if cycles is not None:
+        HMM.tseq.Ko = int(cycles)
+    if burnin is not None:
+        HMM.tseq.BurnIn = float(burnin)
+    return HMM
+
+
+def parse_methods(specs, Ns):
+    """``['EnKF', 'PartFilt@40']`` -> ``{'EnKF': Ns, 'PartFilt': [40]}``."""
+    out = {}
+    for spec in specs:
+        name, _, ns = spec.partition("@")
+        if name not in METHODS:
+            raise SystemExit(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+        out[name] = [int(n) for n in ns.split(",")] if ns else list(Ns)
+    return out
+
+
+def _scalar(avrgs, key):
+    """(value, confidence) of a DAPPER average such as 'rmse.a'."""
+    uq = avrgs
+    for part in key.split("."):
+        uq = getattr(uq, part)
+    return float(uq.val), float(uq.prec)
+
+
+def run(hmm_name, Ns, seeds, methods, cycles, burnin=None, progress=False):
+    """Run every (method, N, seed); returns (xps, records)."""
+    _pb.disable_progbar = not progress
+    dpr.rc.liveplotting = False
+    HMM = load_hmm(hmm_name, cycles, burnin)
+    has_localizer = getattr(HMM.Obs(0), "localizer", None) is not None
+    xps, records = dpr.xpList(), []
+    for seed in seeds:
+        dpr.set_seed(seed)
+        xx, yy = HMM.simulate()
+        for name, method_Ns in methods.items():
+            if name in NEEDS_LOCALIZER and not has_localizer:
+                continue
+            for N in method_Ns:
+                xp = METHODS[name](N)
+                xp.seed = seed
+                dpr.set_seed(seed + METHOD_SEED_OFFSET)
+                t0 = time.perf_counter()
+                xp.assimilate(HMM, xx, yy, fail_gently=True)
+                wall = time.perf_counter() - t0
+                xp.wall = round(wall, 2)
+                rec = {"method": name, "N": N, "seed": seed, "time": round(wall, 3)}
+                if getattr(xp, "crashed", False):
+                    rec.update(crashed=True)
+                else:
+                    xp.stats.average_in_time()
+                    rec.update(zip(("rmse_a", "rmse_a_conf"), _scalar(xp.avrgs, "rmse.a")))
+                    rec.update(zip(("rmv_a", "rmv_a_conf"), _scalar(xp.avrgs, "rmv.a")))
+                    xp.stats = None        # keep memory small; avrgs stay
+                xps.append(xp)
+                records.append(rec)
+                print(f"{name:18s} N={N:<4d} seed={seed}: rmse.a "
+                      f"{rec.get('rmse_a', float('nan')):.4f}  {wall:.1f} s", file=sys.stderr)
+    return xps, records
+
+
+def summarise(records):
+    """Mean over seeds per (method, N): rmse.a, rmv.a, their standard errors, time."""
+    rows = {}
+    for r in records:
+        rows.setdefault((r["method"], r["N"]), []).append(r)
+    out = []
+    for (name, N), rs in rows.items():
+        ok = [r for r in rs if not r.get("crashed")]
+        row = {"method": name, "N": N, "seeds": len(rs), "crashed": len(rs) - len(ok),
+               "time": round(float(np.mean([r["time"] for r in rs])), 3)}
+        for key in ("rmse_a", "rmv_a"):
+            v = np.array([r[key] for r in ok])
+            row[key] = round(float(v.mean()), 4) if v.size else None
+            row[key + "_se"] = round(float(v.std(ddof=1) / np.sqrt(v.size)), 4) if v.size > 1 else None
+        out.append(row)
+    return sorted(out, key=lambda r: (r["N"], list(METHODS).index(r["method"])))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hmm", default="Lorenz63.sakov2012",
+                   help="DAPPER module under dapper.mods holding HMM (default Lorenz63.sakov2012)")
+    p.add_argument("--N", type=int, nargs="+", default=[10, 20, 50, 100])
+    p.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102],
+                   help="truth seeds (DAPPER refuses 0)")
+    p.add_argument("--cycles", type=int, default=500, help="observation cycles (HMM.tseq.Ko)")
+    p.add_argument("--burnin", type=float, default=None,
+                   help="burn-in time (HMM.tseq.BurnIn; default the module's)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   help="method names, NAME@N1,N2 for selected N only (default all)")
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--progress", action="store_true", help="show DAPPER's progress bars")
+    a = p.parse_args(argv)
+    if 0 in a.seeds:
+        p.error("DAPPER's set_seed refuses seed 0")
+
+    methods = parse_methods(a.methods, a.N)
+    xps, records = run(a.hmm, a.N, a.seeds, methods, a.cycles, a.burnin, a.progress)
+    HMM = load_hmm(a.hmm, a.cycles, a.burnin)
+    print(f"{a.hmm}: {HMM.tseq}")
+    print(xps.tabulate_avrgs(["rmse.a", "rmv.a"], colorize=False))
+    summary = summarise(records)
+    print("\nMean over seeds (+- standard error over seeds), wall time per run:")
+    print(tabulate([[r["method"], r["N"], r["rmse_a"], r["rmse_a_se"], r["rmv_a"], r["rmv_a_se"],
+                     r["time"], r["crashed"]] for r in summary],
+                   headers=["method", "N", "rmse.a", "+-", "rmv.a", "+-", "time [s]", "crashed"]))
+    if a.json:
+        doc = {"hmm": a.hmm, "cycles": a.cycles, "burnin": HMM.tseq.BurnIn,
+               "seeds": a.seeds, "dapper": dpr.__version__, "runs": records, "means": summary}
+        with open(a.json, "w") as fh:
+            json.dump(doc, fh, indent=1)
+            fh.write("\n")
+        print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
