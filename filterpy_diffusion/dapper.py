@@ -203,6 +203,10 @@ def _run(xp, HMM, yy, filter_cls, options, local_obs=None):
             xp.stats.assess(k, ko, "f", E=f.sigmas, w=_weights(f))
             now = HMM.Obs(ko)
             if now is not Obs:      # a time-dependent operator
+                if now.M != f.dim_z:
+                    raise ValueError(f"HMM.Obs({ko}) has {now.M} observations, HMM.Obs(0) has "
+                                     f"{f.dim_z}; a time-varying observation dimension is not "
+                                     f"supported")
                 Obs = now
                 f.hx = Obs
                 if local_obs is not None:

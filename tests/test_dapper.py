@@ -1,4 +1,5 @@
 """Our filters as DAPPER methods, against a real DAPPER (skipped where it is not installed)."""
+import itertools
 import os
 
 import numpy as np
@@ -121,6 +122,14 @@ def test_options_are_the_filters_keyword_options():
         DiffusionKDE(N=10, kernell="enkpf")
 
 
+def test_methods_pickle_like_dappers():
+    # xpList.launch stores experiments with dill; the generated classes pickle by reference.
+    import pickle
+    xp = LocalDiffusionKDE(N=12, loc_rad=2.0, stitching="independent")
+    back = pickle.loads(pickle.dumps(xp))
+    assert type(back) is LocalDiffusionKDE and back == xp and back.da_method == "LocalDiffusionKDE"
+
+
 def test_same_seed_gives_identical_stats(l96):
     HMM, xx, yy = l96
     a = _run(DiffusionKDE(N=10), HMM, xx, yy)
@@ -215,3 +224,30 @@ def test_model_sees_dappers_times_and_the_stats_every_step():
     # 'i' stats at every model step, 'f' and 'a' at every observation.
     assert np.all(np.isfinite(xp.stats.err.rms.i)) and xp.stats.err.rms.i.shape == (tseq.K + 1,)
     assert np.all(np.isfinite(xp.stats.err.rms.f)) and np.all(np.isfinite(xp.stats.err.rms.a))
+
+
+def test_time_dependent_obs_operator_is_used_at_its_time():
+    used = []
+
+    def observe(i):
+        def model(E):
+            used.append(i)
+            return E[..., [i]]
+        return modelling.Operator(M=1, model=model, noise=0.5)
+
+    ops = [observe(0), observe(1)]
+    tseq = modelling.Chronology(dt=0.1, dko=2, Ko=5, BurnIn=0.0)
+    HMM = modelling.HiddenMarkovModel(
+        modelling.Operator(M=2, model=lambda x, t, dt: x, noise=0),
+        modelling.TimeDependentOperator(lambda ko: ops[ko % 2]), tseq, modelling.GaussRV(C=1.0, M=2))
+    dpr.set_seed(5)
+    xx, yy = HMM.simulate()
+    used.clear()
+    xp = DiffusionKDE(N=6, kernel="enkpf", inflation=None)
+    dpr.set_seed(6)
+    xp.assimilate(HMM, xx, yy)
+    # Each analysis measures the ensemble with HMM.Obs(ko) (however often it calls hx).
+    assert [i for i, _ in itertools.groupby(used)] == [ko % 2 for ko in range(tseq.Ko + 1)]
+    ops[1] = modelling.Operator(M=2, model=lambda E: E, noise=0.5)
+    with pytest.raises(ValueError, match="time-varying observation dimension"):
+        DiffusionKDE(N=6).assimilate(HMM, xx, yy)
