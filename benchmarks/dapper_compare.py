@@ -32,6 +32,7 @@ Commands (the tables of docs/dapper.md; 1 thread each)::
         --seeds 100 101 102 --cycles 500 --burnin 5 \\
         --methods DiffusionKDE LocalDiffusionKDE EnKF EnKF_N LETKF PartFilt@40 \\
         --json docs/data/dapper_sakov2008.json
+    python benchmarks/dapper_compare.py --markdown docs/data/dapper_sakov2012.json
 """
 import argparse
 import importlib
@@ -103,7 +104,7 @@ def _scalar(avrgs, key):
     uq = avrgs
     for part in key.split("."):
         uq = getattr(uq, part)
-    return float(uq.val), float(uq.prec)
+    return round(float(uq.val), 5), round(float(uq.prec), 5)
 
 
 def run(hmm_name, Ns, seeds, methods, cycles, burnin=None, progress=False):
@@ -162,6 +163,32 @@ def summarise(records):
     return sorted(out, key=lambda r: (r["N"], list(METHODS).index(r["method"])))
 
 
+def markdown(doc):
+    """The means of a results JSON as a Markdown table (rows by N, then method)."""
+    lines = ["| N | method | rmse.a | rmv.a | wall [s] | CPU [s] |", "|---|---|---|---|---|---|"]
+    for r in doc["means"]:
+        def fmt(key):
+            if r[key] is None:
+                return "-"
+            return f"{r[key]:.3f}" + (f" ± {r[key + '_se']:.3f}" if r[key + "_se"] is not None else "")
+        lost = f" ({r['crashed']} crashed)" if r["crashed"] else ""
+        lines.append(f"| {r['N']} | {r['method']}{lost} | {fmt('rmse_a')} | {fmt('rmv_a')} | "
+                     f"{r['time']:.1f} | {r['cpu']:.1f} |")
+    return "\n".join(lines)
+
+
+def write_json(path, doc):
+    """Small JSON: one line per record."""
+    def block(rows):
+        return "[\n  " + ",\n  ".join(json.dumps(r) for r in rows) + "\n ]"
+    head = {k: v for k, v in doc.items() if k not in ("runs", "means")}
+    text = json.dumps(head)[:-1] + ',\n "runs": ' + block(doc["runs"]) + ',\n "means": ' \
+        + block(doc["means"]) + "\n}\n"
+    json.loads(text)     # a check that it is valid
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hmm", default="Lorenz63.sakov2012",
@@ -176,7 +203,13 @@ def main(argv=None):
                    help="method names, NAME@N1,N2 for selected N only (default all)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--progress", action="store_true", help="show DAPPER's progress bars")
+    p.add_argument("--markdown", metavar="JSON", default=None,
+                   help="print the means of a results JSON as a Markdown table and exit")
     a = p.parse_args(argv)
+    if a.markdown:
+        with open(a.markdown) as fh:
+            print(markdown(json.load(fh)))
+        return
     if 0 in a.seeds:
         p.error("DAPPER's set_seed refuses seed 0")
 
@@ -194,9 +227,7 @@ def main(argv=None):
     if a.json:
         doc = {"hmm": a.hmm, "cycles": a.cycles, "burnin": HMM.tseq.BurnIn,
                "seeds": a.seeds, "dapper": dpr.__version__, "runs": records, "means": summary}
-        with open(a.json, "w") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.write("\n")
+        write_json(a.json, doc)
         print(f"wrote {a.json}")
 
 
