@@ -251,3 +251,19 @@ def test_time_dependent_obs_operator_is_used_at_its_time():
     ops[1] = modelling.Operator(M=2, model=lambda E: E, noise=0.5)
     with pytest.raises(ValueError, match="time-varying observation dimension"):
         DiffusionKDE(N=6).assimilate(HMM, xx, yy)
+
+
+def test_dappers_plots_work(l96):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import dapper.tools.viz as viz
+    HMM, xx, yy = l96
+    xp = _run(LocalDiffusionKDE(N=10), HMM, xx, yy)
+    before = set(plt.get_fignums())
+    viz.plot_rank_histogram(xp.stats)
+    viz.plot_err_components(xp.stats)
+    new = set(plt.get_fignums()) - before
+    assert len(new) == 2 and all(plt.figure(n).axes for n in new)
+    for n in new:
+        plt.close(n)
