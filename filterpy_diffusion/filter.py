@@ -162,6 +162,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         ETKF only: follow the transform with a random mean-preserving
         rotation of the anomalies (same mean and covariance; DAPPER's
         ``rot=True``), drawn from ``rng``.
+    xN : float > 0, default 1
+        Certainty of the finite-size inflation's hyperprior
+        (:func:`filterpy_diffusion.etkf.finite_size_coefficients`; DAPPER's
+        ``xN``); only with ``inflation='finite-size'``.
     clusters : 1, 2 or 'auto', default 'auto'
         Splits the covariance kernel (chosen, or picked by ``kernel='auto'``;
         the other kernels are never split). ``'auto'`` splits the joint ensemble
@@ -264,7 +268,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                  sigma_x='auto', sigma_y='auto', ess_target=None, inflation='adaptive',
                  clusters='auto', evidence_threshold=EVIDENCE_THRESHOLD, sampler=None, steps=None,
                  sampler_options=None, rng=None, vectorized=False, simulate=None,
-                 gaussian_core='enkpf', rot=False):
+                 gaussian_core='enkpf', rot=False, xN=1.0):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if sampler is not None and sampler not in SAMPLERS:
@@ -291,6 +295,9 @@ class DiffusionKDEFilter(EnsembleFilter):
                              "simulator use kernel='covariance' and inflation='adaptive'")
         self.gaussian_core = gaussian_core
         self.rot = bool(rot)
+        if not (isinstance(xN, numbers.Real) and np.isfinite(xN) and xN > 0):
+            raise ValueError(f"xN must be a positive float, got {xN!r}")
+        self.xN = float(xN)
         # --- end Gaussian core options ---
         top = 1.0 if kernel == 'enkpf' else np.nextafter(1.0, 0.0)
         if not (isinstance(bandwidth, str) or callable(bandwidth)) and not 0 < float(bandwidth) <= top:
@@ -458,7 +465,8 @@ class DiffusionKDEFilter(EnsembleFilter):
             infl = 'finite-size'
         else:
             infl = float(self.inflation or 1.0)
-        new, info = etkf_analysis(X, hz, z, R, inflation=infl, rot=self.rot, rng=self.rng)
+        new, info = etkf_analysis(X, hz, z, R, inflation=infl, rot=self.rot, rng=self.rng,
+                                  xN=self.xN)
         return {'sigmas': new, 'ess': float(self.N), 'log_likelihood': info['log_likelihood'],
                 'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                 'inflation_factor': info['inflation'], 'inflation_mean': lam_post,
@@ -482,7 +490,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             lam_post = self._adaptive_lambda(hz, Y, z, R)
             f = np.sqrt(max(lam_post, 1.0))
         elif self.inflation == 'finite-size':    # Gaussian core hook
-            f = finite_size_factor(hz, z, R)
+            f = finite_size_factor(hz, z, R, self.xN)
         else:
             f = float(self.inflation or 1.0)
         if f != 1.0:

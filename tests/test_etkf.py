@@ -263,13 +263,14 @@ def test_etkf_kernel_sets_gain_and_innovation_covariance():
     assert f.log_likelihood == pytest.approx(ref, rel=1e-10)
 
 
-def test_finite_size_inflation_for_other_kernels_uses_the_same_factor():
-    f = make(40, seed=2, kernel='enkpf', inflation='finite-size')
+@pytest.mark.parametrize("xN", [1.0, 2.0])
+def test_finite_size_inflation_for_other_kernels_uses_the_same_factor(xN):
+    f = make(40, seed=2, kernel='enkpf', inflation='finite-size', xN=xN)
     f.predict()
     X = f.sigmas.copy()
     z = np.array([3.0])
     f.update(z)
-    assert f.inflation_factor == finite_size_factor(X @ H.T, z, R)
+    assert f.inflation_factor == finite_size_factor(X @ H.T, z, R, xN)
 
 
 def test_rotation_is_reproducible_from_the_seed():
@@ -298,6 +299,7 @@ def test_singular_R_is_a_clear_error_and_leaves_the_filter_unchanged():
      "inflation='finite-size' needs hx"),
     (dict(kernel='etkf', clusters=2), "clusters"),
     (dict(inflation='finite size'), "inflation"),
+    (dict(kernel='etkf', xN=-1.0), "xN"),
 ])
 def test_constructor_rejects_bad_gaussian_core_options(kw, match):
     with pytest.raises(ValueError, match=match):
