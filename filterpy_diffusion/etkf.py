@@ -1,0 +1,426 @@
+"""The Gaussian core: a deterministic ensemble-transform Kalman update (ETKF).
+
+Where the likelihood is Gaussian, ``N(z; hx(x), R)`` with ``hx`` given, the
+analysis moves the ensemble mean by the Kalman gain of the ensemble
+covariance and transforms the anomalies with the symmetric square root of
+the ensemble-space posterior covariance (Bishop et al. 2001; Hunt et al.
+2007; Sakov and Oke 2008), instead of perturbing the observations: no
+sampling noise is added, and the analysis mean and covariance are exactly
+the Kalman update of the forecast's (for linear ``hx``).
+
+Inflation of the forecast anomalies may be fixed or estimated every update
+by the finite-size ("EnKF-N") rule of Bocquet (2011) and Bocquet, Raanes and
+Hannart (2015): the forecast ensemble is treated as a finite sample of an
+unknown Gaussian, the prior of the state becomes a Student-like density in
+ensemble space, and the inflation is the mode of its scale given ``z``. The
+derivation is in ``docs/gaussian-core.md``.
+
+Everything happens in the frame whitened by ``R``'s Cholesky factor and uses
+one thin SVD of the ``(N, dim_z)`` whitened predicted-measurement anomalies,
+so the cost is ``O(N dim_z min(N, dim_z) + N dim_x min(N, dim_z))`` and no
+``N x N`` matrix is formed unless a rotation or the transform is asked for.
+``R`` must be positive definite here (a singular ``R`` has no whitened
+frame; a ValueError says so).
+"""
+import numbers
+
+import numpy as np
+from scipy.linalg import solve_triangular
+from scipy.optimize import minimize_scalar
+
+from ._validation import as_covariance, as_ensemble, as_generator, as_vector
+
+#: The string values of ``inflation`` besides a float and None.
+INFLATIONS = ('finite-size',)
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+def finite_size_coefficients(s, N, xN=1.0):
+    """Coefficients ``(eps_N, c_L)`` of the finite-size prior's inflation cost.
+
+    The EnKF-N cost of the inflation ``l`` (the anomaly factor) is
+    ``sum_i du_i^2 / (l^2 s_i^2 + N - 1) + eps_N / l^2 + c_L log l^2``
+    (see :func:`finite_size_inflation`). Without data its mode is
+    ``l^2 = eps_N / c_L``; Bocquet's values ``eps_N = (N + 1) / N``,
+    ``c_L = N / (N - 1)`` put it below 1, which must not happen when the
+    observations carry no information (nothing then corrects it). Following
+    Bocquet, Raanes and Hannart (2015, eq. 36) the mode is moved to
+    ``(eps_N / c_L)^(1 - t)`` with ``t = mean(1 / (1 + s_i^2 / (N - 1)))``
+    over the N ensemble-space directions (1 with no information, so then the
+    mode is 1); ``xN`` multiplies both coefficients, sharpening (``xN > 1``)
+    or flattening the hyperprior around that mode.
+
+    Parameters
+    ----------
+    s : ndarray (r,)
+        Singular values of the whitened predicted-measurement anomalies
+        ``(hz_i - mean) L^-T``, r <= N.
+    N : int
+        Ensemble size.
+    xN : float > 0, default 1
+        Certainty of the hyperprior (DAPPER's ``xN``).
+
+    Returns
+    -------
+    eps_N, c_L : float
+    """
+    N1 = N - 1
+    eN = (N + 1) / N
+    cL = N / N1
+    mode = eN / cL
+    # Mean over all N directions; those without data (s = 0) contribute 1.
+    t = (np.sum(N1 / (s ** 2 + N1)) + (N - len(s))) / N
+    corr = np.sqrt(mode ** t)
+    return xN * eN / corr, xN * cL * corr
+
+
+def finite_size_inflation(s, du, N, xN=1.0):
+    """The finite-size (EnKF-N) inflation: the global minimiser of the dual cost.
+
+    Minimises, over ``u = log l^2``,
+    ``D(u) = sum_i du_i^2 / (e^u s_i^2 + N - 1) + eps_N e^-u + c_L u``
+    (Bocquet, Raanes and Hannart 2015, the dual of the primal ensemble-space
+    cost ``0.5 |d - Y w|^2_R + 0.5 (N - 1) c_L log(eps_N + |w|^2)``).
+    Every stationary point has ``eps_N / c_L < e^u < (eps_N + sum du_i^2 /
+    s_i^2) / c_L``; the cost is scanned on a grid between those bounds, and the best
+    grid point is refined by bounded Brent search, so the global minimum is
+    found even when the cost has two.
+
+    Parameters
+    ----------
+    s : ndarray (r,)
+        Singular values of the whitened predicted-measurement anomalies.
+    du : ndarray (r,)
+        The whitened innovation in the corresponding right singular basis.
+    N : int
+        Ensemble size.
+    xN : float > 0, default 1
+        See :func:`finite_size_coefficients`.
+
+    Returns
+    -------
+    float
+        The anomaly inflation factor ``l`` (> 0; may be below 1).
+    """
+    N1 = N - 1
+    eN, cL = finite_size_coefficients(s, N, xN)
+    s2, du2 = s ** 2, du ** 2
+
+    def cost(u):
+        e = np.exp(np.asarray(u, dtype=float))[..., None]
+        return np.sum(du2 / (e * s2 + N1), axis=-1) + eN / e[..., 0] + cL * np.asarray(u)
+
+    def slope(u):
+        e = np.exp(u)
+        return -e * np.sum(du2 * s2 / (e * s2 + N1) ** 2) - eN / e + cL
+
+    lo = np.log(eN / cL)
+    if not np.any(du2 * s2 > 0):
+        return float(np.exp(0.5 * lo))   # no information: the prior's mode
+    # Beyond e^u = (eps_N + sum du_i^2 / s_i^2) / c_L the slope is positive
+    # (each e s^2 / (e s^2 + N - 1)^2 <= 1 / (e s^2)), so every stationary
+    # point lies in [lo, hi]. Stopping at the first rising point instead
+    # misses a second, deeper minimum beyond it.
+    informed = s2 > 0
+    hi = np.log((eN + np.sum(du2[informed] / s2[informed])) / cL) + 1e-9
+    if not np.isfinite(hi) or hi - lo > 1e3:   # e^1000: the innovation overwhelms any finite prior
+        raise FloatingPointError(
+            "finite-size inflation did not find a minimum below l^2 = exp(1000); "
+            "the innovation is far outside the ensemble spread (check z, R and hx)")
+    hi = max(hi, lo + 1e-6)
+    grid = np.linspace(lo, hi, 257)
+    k = int(np.argmin(cost(grid)))
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    if slope(a) < 0 < slope(b):
+        u = _newton_bisection(slope, lambda u: _curvature(u, s2, du2, N1, eN), a, b)
+    else:    # two stationary points between neighbouring grid points: no sign bracket
+        u = minimize_scalar(cost, bounds=(a, b), method='bounded',
+                            options={'xatol': 1e-10 * max(1.0, abs(grid[k]))}).x
+    u = u if cost(u) <= cost(grid[k]) else grid[k]
+    return float(np.exp(0.5 * u))
+
+
+def _curvature(u, s2, du2, N1, eN):
+    """Second derivative in u of the dual cost of :func:`finite_size_inflation`."""
+    e = np.exp(u)
+    q = e * s2 + N1
+    return -e * np.sum(du2 * s2 / q ** 2) + 2 * e * e * np.sum(du2 * s2 ** 2 / q ** 3) + eN / e
+
+
+def _newton_bisection(fp, fpp, a, b, tol=1e-12, maxiter=100):
+    """Root of ``fp`` in ``[a, b]`` with ``fp(a) < 0 < fp(b)``: Newton steps kept in the bracket."""
+    u = 0.5 * (a + b)
+    for _ in range(maxiter):
+        g = fp(u)
+        if g < 0:
+            a = u
+        else:
+            b = u
+        h = fpp(u)
+        step = g / h if h > 0 else np.inf
+        new = u - step
+        if not a < new < b:
+            new = 0.5 * (a + b)
+        if abs(new - u) <= tol * max(1.0, abs(u)) or b - a <= tol * max(1.0, abs(u)):
+            return new
+        u = new
+    return u
+
+
+def mean_preserving_rotation(N, rng):
+    """A random orthogonal ``(N, N)`` matrix ``Q`` with ``Q 1 = 1``.
+
+    Haar-distributed on the orthogonal group of the complement of the ones
+    vector: ``Q = H diag(1, O) H``, with ``H`` the Householder reflection
+    that swaps ``e_1`` and ``1 / sqrt(N)``, and ``O`` a Haar orthogonal
+    ``(N - 1, N - 1)`` matrix (QR of a Gaussian matrix with the signs of
+    R's diagonal fixed; Mezzadri 2007). Applied to centred anomalies it
+    keeps them centred and keeps their sample covariance.
+
+    Parameters
+    ----------
+    N : int >= 2
+    rng : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    ndarray (N, N)
+    """
+    rng = as_generator(rng)
+    B = np.eye(N)
+    B[1:, 1:] = _haar(N - 1, N - 1, rng)
+    return _householder_ones(_householder_ones(B).T).T
+
+
+def rotate_anomalies(A, rng):
+    """``Q A`` for centred anomalies ``A`` and a Haar mean-preserving rotation ``Q``, without ``Q``.
+
+    Same distribution as ``mean_preserving_rotation(N, rng) @ A`` at
+    ``O(N d min(N, d))`` instead of ``O(N^3)``: in the frame ``H`` whose
+    first axis is ``1 / sqrt(N)`` the anomalies are ``[0; B]``, and for Haar
+    ``O`` and the thin QR ``B = Q_B R_B``, ``O Q_B`` is a uniformly random
+    orthonormal frame, drawn as the sign-fixed QR of a Gaussian matrix.
+
+    Parameters
+    ----------
+    A : ndarray (N, d)
+        Anomalies with zero column means.
+    rng : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    ndarray (N, d)
+    """
+    rng = as_generator(rng)
+    N, d = A.shape
+    B = _householder_ones(A)[1:]
+    r = min(N - 1, d)
+    if r == N - 1:    # as many columns as the rotated space: the full rotation is no dearer
+        out = _haar(N - 1, N - 1, rng) @ B
+    else:
+        Qb, Rb = np.linalg.qr(B)
+        out = _haar(N - 1, r, rng) @ Rb
+    return _householder_ones(np.vstack([np.zeros((1, d)), out]))
+
+
+def _haar(n, k, rng):
+    """A uniformly random ``(n, k)`` orthonormal frame (Mezzadri 2007)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, k)))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+
+
+def _householder_ones(M):
+    """``H @ M`` for the reflection ``H`` (symmetric, orthogonal) with ``H e_1 = 1 / sqrt(N)``."""
+    N = M.shape[0]
+    v = np.full(N, -1.0 / np.sqrt(N))
+    v[0] += 1.0
+    vv = v @ v
+    if vv == 0.0:   # N == 1
+        return M.copy()
+    return M - np.outer(v, (2.0 / vv) * (v @ M))
+
+
+def check_whitening(R, m):
+    """Lower Cholesky factor ``L`` (``R = L L^T``) of a positive definite R, or a ValueError.
+
+    Parameters
+    ----------
+    R : ndarray (m, m) or float
+    m : int
+
+    Returns
+    -------
+    ndarray (m, m), lower triangular
+    """
+    R = as_covariance(R, "R", m)
+    try:
+        L = np.linalg.cholesky(R)
+    except np.linalg.LinAlgError:
+        L = None
+    if L is None or np.any(np.diag(L) <= 0):
+        raise ValueError(
+            "the ETKF needs a positive definite R (it works in the frame whitened by R^-1/2); "
+            f"R is singular, smallest eigenvalue {np.linalg.eigvalsh(R).min():.3g}. Add a small "
+            "noise variance to the exactly observed components.")
+    return L
+
+
+def _whitened_svd(Y, d, L):
+    """Thin SVD ``U s V^T`` of ``Y L^-T`` (N, m) and the whitened innovation ``L^-1 d``."""
+    Yw = solve_triangular(L, Y.T, lower=True).T
+    U, s, Vt = np.linalg.svd(Yw, full_matrices=False)       # r = min(N, m)
+    return U, s, Vt, solve_triangular(L, d, lower=True)
+
+
+def finite_size_factor(hz, z, R, xN=1.0):
+    """The finite-size (EnKF-N) inflation factor of the anomalies for this update.
+
+    The same ``l`` that ``etkf_analysis(..., inflation='finite-size')`` uses,
+    for analyses other than the ETKF (applied as a prior inflation).
+
+    Parameters
+    ----------
+    hz : ndarray (N, dim_z)
+        Predicted measurements of the forecast members.
+    z : ndarray (dim_z,)
+    R : ndarray (dim_z, dim_z), positive definite
+    xN : float > 0, default 1
+
+    Returns
+    -------
+    float
+    """
+    hz = as_ensemble(hz, "hz", min_rows=2)
+    m = hz.shape[1]
+    z = as_vector(z, "z", m)
+    L = check_whitening(R, m)
+    yb = hz.mean(0)
+    _, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L)
+    return finite_size_inflation(s, Vt @ dw, hz.shape[0], xN)
+
+
+def _check_inflation(inflation):
+    if inflation is None or (isinstance(inflation, str) and inflation in INFLATIONS):
+        return inflation
+    if (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
+            and np.isfinite(inflation) and inflation > 0):
+        return float(inflation)
+    raise ValueError(f"inflation must be None, 'finite-size' or a positive float (the anomaly "
+                     f"factor), got {inflation!r}")
+
+
+def etkf_analysis(X, hz, z, R, *, inflation=None, rot=False, rng=None, xN=1.0,
+                  return_transform=False):
+    """One ensemble-transform Kalman analysis (symmetric square root, mean-preserving).
+
+    With forecast anomalies ``A = X - mean(X)`` and ``Y = hz - mean(hz)``,
+    both multiplied by the prior inflation ``l``, the analysis is
+    ``X_a = mean(X) + w^T A + l T A`` with ``T = sqrt(N - 1) (l^2 Y R^-1
+    Y^T + (N - 1) I)^-1/2`` and ``w = l^2 (l^2 Y R^-1 Y^T + (N - 1) I)^-1
+    Y R^-1 (z - mean(hz))``: the Kalman update of the inflated ensemble's
+    mean and covariance, deterministic and with ``T 1 = 1``.
+
+    Parameters
+    ----------
+    X : ndarray (N, dim_x)
+        Forecast ensemble.
+    hz : ndarray (N, dim_z)
+        ``hx`` of every member (noise-free).
+    z : ndarray (dim_z,)
+        Measurement.
+    R : ndarray (dim_z, dim_z) or float
+        Measurement noise covariance, symmetric positive definite.
+    inflation : None, float > 0 or 'finite-size', default None
+        Prior inflation of the anomalies (applied to ``A`` and ``Y`` alike,
+        so ``hx`` is not called again): None is none, a float is the
+        factor ``l``, ``'finite-size'`` estimates ``l`` from this update by
+        :func:`finite_size_inflation` (EnKF-N).
+    rot : bool, default False
+        Follow the transform by a random mean-preserving rotation
+        (:func:`mean_preserving_rotation`), which leaves the analysis mean
+        and covariance unchanged but stops the members' shape from
+        degenerating over many cycles (DAPPER's ``rot=True``). Drawn by
+        :func:`rotate_anomalies`, ``O(N dim_x min(N, dim_x))``; with
+        ``return_transform`` the explicit ``(N, N)`` rotation is drawn
+        instead (same distribution, other numbers).
+    rng : None, int or numpy.random.Generator
+        Source of the rotation (unused without ``rot``).
+    xN : float > 0, default 1
+        Certainty of the finite-size hyperprior (:func:`finite_size_coefficients`).
+    return_transform : bool, default False
+        Also return the ``(N, N)`` matrix ``T_a`` (with inflation and
+        rotation) of ``X_a = mean + w^T A + T_a A`` as ``info['T']``.
+
+    Returns
+    -------
+    Xa : ndarray (N, dim_x)
+        Analysis ensemble.
+    info : dict
+        ``'inflation'`` the factor ``l`` used; ``'K'`` (dim_x, dim_z) the
+        Kalman gain of the inflated ensemble; ``'S'`` (dim_z, dim_z) its
+        innovation covariance ``l^2 cov(hz) + R``; ``'log_likelihood'``
+        ``log N(z; mean(hz), S)``; ``'w'`` (N,) the mean's weights on ``A``;
+        ``'T'`` if asked for.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(20, 2))
+    >>> Xa, info = etkf_analysis(X, X[:, :1], np.array([0.5]), np.eye(1) * 0.1)
+    >>> Xa.shape, info['K'].shape
+    ((20, 2), (2, 1))
+    """
+    X = as_ensemble(X, "X", min_rows=2)
+    N = X.shape[0]
+    hz = as_ensemble(hz, "hz")
+    if hz.shape[0] != N:
+        raise ValueError(f"hz must have one row per member of X, shape ({N}, dim_z), got {hz.shape}")
+    m = hz.shape[1]
+    z = as_vector(z, "z", m)
+    L = check_whitening(R, m)
+    inflation = _check_inflation(inflation)
+    if not (isinstance(xN, numbers.Real) and np.isfinite(xN) and xN > 0):
+        raise ValueError(f"xN must be a positive float, got {xN!r}")
+    N1 = N - 1
+
+    mu = X.mean(0)
+    A = X - mu
+    yb = hz.mean(0)
+    U, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L)
+    du = Vt @ dw
+    if inflation is None:
+        l1 = 1.0
+    elif inflation == 'finite-size':
+        l1 = finite_size_inflation(s, du, N, xN)
+    else:
+        l1 = inflation
+    l2 = l1 * l1
+    dg = l2 * s ** 2 + N1                                    # eigenvalues of the ensemble-space Hessian
+
+    w = U @ (l2 * s * du / dg)
+    # T = I + U diag(sqrt(N1 / dg) - 1) U^T: U spans the informed directions only.
+    c = np.sqrt(N1 / dg) - 1.0
+    Aa = l1 * (A + U @ (c[:, None] * (U.T @ A)))
+    Rot = None
+    if rot and return_transform:
+        Rot = mean_preserving_rotation(N, rng)
+        Aa = Rot @ Aa
+    elif rot:
+        Aa = rotate_anomalies(Aa, rng)
+    Xa = mu + w @ A + Aa
+
+    # K = l^2 A^T U diag(s / dg) V^T L^-1, the gain of the inflated ensemble.
+    M = ((l2 * (A.T @ U)) * (s / dg)) @ Vt
+    K = solve_triangular(L, M.T, lower=True, trans='T').T
+    Cyy = (hz - yb).T @ (hz - yb) / N1
+    S = l2 * Cyy + R
+    logdet = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(dg / N1))
+    quad = dw @ dw - np.sum(du ** 2 * (l2 * s ** 2) / dg)
+    info = {'inflation': l1, 'K': K, 'S': S, 'w': w,
+            'log_likelihood': float(-0.5 * (m * _LOG_2PI + logdet + quad))}
+    if return_transform:
+        T = np.eye(N) + (U * c) @ U.T
+        T = l1 * (T if Rot is None else Rot @ T)
+        info['T'] = T
+    return Xa, info
