@@ -1,0 +1,418 @@
+"""The bridge between the Gaussian core and a regularised particle filter.
+
+One analysis that is the ensemble-transform Kalman update at small N and a
+regularised particle filter as N allows, placed on that line by one rule.
+
+The tempered split. With ``L(x) = N(z; hx(x), R)`` the posterior is
+``p(x | z) ∝ p(x) L(x)^gamma L(x)^(1 - gamma)`` for every ``gamma`` in
+[0, 1], and ``L^gamma ∝ N(z; hx(x), R / gamma)`` as a function of ``x``.
+The first factor is assimilated by importance weights (the exact
+likelihood, carried across cycles), the second by the Gaussian core with
+``R / (1 - gamma)``. For a Gaussian prior and linear ``hx`` the weighted
+step gives (as N -> infinity) the Gaussian ``p L^gamma`` and the Kalman step
+with ``R / (1 - gamma)`` completes it: the information adds up, so the
+product is the Kalman posterior for every ``gamma``.
+
+The rule. The weighted step is trusted only while its weights keep an
+effective sample size of at least ``n_required = c (r + 1)`` members, where
+``r`` (:func:`informed_dimension`) is the number of directions of
+observation space in which the ensemble has spread (the rank of the
+whitened predicted-measurement anomalies, at most ``min(N - 1, dim_z)``) and
+``c`` (``members_per_dim``) effective members per direction plus one for
+the mean. ``gamma`` is the largest likelihood fraction that keeps
+``ESS >= n_required`` (:func:`likelihood_fraction`); when the full
+likelihood does, nothing moves and the weights are carried to the next
+cycle (a particle filter step); otherwise the weighted ensemble is
+resampled with Scott-factor jitter (:func:`regularised_resample`) and the
+Gaussian core takes the rest. What it bounds: the Monte Carlo variance of
+a weighted estimate is about ``var / ESS`` per direction, so the rule
+keeps at least ``c`` effective members per informed direction.
+
+Limits. ``n_required`` does not grow with N, so for fixed ``r`` and
+N -> infinity ``gamma -> 1``: a particle filter with carried weights. When
+``N <= r + 1`` (the rank-deficient regime, any ``c >= 1``) ``n_required >=
+N``, ``gamma = 0`` and the analysis is exactly the Gaussian core. Between,
+``gamma`` grows with the members per informed direction.
+
+Everything here is a pure function on arrays; weights are kept as log
+weights. The derivation, the tuning-seed table and the driver are in
+``docs/bridge.md``.
+"""
+import numbers
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from ._validation import as_covariance, as_ensemble, as_generator, as_vector, psd_factor
+from .particle import gaussian_log_likelihood
+from .resampling import systematic_resample
+
+__all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
+           "weighted_mean", "informed_dimension", "required_ess",
+           "likelihood_fraction", "tempered_log_weights", "jitter_factor",
+           "regularised_resample", "bridge_analysis"]
+
+#: Default effective members per informed direction, ``c`` in
+#: ``n_required = c (r + 1)``. Chosen on DAPPER's Lorenz63.sakov2012 with
+#: tuning seeds 3000-3002 (docs/bridge.md): the middle of the plateau
+#: 1.5-2.5 (5 is worse at N = 50 and 100, 1 loses track on one seed at
+#: N = 50). It must be >= 1 so that a rank-deficient ensemble is the pure
+#: Gaussian core.
+MEMBERS_PER_DIM = 2.0
+
+
+def _as_log_weights(log_w, N=None):
+    log_w = np.asarray(log_w, dtype=float)
+    if log_w.ndim != 1 or log_w.size == 0 or (N is not None and log_w.size != N):
+        want = f"({N},)" if N is not None else "(N,)"
+        raise ValueError(f"log weights must have shape {want}, got {log_w.shape}")
+    if np.any(np.isnan(log_w)) or np.any(log_w == np.inf):
+        raise ValueError("log weights must not be NaN or +inf (-inf is a zero weight)")
+    if not np.any(np.isfinite(log_w)):
+        raise ValueError("log weights are all -inf: every member has zero weight")
+    return log_w
+
+
+def normalised_weights(log_w):
+    """Weights ``w_i ∝ exp(log_w_i)`` summing to one, computed without overflow.
+
+    Parameters
+    ----------
+    log_w : ndarray (N,)
+        Log weights, up to a constant; ``-inf`` is a zero weight.
+
+    Returns
+    -------
+    ndarray (N,)
+    """
+    log_w = _as_log_weights(log_w)
+    w = np.exp(log_w - log_w.max())
+    return w / w.sum()
+
+
+def effective_sample_size(log_w):
+    """Kish's effective sample size ``1 / sum(w_i^2)`` of normalised weights.
+
+    Between 1 (one member carries all the weight) and N (equal weights);
+    unchanged by adding a constant to ``log_w``.
+
+    Parameters
+    ----------
+    log_w : ndarray (N,)
+
+    Returns
+    -------
+    float
+    """
+    w = normalised_weights(log_w)
+    return float(1.0 / np.sum(w * w))
+
+
+def weighted_mean(X, log_w):
+    """The weighted ensemble mean ``sum_i w_i x_i``, shape (dim_x,)."""
+    X = as_ensemble(X, "X")
+    return normalised_weights(_as_log_weights(log_w, X.shape[0])) @ X
+
+
+def informed_dimension(hz, R):
+    """Number of observation-space directions in which the ensemble has spread.
+
+    The numerical rank of the whitened predicted-measurement anomalies
+    ``(hz_i - mean(hz)) L^-T`` (``R = L L^T``): at most ``min(N - 1, dim_z)``,
+    the dimension of the subspace in which weights can discriminate members.
+
+    Parameters
+    ----------
+    hz : ndarray (N, dim_z)
+        Predicted measurements ``hx(x_i)``.
+    R : ndarray (dim_z, dim_z)
+        Positive definite measurement covariance.
+
+    Returns
+    -------
+    int
+    """
+    hz = as_ensemble(hz, "hz")
+    N, m = hz.shape
+    R = as_covariance(R, "R", m)
+    try:
+        L = np.linalg.cholesky(R)
+    except np.linalg.LinAlgError:
+        raise ValueError("R must be positive definite (the bridge whitens by R^-1/2); "
+                         f"smallest eigenvalue {np.linalg.eigvalsh(R).min():.3g}") from None
+    Yw = solve_triangular(L, (hz - hz.mean(0)).T, lower=True).T
+    s = np.linalg.svd(Yw, compute_uv=False)
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    tol = max(N, m) * np.finfo(float).eps * s[0]
+    return int(np.sum(s > tol))
+
+
+def required_ess(informed_dim, members_per_dim=MEMBERS_PER_DIM):
+    """``n_required = c (r + 1)``: effective members the weighted step must keep.
+
+    Parameters
+    ----------
+    informed_dim : int >= 0
+        ``r`` from :func:`informed_dimension`.
+    members_per_dim : float >= 1, default :data:`MEMBERS_PER_DIM`
+        ``c``. At least 1, so that ``N <= r + 1`` gives ``n_required >= N``
+        (the pure Gaussian core).
+
+    Returns
+    -------
+    float
+    """
+    if not (isinstance(informed_dim, numbers.Integral) and informed_dim >= 0):
+        raise ValueError(f"informed_dim must be a non-negative int, got {informed_dim!r}")
+    _check_members_per_dim(members_per_dim)
+    return float(members_per_dim) * (informed_dim + 1)
+
+
+def _check_members_per_dim(c):
+    if not (isinstance(c, numbers.Real) and not isinstance(c, bool) and np.isfinite(c)
+            and c >= 1):
+        raise ValueError(f"members_per_dim must be a finite number >= 1 (effective members per "
+                         f"informed direction), got {c!r}")
+
+
+def tempered_log_weights(log_w, log_lik, gamma):
+    """``log_w + gamma * log_lik``, with ``gamma = 0`` leaving zero likelihoods alone.
+
+    Parameters
+    ----------
+    log_w, log_lik : ndarray (N,)
+        Log weights and log likelihoods (``-inf`` allowed in both).
+    gamma : float in [0, 1]
+
+    Returns
+    -------
+    ndarray (N,)
+    """
+    if gamma == 0.0:
+        return np.array(log_w, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return log_w + gamma * log_lik
+
+
+def _as_log_lik(log_lik, N):
+    log_lik = np.asarray(log_lik, dtype=float)
+    if log_lik.shape != (N,):
+        raise ValueError(f"log_lik must have shape ({N},), got {log_lik.shape}")
+    if np.any(np.isnan(log_lik)) or np.any(log_lik == np.inf):
+        raise ValueError("log_lik must not be NaN or +inf")
+    return log_lik
+
+
+def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
+    """The largest ``gamma`` in [0, 1] whose weights keep ``ESS >= n_required``.
+
+    Returns 1 when the full likelihood keeps the effective sample size,
+    0 when even the current weights do not (and whenever ``n_required >= N``
+    unless every tempered weight is equal); otherwise bisects the bracket
+    ``ESS(lo) >= n_required > ESS(hi)``. With equal prior weights
+    ``ESS(gamma)`` is non-increasing (its log-derivative is
+    ``2 (E_gamma[l] - E_2gamma[l]) <= 0``), so the crossing is unique.
+
+    Parameters
+    ----------
+    log_w : ndarray (N,)
+        Current log weights.
+    log_lik : ndarray (N,)
+        Log likelihood of every member (``-inf`` for impossible members).
+    n_required : float > 0
+    rtol : float, default 1e-8
+        Width of the final bracket.
+
+    Returns
+    -------
+    float
+    """
+    log_w = _as_log_weights(log_w)
+    log_lik = _as_log_lik(log_lik, log_w.size)
+    if not (np.isfinite(n_required) and n_required > 0):
+        raise ValueError(f"n_required must be a positive number, got {n_required!r}")
+    if n_required >= log_w.size:
+        # Only equal weights have ESS = N; decided exactly, not by a rounded 1 / sum(w^2).
+        full = log_w + log_lik
+        return 1.0 if np.all(full == full[0]) and np.isfinite(full[0]) else 0.0
+
+    def ok(g):
+        lw = tempered_log_weights(log_w, log_lik, g)
+        return np.any(np.isfinite(lw)) and effective_sample_size(lw) >= n_required
+
+    if ok(1.0):
+        return 1.0
+    if not ok(0.0):
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while hi - lo > rtol:
+        g = 0.5 * (lo + hi)
+        if ok(g):
+            lo = g
+        else:
+            hi = g
+    return lo
+
+
+def jitter_factor(n_eff, dim):
+    """Scott's factor ``n_eff^(-1 / (dim + 4))``: kernel sd in units of the covariance.
+
+    The rule-of-thumb bandwidth of a Gaussian kernel density estimate from
+    ``n_eff`` points in ``dim`` dimensions; it vanishes as ``n_eff`` grows
+    (the regularisation bias of the particle filter goes to zero).
+    """
+    if not (np.isfinite(n_eff) and n_eff >= 1):
+        raise ValueError(f"n_eff must be >= 1, got {n_eff!r}")
+    if not (isinstance(dim, numbers.Integral) and dim >= 1):
+        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    return float(n_eff) ** (-1.0 / (dim + 4))
+
+
+def regularised_resample(X, log_w, rng, resample=systematic_resample):
+    """Resample a weighted ensemble to equal weights, jittering the copies.
+
+    Every member drawn more than once (all its copies) gets independent
+    noise ``N(0, h^2 C_w)``, with ``C_w`` the weighted covariance of the
+    ensemble before resampling (unbiased, ``1 / (1 - sum w^2)``) and ``h``
+    Scott's factor for its effective sample size (:func:`jitter_factor`).
+    Members drawn once are kept as they are. Equal weights return a copy.
+    If one member holds all the weight (``C_w = 0``) the unweighted
+    covariance is used instead.
+
+    Parameters
+    ----------
+    X : ndarray (N, dim_x)
+    log_w : ndarray (N,)
+    rng : None, int or numpy.random.Generator
+    resample : callable ``(weights, rng) -> indices``, default systematic
+
+    Returns
+    -------
+    X_new : ndarray (N, dim_x)
+        Equally weighted.
+    info : dict
+        ``'indices'`` the resampled indices (None for equal weights),
+        ``'h'`` the jitter factor, ``'n_jittered'``.
+    """
+    X = as_ensemble(X, "X")
+    N, d = X.shape
+    log_w = _as_log_weights(log_w, N)
+    rng = as_generator(rng)
+    if np.all(log_w == log_w[0]):
+        return X.copy(), {'indices': None, 'h': 0.0, 'n_jittered': 0}
+    w = normalised_weights(log_w)
+    n_eff = 1.0 / np.sum(w * w)
+    h = jitter_factor(n_eff, d)
+    idx = np.asarray(resample(w, rng))
+    Xn = X[idx]
+    dup = np.bincount(idx, minlength=N)[idx] > 1
+    n_dup = int(dup.sum())
+    if n_dup:
+        # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
+        # side: a (d, d) factor of C_w when d <= N, else G (n_dup, N) @ C12.
+        wc = w if 1.0 - np.sum(w * w) > 1e-12 else np.full(N, 1.0 / N)
+        # One member holds all the weight: C_w = 0, so jitter with the
+        # unweighted covariance instead (as DAPPER's PartFilt does).
+        C12 = np.sqrt(wc / (1.0 - np.sum(wc * wc)))[:, None] * (X - wc @ X)
+        if d <= N:
+            noise = rng.standard_normal((n_dup, d)) @ psd_factor(C12.T @ C12).T
+        else:
+            noise = rng.standard_normal((n_dup, N)) @ C12
+        Xn[dup] += h * noise
+    return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}
+
+
+def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
+                    members_per_dim=MEMBERS_PER_DIM, hz=None):
+    """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
+
+    1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
+       ``n_required = c (r + 1)``, ``gamma`` = :func:`likelihood_fraction`.
+    2. ``gamma = 1``: the weights ``log_w + l`` are carried, members unchanged.
+    3. Otherwise resample by ``log_w + gamma l`` with jitter
+       (:func:`regularised_resample`; skipped when those weights are equal,
+       as at ``gamma = 0`` from equal weights), then
+       ``gaussian_update(X, hx(X), z, R / (1 - gamma), gamma)``; weights
+       reset to equal.
+
+    Parameters
+    ----------
+    X : ndarray (N, dim_x)
+        Forecast members.
+    log_w : ndarray (N,)
+        Their log weights (zeros for an equally weighted ensemble).
+    z : ndarray (dim_z,)
+    R : ndarray (dim_z, dim_z)
+        Positive definite measurement covariance.
+    hx : callable ``(N, dim_x) -> (N, dim_z)``
+        Measurement function on the whole ensemble.
+    gaussian_update : callable ``(X, hz, z, R, gamma) -> X_a``
+        The Gaussian core, e.g. an ETKF with finite-size inflation; it is
+        called with the remaining noise ``R / (1 - gamma)`` and told
+        ``gamma`` (a core may then skip a random rotation, which would
+        Gaussianise the resampled members).
+    rng : None, int or numpy.random.Generator
+        Source of the resampling and jitter.
+    members_per_dim : float >= 1, default :data:`MEMBERS_PER_DIM`
+    hz : ndarray (N, dim_z), optional
+        ``hx(X)`` if already computed.
+
+    Returns
+    -------
+    X_a : ndarray (N, dim_x)
+    log_w_a : ndarray (N,)
+        Log weights, maximum 0.
+    info : dict
+        ``'gamma'``, ``'n_required'``, ``'informed_dim'``, ``'ess'`` (of
+        the carried or tempered weights), ``'moved'`` (bool).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def core(X, hz, z, R, gamma):   # stochastic EnKF, enough for the example
+    ...     P = np.cov(X.T); K = P @ np.linalg.inv(P + R)
+    ...     D = rng.multivariate_normal(np.zeros(len(z)), R, size=len(X))
+    ...     return X + (z + D - hz) @ K.T
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2))
+    >>> Xa, lw, info = bridge_analysis(X, np.zeros(200), np.array([0.5, 0.]), np.eye(2),
+    ...                                lambda X: X, core, rng)
+    >>> info['informed_dim'], info['n_required'], info['gamma'], info['moved']
+    (2, 6.0, 1.0, False)
+    """
+    X = as_ensemble(X, "X", min_rows=2)
+    N = X.shape[0]
+    log_w = _as_log_weights(log_w, N)
+    _check_members_per_dim(members_per_dim)
+    rng = as_generator(rng)
+    hz = as_ensemble(hx(X) if hz is None else hz, "hz")
+    if hz.shape[0] != N:
+        raise ValueError(f"hx(X) / hz must have one row per member, shape ({N}, dim_z), "
+                         f"got {hz.shape}")
+    m = hz.shape[1]
+    z = as_vector(z, "z", m)
+    R = as_covariance(R, "R", m)
+    log_lik = gaussian_log_likelihood(z, hz, R)
+    if not np.any(np.isfinite(log_w + log_lik)):
+        raise FloatingPointError(
+            "every member has zero posterior weight (log likelihood -inf where the weight is "
+            "non-zero): z is too far from hx of every member for float arithmetic; check z, R "
+            "and hx")
+    r = informed_dimension(hz, R)
+    n_req = required_ess(r, members_per_dim)
+    gamma = likelihood_fraction(log_w, log_lik, n_req)
+    info = {'gamma': gamma, 'n_required': n_req, 'informed_dim': r}
+    if gamma == 1.0:
+        lw = log_w + log_lik
+        lw = lw - lw.max()
+        info.update(ess=effective_sample_size(lw), moved=False)
+        return X.copy(), lw, info
+    lw = tempered_log_weights(log_w, log_lik, gamma)
+    info.update(ess=effective_sample_size(lw), moved=True)
+    Xr, rinfo = regularised_resample(X, lw, rng)
+    if rinfo['indices'] is not None:
+        hz = as_ensemble(hx(Xr), "hx(X)")
+    Xa = as_ensemble(gaussian_update(Xr, hz, z, R / (1.0 - gamma), gamma), "gaussian_update(...)",
+                     dim=X.shape[1])
+    return Xa, np.zeros(N), info

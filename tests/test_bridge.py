@@ -1,0 +1,245 @@
+"""The EnKF-PF bridge: weights, the gamma rule, the move, and its limits."""
+import numpy as np
+import pytest
+from filterpy.kalman import KalmanFilter
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.stats import multivariate_normal
+
+from filterpy_diffusion.bridge import (
+    MEMBERS_PER_DIM, bridge_analysis, effective_sample_size, informed_dimension,
+    jitter_factor, likelihood_fraction, normalised_weights, regularised_resample,
+    required_ess, tempered_log_weights, weighted_mean)
+
+finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False)
+
+
+def log_weight_arrays(min_size=2, max_size=40):
+    return st.integers(min_size, max_size).flatmap(lambda n: arrays(float, n, elements=finite))
+
+
+def sqrt_core(X, hz, z, R, gamma):
+    """Reference ensemble square-root Kalman update (symmetric ensemble-space transform).
+
+    Exact for linear hx: the analysis mean and sample covariance are the
+    Kalman update of the ensemble's. Thin SVD of the whitened anomalies, so
+    no (N, N) eigenproblem.
+    """
+    N = X.shape[0]
+    A, Y = X - X.mean(0), hz - hz.mean(0)
+    Li = np.linalg.inv(np.linalg.cholesky(R))
+    U, s, Vt = np.linalg.svd(Y @ Li.T / np.sqrt(N - 1), full_matrices=False)
+    d = Vt @ (Li @ (z - hz.mean(0)))
+    w = U @ (s * d / (1 + s ** 2)) / np.sqrt(N - 1)
+    TA = A + U @ ((1 / np.sqrt(1 + s ** 2) - 1)[:, None] * (U.T @ A))
+    return X.mean(0) + w @ A + TA
+
+
+def weighted_moments(X, log_w):
+    w = normalised_weights(log_w)
+    m = w @ X
+    A = X - m
+    return m, (w[:, None] * A).T @ A / (1 - np.sum(w * w))
+
+
+# ---------------------------------------------------------------- weights
+@given(log_weight_arrays(), finite)
+def test_ess_between_one_and_n_and_shift_invariant(log_w, shift):
+    n = effective_sample_size(log_w)
+    assert 1 - 1e-9 <= n <= log_w.size * (1 + 1e-9)
+    assert np.isclose(effective_sample_size(log_w + shift), n, rtol=1e-9)
+
+
+def test_ess_extremes():
+    assert effective_sample_size(np.zeros(7)) == pytest.approx(7)
+    assert effective_sample_size(np.array([0.0, -np.inf, -np.inf])) == pytest.approx(1)
+
+
+@given(log_weight_arrays(max_size=30), st.floats(0, 1))
+def test_ess_non_increasing_in_gamma_from_equal_weights(log_lik, g):
+    """The claim that makes the crossing unique: ESS(gamma) is non-increasing."""
+    z = np.zeros_like(log_lik)
+    a = effective_sample_size(tempered_log_weights(z, log_lik, g))
+    b = effective_sample_size(tempered_log_weights(z, log_lik, min(1.0, g + 0.05)))
+    assert b <= a * (1 + 1e-9)
+
+
+# ---------------------------------------------------------------- the gamma rule
+@given(log_weight_arrays(min_size=3), st.floats(0.05, 1.0))
+def test_likelihood_fraction_is_the_largest_that_keeps_the_ess(log_lik, frac):
+    N = log_lik.size
+    n_req = 1 + frac * (N - 1)
+    z = np.zeros(N)
+    rtol = 1e-8
+    g = likelihood_fraction(z, log_lik, n_req, rtol=rtol)
+    assert 0.0 <= g <= 1.0
+    assert effective_sample_size(tempered_log_weights(z, log_lik, g)) >= n_req * (1 - 1e-9)
+    if g < 1.0:
+        assert effective_sample_size(tempered_log_weights(z, log_lik, g + 2 * rtol)) < n_req
+
+
+def test_likelihood_fraction_ends():
+    ll = np.array([0.0, -1.0, -50.0, -3.0])
+    assert likelihood_fraction(np.zeros(4), ll, 1.0) == 1.0
+    # the current weights already fail: nothing more is weighted
+    assert likelihood_fraction(np.array([0.0, -40, -40, -40]), ll, 2.0) == 0.0
+    # an impossible member (-inf) is fine at gamma = 0 and excluded for gamma > 0
+    g = likelihood_fraction(np.zeros(3), np.array([0.0, -np.inf, -1.0]), 1.5)
+    assert g == 1.0
+
+
+def test_required_ess_is_c_times_r_plus_one_and_independent_of_n():
+    assert required_ess(3) == MEMBERS_PER_DIM * 4
+    assert required_ess(0, members_per_dim=1) == 1.0
+    with pytest.raises(ValueError, match="members_per_dim"):
+        required_ess(3, members_per_dim=0.5)
+    with pytest.raises(ValueError, match="informed_dim"):
+        required_ess(-1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 12), st.integers(1, 6), st.integers(1, 6))
+def test_informed_dimension_is_the_generic_rank(seed, N, d, m):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, d))
+    H = rng.normal(size=(m, d))
+    assert informed_dimension(X @ H.T, np.eye(m) * 0.3) == min(N - 1, d, m)
+
+
+# ---------------------------------------------------------------- the move
+def test_regularised_resample_equal_weights_is_a_copy():
+    X = np.arange(12.0).reshape(6, 2)
+    Xn, info = regularised_resample(X, np.zeros(6), 0)
+    assert np.array_equal(Xn, X) and info['indices'] is None and Xn is not X
+
+
+def test_regularised_resample_keeps_singletons_and_jitters_copies():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 3))
+    log_w = rng.normal(size=50) * 2
+    Xn, info = regularised_resample(X, log_w, 5)
+    idx = info['indices']
+    counts = np.bincount(idx, minlength=50)[idx]
+    assert np.array_equal(Xn[counts == 1], X[idx[counts == 1]])
+    assert np.all(np.any(Xn[counts > 1] != X[idx[counts > 1]], axis=1))
+    assert info['n_jittered'] == np.sum(counts > 1)
+    assert info['h'] == jitter_factor(effective_sample_size(log_w), 3)
+    Xm, _ = regularised_resample(X, log_w, 5)
+    assert np.array_equal(Xn, Xm)          # same seed, bit-identical
+
+
+def test_regularised_resample_jitter_has_the_scott_scaled_weighted_covariance():
+    """Two members share the weight: copies spread as N(x_i, h^2 C_w)."""
+    N = 2000
+    X = np.zeros((N, 2))
+    X[0], X[1] = [1.0, 0.0], [-1.0, 0.0]
+    log_w = np.full(N, -np.inf)
+    log_w[:2] = 0.0
+    Xn, info = regularised_resample(X, log_w, 3)
+    _, C = weighted_moments(X, log_w)
+    copies = Xn[info['indices'] == 0] - X[0]
+    emp = np.cov(copies.T)
+    assert np.allclose(emp, info['h'] ** 2 * C, atol=0.1 * info['h'] ** 2 * C[0, 0])
+
+
+def test_regularised_resample_single_survivor_jitters_with_the_ensemble_covariance():
+    X = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+    Xn, info = regularised_resample(X, np.array([0.0, -np.inf, -np.inf, -np.inf]), 0)
+    assert np.all(np.isfinite(Xn)) and info['n_jittered'] == 4
+    assert np.unique(Xn, axis=0).shape[0] == 4
+
+
+def test_jitter_factor_vanishes_as_n_eff_grows():
+    assert jitter_factor(1, 3) == 1.0
+    assert jitter_factor(1e6, 3) < jitter_factor(100, 3) < jitter_factor(10, 3) < 1.0
+
+
+# ---------------------------------------------------------------- the limits
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 5), st.floats(1.0, 20.0))
+def test_rank_deficient_ensemble_is_exactly_the_gaussian_core(seed, N, c):
+    """N <= r + 1 with c >= 1: n_required >= N, gamma = 0, the core's answer bit for bit."""
+    rng = np.random.default_rng(seed)
+    m = N + 1
+    X = rng.normal(size=(N, m))
+    z = rng.normal(size=m)
+    R = np.eye(m) * 0.5
+    Xa, lw, info = bridge_analysis(X, np.zeros(N), z, R, lambda X: X, sqrt_core, rng,
+                                   members_per_dim=c)
+    assert info['informed_dim'] == N - 1 and info['n_required'] >= N
+    assert info['gamma'] == 0.0 and info['moved']
+    assert np.array_equal(Xa, sqrt_core(X, X, z, R, 0.0))
+    assert np.array_equal(lw, np.zeros(N))
+
+
+def test_many_members_fixed_dimension_is_a_particle_filter_step():
+    """N -> infinity at fixed d: gamma -> 1, members kept, exact-likelihood weights carried."""
+    rng = np.random.default_rng(2)
+    R = np.array([[0.5]])
+    z = np.array([0.7])
+    gammas = []
+    for N in (5, 50, 5000):
+        X = rng.normal(size=(N, 2))
+        log_w = rng.normal(size=N) * 0.1
+        Xa, lw, info = bridge_analysis(X, log_w, z, R, lambda X: X[:, :1], sqrt_core, rng)
+        gammas.append(info['gamma'])
+    assert gammas[-1] == 1.0 and gammas[0] < 1.0
+    assert np.array_equal(Xa, X) and not info['moved']
+    ll = multivariate_normal(mean=z, cov=R).logpdf(X[:, :1])
+    assert np.allclose(lw, log_w + ll - np.max(log_w + ll))
+
+
+@pytest.mark.parametrize("c, regime", [(1.0, "pf"), (300.0, "split"), (2000.0, "core")])
+def test_linear_gaussian_matches_kalman_for_every_gamma(c, regime):
+    """The tempered split is exact: weights for L^gamma, Kalman with R / (1 - gamma)."""
+    rng = np.random.default_rng(11)
+    N, d = 4000, 2
+    H = np.array([[1.0, 0.5], [0.0, 1.0]])
+    R = np.diag([0.5, 0.8])
+    P0 = np.array([[4.0, 1.0], [1.0, 3.0]])
+    X = rng.multivariate_normal([1.0, -1.0], P0, size=N)
+    z = np.array([2.0, 0.5])
+    Xa, lw, info = bridge_analysis(X, np.zeros(N), z, R, lambda X: X @ H.T, sqrt_core, rng,
+                                   members_per_dim=c)
+    g = info['gamma']
+    assert {"pf": g == 1.0, "split": 0.0 < g < 1.0, "core": g == 0.0}[regime]
+    kf = KalmanFilter(dim_x=d, dim_z=2)
+    kf.x, kf.P, kf.H, kf.R = X.mean(0), np.cov(X.T), H, R
+    kf.update(z)
+    m, P = weighted_moments(Xa, lw)
+    sd = np.sqrt(np.diag(kf.P))
+    assert np.all(np.abs(m - kf.x) < 0.1 * sd)
+    assert np.allclose(np.diag(P), np.diag(kf.P), rtol=0.15)
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_input_raises_clear_errors():
+    X = np.zeros((4, 2)) + np.arange(4)[:, None]
+    hx = lambda X: X          # noqa: E731
+    z, R = np.zeros(2), np.eye(2)
+    with pytest.raises(ValueError, match="log weights must have shape"):
+        bridge_analysis(X, np.zeros(3), z, R, hx, sqrt_core, 0)
+    with pytest.raises(ValueError, match="members_per_dim"):
+        bridge_analysis(X, np.zeros(4), z, R, hx, sqrt_core, 0, members_per_dim=0.9)
+    with pytest.raises(ValueError, match="log weights must not be NaN"):
+        bridge_analysis(X, np.array([0, np.nan, 0, 0]), z, R, hx, sqrt_core, 0)
+    with pytest.raises(ValueError, match="positive definite"):
+        bridge_analysis(X, np.zeros(4), z, np.zeros((2, 2)), hx, sqrt_core, 0)
+    with pytest.raises(ValueError, match="one row per member"):
+        bridge_analysis(X, np.zeros(4), z, R, lambda X: X[:2], sqrt_core, 0)
+    with pytest.raises(ValueError, match="log_lik must not be NaN"):
+        likelihood_fraction(np.zeros(2), np.array([0.0, np.nan]), 1.0)
+    with pytest.raises(ValueError, match="n_required"):
+        likelihood_fraction(np.zeros(2), np.zeros(2), 0.0)
+
+
+def test_no_member_can_explain_z_names_the_cause():
+    X = np.zeros((4, 1)) + np.arange(4)[:, None]
+    with pytest.raises(FloatingPointError, match="zero posterior weight"):
+        bridge_analysis(X, np.array([0.0, -np.inf, -np.inf, -np.inf]), np.array([1e200]),
+                        np.eye(1), lambda X: X, sqrt_core, 0)
+
+
+def test_weighted_mean():
+    X = np.array([[0.0, 1.0], [2.0, 3.0]])
+    assert np.allclose(weighted_mean(X, np.log([0.25, 0.75])), [1.5, 2.5])
