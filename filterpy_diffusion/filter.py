@@ -13,6 +13,7 @@ import numpy as np
 
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
+from .bridge import MEMBERS_PER_DIM, bridge_analysis
 from .etkf import check_whitening, etkf_analysis, finite_size_factor
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
@@ -29,7 +30,7 @@ from .resampling import systematic_resample
 _LOG_TINY = np.log(np.finfo(float).tiny)
 
 
-KERNELS = ('auto', 'covariance', 'enkpf', 'isotropic', 'etkf')
+KERNELS = ('auto', 'covariance', 'enkpf', 'isotropic', 'etkf', 'bridge')
 #: The one-mode update of kernel='auto' (``gaussian_core=``).
 GAUSSIAN_CORES = ('enkpf', 'etkf')
 #: Default target of the automatic bandwidth: the analysis weights keep an
@@ -124,7 +125,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``'etkf'``: no kernel, the Gaussian core: a deterministic
         ensemble-transform Kalman update (symmetric square root,
         :func:`filterpy_diffusion.etkf.etkf_analysis`); needs ``hx`` and a
-        positive definite ``R``.
+        positive definite ``R``. ``'bridge'``: between the ETKF and a
+        regularised particle filter
+        (:func:`filterpy_diffusion.bridge.bridge_analysis`): exact-likelihood
+        weights carried across cycles take the largest likelihood fraction
+        ``gamma`` that keeps an effective sample size of
+        ``members_per_dim * (r + 1)`` (r: the observed directions the
+        ensemble spreads in); when that is not the whole likelihood, the
+        weighted ensemble is resampled with Scott-factor jitter and the ETKF
+        assimilates the rest with ``R / (1 - gamma)``. Small N: the ETKF;
+        large N: a particle filter. Needs ``hx`` and a positive definite R.
     bandwidth : 'auto', 'scott', 'silverman', float, callable or None, default None ('auto')
         The kernel's factor h (the split factor g for ``'enkpf'``, where
         h = 1 is allowed; (0, 1) otherwise). ``'auto'`` picks, at every
@@ -150,7 +160,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``'enkpf'`` kernel, 0.7 for the covariance kernel when
         ``kernel='auto'`` picks it, 0.5 otherwise. A ValueError when no
         bandwidth is automatic (it would be ignored).
-    inflation : 'adaptive', 'finite-size', float >= 1 or None, default 'adaptive'
+    inflation : 'auto', 'adaptive', 'finite-size', float >= 1 or None, default 'auto'
+        ``'auto'``: ``'finite-size'`` for ``kernel='etkf'`` and ``'bridge'``,
+        ``'adaptive'`` for the others.
         Multiplicative prior inflation of the ensemble anomalies before
         the analysis, ``x_i <- mean + f (x_i - mean)``. ``'adaptive'``
         estimates the variance factor ``f^2`` every update from the
@@ -163,6 +175,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         is a fixed ``f``; None or 1.0 turns inflation off. With
         ``kernel='etkf'`` the inflation scales the predicted-measurement
         anomalies too instead of calling ``hx`` again.
+    members_per_dim : float >= 1 or None, default None
+        ``kernel='bridge'`` only: effective members the weights must keep per
+        informed observation direction, plus one (None:
+        :data:`filterpy_diffusion.bridge.MEMBERS_PER_DIM`).
     gaussian_core : {'enkpf', 'etkf'}, default 'enkpf'
         The update of ``kernel='auto'`` on a one-mode ensemble: the EnKPF
         mixture (perturbed observations at g = 1), or the ETKF.
@@ -259,6 +275,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         The kernel of the last update (differs from ``kernel`` for 'auto').
     n_evaluations : int
         Score evaluations of the whole ensemble used by the last update.
+    gamma : float or None
+        ``kernel='bridge'``: the likelihood fraction the weights took at the
+        last update (1: a particle-filter step, 0: the ETKF); else None.
     K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
         As filterpy's ``EnsembleKalmanFilter``: the ensemble gain
         ``cov(x, hx(x)) SI``, the innovation covariance ``S = cov(hx(x_i)) +
@@ -313,10 +332,10 @@ class DiffusionKDEFilter(EnsembleFilter):
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel=None, bandwidth=None,
-                 sigma_x=None, sigma_y=None, ess_target=None, inflation='adaptive',
+                 sigma_x=None, sigma_y=None, ess_target=None, inflation='auto',
                  clusters=None, evidence_threshold=None, sampler=None, steps=None,
                  sampler_options=None, rng=None, vectorized=False, simulate=None,
-                 gaussian_core='enkpf', rot=True, xN=1.0):
+                 gaussian_core='enkpf', rot=True, xN=1.0, members_per_dim=None):
         # Every option is checked against the others here: an option the
         # chosen kernel or sampler would ignore is an error, never dropped.
         given_sigma = [n for n, v in (("sigma_x", sigma_x), ("sigma_y", sigma_y)) if v is not None]
@@ -354,8 +373,8 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError(f"gaussian_core must be one of {GAUSSIAN_CORES}, got {gaussian_core!r}")
         if not isinstance(rot, (bool, np.bool_)):
             raise ValueError(f"rot must be True or False, got {rot!r}")
-        if simulate is not None and (kernel == 'etkf' or inflation == 'finite-size'):
-            what = "kernel='etkf'" if kernel == 'etkf' else "inflation='finite-size'"
+        if simulate is not None and (kernel in ('etkf', 'bridge') or inflation == 'finite-size'):
+            what = f"kernel={kernel!r}" if kernel in ('etkf', 'bridge') else "inflation='finite-size'"
             raise ValueError(f"{what} needs hx and a Gaussian R (N(z; hx(x), R)); with a "
                              "simulator use kernel='covariance' and inflation='adaptive'")
         self.gaussian_core = gaussian_core
@@ -380,11 +399,11 @@ class DiffusionKDEFilter(EnsembleFilter):
                 _is_auto(clusters) or (isinstance(clusters, numbers.Integral)
                                        and not isinstance(clusters, bool) and clusters in (1, 2))):
             raise ValueError(f"clusters must be 'auto', 1 or 2, got {clusters!r}")
-        if kernel in ('isotropic', 'enkpf', 'etkf') and clusters == 2:
+        if kernel in ('isotropic', 'enkpf', 'etkf', 'bridge') and clusters == 2:
             raise ValueError(f"clusters splits the covariance kernel; kernel={kernel!r} is never "
                              f"split (use clusters=1, 'auto' or kernel='covariance')")
         clusters = 'auto' if clusters is None else clusters
-        if evidence_threshold is not None and (kernel in ('isotropic', 'enkpf', 'etkf') or clusters == 1):
+        if evidence_threshold is not None and (kernel in ('isotropic', 'enkpf', 'etkf', 'bridge') or clusters == 1):
             raise ValueError(f"evidence_threshold weighs the clusters of a split covariance "
                              f"kernel, and with kernel={kernel!r}, clusters={clusters!r} the "
                              f"ensemble is never split; drop evidence_threshold")
@@ -392,15 +411,15 @@ class DiffusionKDEFilter(EnsembleFilter):
                               else check_evidence_threshold(evidence_threshold))
         # The samplers this filter can run: None picks 'exact' for the EnKPF
         # kernel and 'ode' for the others ('auto' uses both).
-        if kernel == 'etkf':
+        if kernel in ('etkf', 'bridge'):
             given = [n for n, v in (("sampler", sampler), ("steps", steps),
                                     ("sampler_options", sampler_options),
                                     ("bandwidth", None if _is_auto(bandwidth) else bandwidth),
                                     ("ess_target", ess_target)) if v is not None and v != {}]
             if given:
-                raise ValueError(f"kernel='etkf' is the deterministic Gaussian core: it has no "
-                                 f"kernel bandwidth and draws nothing to sample; drop "
-                                 f"{', '.join(given)}")
+                raise ValueError(f"kernel={kernel!r} updates with the ETKF core (and exact "
+                                 f"likelihood weights): it has no kernel bandwidth and no "
+                                 f"diffusion sampler; drop {', '.join(given)}")
         if sampler is not None:
             runs = {sampler}
         else:
@@ -412,6 +431,17 @@ class DiffusionKDEFilter(EnsembleFilter):
                              f"them or choose sampler='ode' or 'sde'")
         diffusion = (runs - {'exact'} or {'ode'}).pop()
         sampler_options = check_sampler_options(diffusion, sampler_options)
+        if isinstance(inflation, str) and inflation == 'auto':
+            # The Gaussian core's own finite-size rule where the update is the
+            # ETKF; Miyoshi's adaptive inflation for the kernel updates.
+            inflation = 'finite-size' if kernel in ('etkf', 'bridge') else 'adaptive'
+        if members_per_dim is not None and kernel != 'bridge':
+            raise ValueError(f"members_per_dim sets the bridge's particle-filter share; it does "
+                             f"not apply to kernel={kernel!r}")
+        self.members_per_dim = float(MEMBERS_PER_DIM if members_per_dim is None
+                                     else members_per_dim)
+        if not (np.isfinite(self.members_per_dim) and self.members_per_dim >= 1):
+            raise ValueError(f"members_per_dim must be a number >= 1, got {members_per_dim!r}")
         if not (inflation is None or (isinstance(inflation, str) and inflation in ('adaptive', 'finite-size'))
                 or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
                     and inflation >= 1)):
@@ -445,6 +475,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         # The adaptive inflation's running estimate of lambda = f^2.
         self.inflation_mean = 1.0
         self.n_evaluations = 0
+        self.gamma = None
 
     # -- pieces of the analysis ---------------------------------------------
     def _measurements(self, X, R):
@@ -600,6 +631,42 @@ class DiffusionKDEFilter(EnsembleFilter):
                 'K': info['K'], 'S': info['S'], 'SI': np.asarray(self.inv(info['S']), dtype=float)}
     # --- end Gaussian core hook ---
 
+    def _bridge(self, X, z, R):
+        """kernel='bridge': exact-likelihood weights for ``L^gamma``, the ETKF for the rest.
+
+        :func:`filterpy_diffusion.bridge.bridge_analysis` with the ETKF core
+        (this filter's inflation; the random rotation only when ``gamma = 0``,
+        as rotating resampled members would make them Gaussian again). The
+        weights it returns are carried to the next cycle.
+        """
+        check_whitening(R, self.dim_z)
+        hz = self._measure(X)
+        w = self.weights
+        gain = self._gain(X, hz, R, None if np.all(w == w[0]) else w)
+        lam = {'post': self.inflation_mean}
+
+        def core(Xm, hzm, zz, Rg, gamma):
+            if self.inflation == 'adaptive':
+                lam['post'] = innovation_lambda(hzm, zz, Rg, self.inflation_mean,
+                                                self.inflation_var)
+                infl = np.sqrt(max(lam['post'], 1.0))
+            elif self.inflation == 'finite-size':
+                infl = 'finite-size'
+            else:
+                infl = float(self.inflation or 1.0)
+            new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl,
+                                      rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
+            lam['factor'] = info['inflation']
+            return new
+
+        new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
+                                           self.rng, members_per_dim=self.members_per_dim, hz=hz)
+        return {'sigmas': new, 'log_weights': log_w, 'ess': float(info['ess']),
+                'gamma': float(info['gamma']), 'h': None, 'bandwidth_x': None,
+                'bandwidth_y': None, 'inflation_factor': lam.get('factor', 1.0),
+                'inflation_mean': lam['post'], 'n_clusters': 1, 'n_evaluations': 0,
+                'kernel_used': 'bridge', **gain}
+
     def _analysis(self, z, R):
         if self.kernel == 'enkpf' and is_singular(R):
             raise ValueError(
@@ -610,6 +677,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         X = self._checked_sigmas()
         if self.kernel == 'etkf':    # the Gaussian core: no simulated measurements
             return self._gaussian_core(X, self._measure(X), z, R)
+        if self.kernel == 'bridge':
+            return self._bridge(X, z, R)
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
         w = self.weights

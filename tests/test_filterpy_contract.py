@@ -43,11 +43,12 @@ FILTERS = [
     (DiffusionKDEFilter, dict(inflation=None)),
     (DiffusionKDEFilter, dict(inflation=None, kernel='covariance')),
     (DiffusionKDEFilter, dict(inflation=None, kernel='isotropic')),
+    (DiffusionKDEFilter, dict(inflation=None, kernel='bridge')),
     (ParticleFilter, {}),
     (LocalDiffusionKDEFilter, dict(inflation=None)),
     (LETKF, dict(inflation=None)),
 ]
-IDS = ["dkf", "dkf-cov", "dkf-iso", "pf", "ldkf", "letkf"]
+IDS = ["dkf", "dkf-cov", "dkf-iso", "dkf-bridge", "pf", "ldkf", "letkf"]
 ZS = [np.array([0.6, 0.3]), np.array([0.9, 0.1]), np.array([1.4, -0.2]), np.array([1.7, 0.4])]
 
 
@@ -184,13 +185,14 @@ ALL = [
     (DiffusionKDEFilter, {}),                       # adaptive inflation, kernel='auto'
     (DiffusionKDEFilter, dict(kernel='covariance', clusters=2)),
     (DiffusionKDEFilter, dict(kernel='isotropic')),
+    (DiffusionKDEFilter, dict(kernel='bridge')),
     (ParticleFilter, dict(jitter=0.2)),
     (LocalDiffusionKDEFilter, {}),
     (LETKF, dict(inflation='adaptive')),
 ]
 
 
-@pytest.mark.parametrize("cls, kw", ALL, ids=["dkf", "dkf-cov2", "dkf-iso", "pf", "ldkf", "letkf"])
+@pytest.mark.parametrize("cls, kw", ALL, ids=["dkf", "dkf-cov2", "dkf-iso", "dkf-bridge", "pf", "ldkf", "letkf"])
 def test_initialize_gives_a_fresh_filter(cls, kw):
     x0, P0 = np.array([0.5, -0.2, 1.0]), np.eye(DIM_X)
     used = make(cls, seed=7, **kw)

@@ -50,6 +50,12 @@ FILTERS = {
     "diffusion-simulator": lambda idx, **kw: DiffusionKDEFilter(
         np.zeros(DIM), np.eye(DIM), len(idx), 0.1, 40, _restricted(hx, idx), fx,
         simulate=_restricted_sim(idx), **kw),
+    "diffusion-etkf": lambda idx, **kw: DiffusionKDEFilter(
+        np.zeros(DIM), np.eye(DIM), len(idx), 0.1, 40, _restricted(hx, idx), fx,
+        kernel="etkf", **kw),
+    "diffusion-bridge": lambda idx, **kw: DiffusionKDEFilter(
+        np.zeros(DIM), np.eye(DIM), len(idx), 0.1, 40, _restricted(hx, idx), fx,
+        kernel="bridge", **kw),
     "particle": lambda idx, **kw: ParticleFilter(
         np.zeros(DIM), np.eye(DIM), len(idx), 0.1, 40, _restricted(hx, idx), fx,
         resample_threshold=1.0, jitter=0.1, **kw),

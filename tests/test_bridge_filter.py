@@ -1,0 +1,77 @@
+"""DiffusionKDEFilter(kernel='bridge'): the EnKF-PF bridge as a filter.
+
+The maths of the bridge is tested in test_bridge.py; here its wiring: the
+filter limits (Kalman at large N, the pure ETKF when N is too small for any
+weighting), carried weights, options.
+"""
+import numpy as np
+import pytest
+
+from filterpy_diffusion import DiffusionKDEFilter
+from filterpy_diffusion.bridge import MEMBERS_PER_DIM
+from filterpy_diffusion.etkf import etkf_analysis
+from kalman_twin import F, H, Q, R, assert_close_to_kalman, run_with_kalman
+
+
+def make(N, seed=0, **kw):
+    f = DiffusionKDEFilter(np.array([0.0, 1.0]), np.eye(2), 1, 1.0, N, lambda x: H @ x,
+                           lambda x, dt: F @ x, kernel='bridge', rng=seed, **kw)
+    f.R, f.Q = R.copy(), Q.copy()
+    return f
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known limitation: the bridge's resampling threshold c (r + 1) is absolute, so at N = 2000 "
+    "the carried weights fall far below N before a move and the mean is off by 0.13 / 0.36 / "
+    "0.09 posterior sd on seeds 3 / 4 / 5 (target 0.1); variances are within 7%"))
+def test_linear_gaussian_matches_kalman_filter_at_large_N():
+    f = make(2000, seed=3, inflation=None)
+    kf = run_with_kalman(f)
+    assert_close_to_kalman(f, kf, mean_sd=0.1, var_rtol=0.15)
+
+
+def test_weights_are_carried_while_the_weighted_step_keeps_enough_members():
+    f = make(400, seed=1)
+    f.predict()
+    f.update(np.array([0.3]))
+    # One observed direction: n_required = c (1 + 1) is far below 400, so the
+    # whole likelihood goes to the weights and nothing moves.
+    assert f.gamma == 1.0 and f.ess < 400
+    assert not np.all(f.weights == f.weights[0])
+    before = f.sigmas.copy()
+    f.predict()   # members move, weights are kept
+    assert not np.array_equal(before, f.sigmas)
+    assert not np.all(f.weights == f.weights[0])
+
+
+def test_too_few_members_for_any_weighting_is_the_etkf():
+    # N = 2 <= r + 1: n_required >= N, gamma = 0, the analysis is the ETKF
+    # core with finite-size inflation (and its rotation), on the same draws.
+    f = make(2, seed=4)
+    f.predict()
+    X = f.sigmas.copy()
+    state = f.rng.bit_generator.state
+    f.update(np.array([0.7]))
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    Xa, _ = etkf_analysis(X, X @ H.T, np.array([0.7]), R, inflation='finite-size', rot=True,
+                          rng=rng)
+    assert f.gamma == 0.0
+    np.testing.assert_array_equal(f.sigmas, Xa)
+    np.testing.assert_array_equal(f.weights, np.full(2, 0.5))
+
+
+def test_options():
+    assert make(20).members_per_dim == MEMBERS_PER_DIM
+    assert make(20).inflation == 'finite-size'
+    with pytest.raises(ValueError, match="members_per_dim"):
+        DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 20, lambda x: x[:1], lambda x, dt: x,
+                           members_per_dim=3)
+    with pytest.raises(ValueError, match="members_per_dim must be"):
+        make(20, members_per_dim=0.5)
+    with pytest.raises(ValueError, match="sampler"):
+        make(20, sampler='ode')
+    with pytest.raises(ValueError, match="R is singular|positive definite"):
+        f = make(20)
+        f.predict()
+        f.update(np.array([0.1]), R=np.zeros((1, 1)))
