@@ -61,6 +61,10 @@ from filterpy_diffusion.dapper import DiffusionKDE, LocalDiffusionKDE
 METHODS = {
     "DiffusionKDE": lambda N: DiffusionKDE(N=N),
     "LocalDiffusionKDE": lambda N: LocalDiffusionKDE(N=N),
+    # Opt-in analyses of issue 15 (not the default yet): the ETKF core with
+    # finite-size inflation, and the EnKF-PF bridge.
+    "DiffusionKDE-etkf": lambda N: DiffusionKDE(N=N, kernel="etkf"),
+    "DiffusionKDE-bridge": lambda N: DiffusionKDE(N=N, kernel="bridge"),
     "EnKF": lambda N: da.EnKF("Sqrt", N=N, infl=1.02, rot=True),
     "EnKF_N": lambda N: da.EnKF_N(N=N, rot=True),
     "LETKF": lambda N: da.LETKF(N=N, infl=1.02, rot=True, loc_rad=4),

@@ -3,7 +3,7 @@
 Constant-velocity target measured in position (R = 0.5, Q = 0.02 I), 20
 cycles, N = 2000 by default; prints, for each seed, the gap between the
 filter's mean and the Kalman mean in posterior standard deviations and the
-ratio of the variances. The issue's target: mean within 0.1 sd, variances
+ratio of the variances. The target: mean within 0.1 sd, variances
 within 15%.
 
     python benchmarks/linear_gaussian.py [--N 2000] [--seeds 100 101 102 103 104]

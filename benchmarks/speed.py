@@ -604,7 +604,7 @@ def print_header(info, args):
 
 
 def summarise(result):
-    """The issue's targets at N = 250, d = 40, scaling exponents and the big case."""
+    """The speed targets at N = 250, d = 40, scaling exponents and the big case."""
     lines = []
     key = next((c for c in result['cells'] if c['N'] == 250 and c['d'] == 40), None)
     if key is not None:

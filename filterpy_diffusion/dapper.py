@@ -162,7 +162,12 @@ def _generator(spec):
 
 
 def _weights(f):
+    # DAPPER's Stats drops its weight series the first time it is given
+    # w=None, so a filter that may carry weights later (kernel='bridge')
+    # always passes them, as DAPPER's PartFilt does.
     w = f.weights
+    if getattr(f, "kernel", None) == "bridge":
+        return w
     return None if np.all(w == w[0]) else w
 
 
@@ -177,7 +182,8 @@ def _run(xp, HMM, yy, filter_cls, options, local_obs=None):
     """Drive ``filter_cls`` through DAPPER's time sequence, filling ``xp.stats``."""
     tseq = HMM.tseq
     E = HMM.X0.sample(xp.N)
-    xp.stats.assess(0, E=E)
+    carries_weights = options.get("kernel") == "bridge"
+    xp.stats.assess(0, E=E, w=np.full(xp.N, 1.0 / xp.N) if carries_weights else None)
     rng = _generator(xp.rng)
 
     step = {"t0": 0.0}      # start time of the current model step

@@ -142,7 +142,7 @@ def test_same_seed_gives_identical_stats(l96):
     assert not np.array_equal(a.stats.err.rms.a, c.stats.err.rms.a)
 
 
-def _direct_rmse(filter_cls, HMM, xx, yy, N, seed, fixed_rng=None, **kw):
+def _direct_rmse(filter_cls, HMM, xx, yy, N, seed, fixed_rng=None, weighted=False, **kw):
     """Our filter driven by hand on DAPPER's truth: time-mean analysis RMSE after burn-in."""
     tseq = HMM.tseq
     dpr.set_seed(seed)
@@ -161,7 +161,8 @@ def _direct_rmse(filter_cls, HMM, xx, yy, N, seed, fixed_rng=None, **kw):
         if ko is not None:
             f.update(yy[ko], R=Obs.noise.C.full)
             if tseq.tto[ko] > tseq.BurnIn:
-                err.append(np.sqrt(np.mean((f.sigmas.mean(0) - xx[k]) ** 2)))
+                mean = f.weights @ f.sigmas if weighted else f.sigmas.mean(0)
+                err.append(np.sqrt(np.mean((mean - xx[k]) ** 2)))
     return np.mean(err)
 
 
@@ -171,6 +172,18 @@ def test_rmse_equals_the_filter_driven_directly(l63, fixed_rng):
     xp = _run(DiffusionKDE(N=10, rng=fixed_rng), HMM, xx, yy)
     direct = _direct_rmse(DiffusionKDEFilter, HMM, xx, yy, 10, METHOD_SEED, fixed_rng)
     assert xp.avrgs.rmse.a.val == direct
+
+
+def test_bridge_carries_weights_into_dappers_stats(l63):
+    # DAPPER drops its weight series at the first w=None; the bridge's weights
+    # become non-uniform later, so they must be passed from the start.
+    HMM, xx, yy = l63
+    xp = _run(DiffusionKDE(N=60, kernel='bridge'), HMM, xx, yy)
+    direct = _direct_rmse(DiffusionKDEFilter, HMM, xx, yy, 60, METHOD_SEED, weighted=True,
+                          kernel='bridge')
+    assert np.isfinite(xp.avrgs.rmse.a.val)
+    np.testing.assert_allclose(xp.avrgs.rmse.a.val, direct, rtol=1e-12)
+    assert np.any(np.nanstd(xp.stats.w.a, axis=1) > 0)    # weighted analyses were recorded
 
 
 def test_local_rmse_equals_the_filter_driven_directly(l96):
