@@ -265,10 +265,21 @@ def check_whitening(R, m):
     return L
 
 
-def _whitened_svd(Y, d, L):
-    """Thin SVD ``U s V^T`` of ``Y L^-T`` (N, m) and the whitened innovation ``L^-1 d``."""
+def _whitened_svd(Y, d, L, ref):
+    """Thin SVD ``U s V^T`` of ``Y L^-T`` (N, m) and the whitened innovation ``L^-1 d``.
+
+    ``Y`` are anomalies about the mean ``ref`` (m,): singular values at the
+    rounding level of ``ref`` are set to 0. Members equal up to rounding
+    have no spread, and a finite-size inflation of ~1e16 applied to their
+    rounding residue would move the mean.
+    """
     Yw = solve_triangular(L, Y.T, lower=True).T
     U, s, Vt = np.linalg.svd(Yw, full_matrices=False)       # r = min(N, m)
+    N, m = Y.shape
+    eps = np.finfo(float).eps
+    ref_w = solve_triangular(L, np.asarray(ref, dtype=float), lower=True)
+    tol = 4 * eps * (np.sqrt(N * m) * np.max(np.abs(ref_w)) + max(N, m) * (s[0] if s.size else 0))
+    s = np.where(s > tol, s, 0.0)
     return U, s, Vt, solve_triangular(L, d, lower=True)
 
 
@@ -295,7 +306,7 @@ def finite_size_factor(hz, z, R, xN=1.0):
     z = as_vector(z, "z", m)
     L = check_whitening(R, m)
     yb = hz.mean(0)
-    _, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L)
+    _, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L, yb)
     return finite_size_inflation(s, Vt @ dw, hz.shape[0], xN)
 
 
@@ -387,7 +398,7 @@ def etkf_analysis(X, hz, z, R, *, inflation=None, rot=False, rng=None, xN=1.0,
     mu = X.mean(0)
     A = X - mu
     yb = hz.mean(0)
-    U, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L)
+    U, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L, yb)
     du = Vt @ dw
     if inflation is None:
         l1 = 1.0

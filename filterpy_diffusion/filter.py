@@ -668,12 +668,15 @@ class DiffusionKDEFilter(EnsembleFilter):
                 'kernel_used': 'bridge', **gain}
 
     def _analysis(self, z, R):
-        if self.kernel == 'enkpf' and is_singular(R):
+        if self.kernel in ('enkpf', 'etkf', 'bridge') and is_singular(R):
+            how = {'enkpf': "whitens by R and weights members by N(z; ., R / (1 - g))",
+                   'etkf': "whitens by R^-1/2",
+                   'bridge': "weights members by N(z; hx(x), R) and whitens by R^-1/2"}
             raise ValueError(
-                "R is singular (a noise-free measurement component): kernel='enkpf' whitens by R "
-                "and weights members by N(z; ., R / (1 - g)), which has no density for noise-free "
-                "components. Use kernel='covariance' (or 'auto', which switches to it for a "
-                "singular R), or give those components a small positive variance")
+                f"R is singular (a noise-free measurement component): kernel={self.kernel!r} "
+                f"{how[self.kernel]}, which has no density for noise-free components. Use "
+                f"kernel='covariance' (or 'auto', which switches to it for a singular R), or "
+                f"give those components a small positive variance")
         X = self._checked_sigmas()
         if self.kernel == 'etkf':    # the Gaussian core: no simulated measurements
             return self._gaussian_core(X, self._measure(X), z, R)

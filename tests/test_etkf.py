@@ -346,3 +346,15 @@ def test_finite_size_inflation_finds_the_deeper_of_two_minima():
     grid = np.geomspace(0.01, 100, 4001)
     best = grid[np.argmin([dual(l) for l in grid])]
     assert abs(info['inflation'] - best) < 0.01 * best
+
+
+@pytest.mark.parametrize("rot", [False, True])
+def test_members_equal_up_to_rounding_are_not_moved(rot):
+    # Regression (hypothesis counterexample in CI): six identical members whose
+    # mean differs from them by rounding; the finite-size rule saw the ~1e-16
+    # residue as spread, inflated it by ~1e16 and moved the mean.
+    X = np.full((6, 3), 0.95921843)
+    Hm = np.full((1, 3), 1.9375)
+    Xa, info = etkf_analysis(X, X @ Hm.T, np.array([0.0]), np.array([[0.0625]]),
+                             inflation='finite-size', rot=rot, rng=0)
+    np.testing.assert_allclose(Xa, X, rtol=0, atol=1e-12)
