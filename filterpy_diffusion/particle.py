@@ -163,7 +163,7 @@ class ParticleFilter(EnsembleFilter):
         Which of the two is read from the signature (a callable accepting two
         positional arguments gets ``rng``). filterpy's functions draw from
         numpy's *global* random state: with them, runs are reproducible only
-        after ``np.random.seed(...)``, and an update that raises does not
+        after seeding numpy's global generator, and an update that raises does not
         rewind that state (it does rewind ``rng``).
     rng : None, int or numpy.random.Generator, optional
         Source of every random draw (never the global numpy RNG).
