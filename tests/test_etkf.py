@@ -295,9 +295,12 @@ def test_singular_R_is_a_clear_error_and_leaves_the_filter_unchanged():
     f = make(20, seed=5, kernel='etkf', rot=True)
     f.predict()
     before, state = f.sigmas.copy(), f.rng.bit_generator.state
-    with pytest.raises(ValueError, match="positive definite R"):
+    with pytest.raises(ValueError, match="R is singular.*kernel='covariance'"):
         f.update(np.array([1.0]), R=np.zeros((1, 1)))
     assert np.array_equal(f.sigmas, before) and f.rng.bit_generator.state == state
+    # The core itself says what it needs.
+    with pytest.raises(ValueError, match="positive definite R"):
+        etkf_analysis(f.sigmas, f.sigmas[:, :1], np.array([1.0]), np.zeros((1, 1)))
 
 
 @pytest.mark.parametrize("kw, match", [
