@@ -417,9 +417,10 @@ class DiffusionKDEFilter(EnsembleFilter):
                                     ("bandwidth", None if _is_auto(bandwidth) else bandwidth),
                                     ("ess_target", ess_target)) if v is not None and v != {}]
             if given:
-                raise ValueError(f"kernel={kernel!r} updates with the ETKF core (and exact "
-                                 f"likelihood weights): it has no kernel bandwidth and no "
-                                 f"diffusion sampler; drop {', '.join(given)}")
+                raise ValueError(f"kernel={kernel!r} updates with the ETKF core"
+                                 f"{' and exact likelihood weights' if kernel == 'bridge' else ''}"
+                                 f": it has no kernel bandwidth and no diffusion sampler; drop "
+                                 f"{', '.join(given)}")
         if sampler is not None:
             runs = {sampler}
         else:
