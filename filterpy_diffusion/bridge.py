@@ -44,7 +44,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from ._validation import as_covariance, as_ensemble, as_generator, as_vector, psd_factor
-from .particle import gaussian_log_likelihood
+from .particle import gaussian_log_likelihood, scott_factor
 from .resampling import systematic_resample
 
 __all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
@@ -266,7 +266,7 @@ def jitter_factor(n_eff, dim):
         raise ValueError(f"n_eff must be >= 1, got {n_eff!r}")
     if not (isinstance(dim, numbers.Integral) and dim >= 1):
         raise ValueError(f"dim must be a positive int, got {dim!r}")
-    return float(n_eff) ** (-1.0 / (dim + 4))
+    return scott_factor(n_eff, dim)
 
 
 def regularised_resample(X, log_w, rng, resample=systematic_resample):

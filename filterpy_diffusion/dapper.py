@@ -161,12 +161,11 @@ def _generator(spec):
     return np.random.default_rng(int(spec))
 
 
-def _weights(f):
+def _weights(w, carries_weights):
     # DAPPER's Stats drops its weight series the first time it is given
     # w=None, so a filter that may carry weights later (kernel='bridge')
     # always passes them, as DAPPER's PartFilt does.
-    w = f.weights
-    if getattr(f, "kernel", None) == "bridge":
+    if carries_weights:
         return w
     return None if np.all(w == w[0]) else w
 
@@ -183,7 +182,7 @@ def _run(xp, HMM, yy, filter_cls, options, local_obs=None):
     tseq = HMM.tseq
     E = HMM.X0.sample(xp.N)
     carries_weights = options.get("kernel") == "bridge"
-    xp.stats.assess(0, E=E, w=np.full(xp.N, 1.0 / xp.N) if carries_weights else None)
+    xp.stats.assess(0, E=E, w=_weights(np.full(xp.N, 1.0 / xp.N), carries_weights))
     rng = _generator(xp.rng)
 
     step = {"t0": 0.0}      # start time of the current model step
@@ -206,7 +205,7 @@ def _run(xp, HMM, yy, filter_cls, options, local_obs=None):
         f.Q = dt * Qc
         f.predict()
         if ko is not None:
-            xp.stats.assess(k, ko, "f", E=f.sigmas, w=_weights(f))
+            xp.stats.assess(k, ko, "f", E=f.sigmas, w=_weights(f.weights, carries_weights))
             now = HMM.Obs(ko)
             if now is not Obs:      # a time-dependent operator
                 if now.M != f.dim_z:
@@ -218,7 +217,7 @@ def _run(xp, HMM, yy, filter_cls, options, local_obs=None):
                 if local_obs is not None:
                     f.local = local_obs(Obs)
             f.update(yy[ko], R=_noise_cov(Obs.noise, Obs.M))
-        xp.stats.assess(k, ko, E=f.sigmas, w=_weights(f))
+        xp.stats.assess(k, ko, E=f.sigmas, w=_weights(f.weights, carries_weights))
 
 
 def _make_method(name, filter_cls, exclude, extra, assimilate, doc):
