@@ -607,6 +607,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         return ConditionalKDE(X, Y, sx, sy, weights=prior), (f if auto else None)
 
     # --- Gaussian core (etkf.py) hook ---
+    def _core_inflation(self, hz, z, R):
+        """The ETKF core's ``inflation=`` argument and the adaptive state after this update."""
+        if self.inflation == 'adaptive':
+            lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
+            return np.sqrt(max(lam_post, 1.0)), lam_post
+        if self.inflation == 'finite-size':
+            return 'finite-size', self.inflation_mean
+        return float(self.inflation or 1.0), self.inflation_mean
+
     def _gaussian_core(self, X, hz, z, R):
         """The ETKF analysis of the un-inflated forecast ``X`` with ``hx`` values ``hz``."""
         check_whitening(R, self.dim_z)    # a clear error for a singular R, before any use
@@ -615,14 +624,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError("the ETKF core (kernel='etkf' or gaussian_core='etkf') transforms an "
                              "equally weighted ensemble; resample the weighted ensemble first, "
                              "or use kernel='covariance' or 'enkpf', which honour prior weights")
-        lam_post = self.inflation_mean
-        if self.inflation == 'adaptive':
-            lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
-            infl = np.sqrt(max(lam_post, 1.0))
-        elif self.inflation == 'finite-size':
-            infl = 'finite-size'
-        else:
-            infl = float(self.inflation or 1.0)
+        infl, lam_post = self._core_inflation(hz, z, R)
         new, info = etkf_analysis(X, hz, z, R, inflation=infl, rot=self.rot, rng=self.rng,
                                   xN=self.xN)
         return {'sigmas': new, 'ess': float(self.N), 'log_likelihood': info['log_likelihood'],
@@ -647,14 +649,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam = {'post': self.inflation_mean}
 
         def core(Xm, hzm, zz, Rg, gamma):
-            if self.inflation == 'adaptive':
-                lam['post'] = innovation_lambda(hzm, zz, Rg, self.inflation_mean,
-                                                self.inflation_var)
-                infl = np.sqrt(max(lam['post'], 1.0))
-            elif self.inflation == 'finite-size':
-                infl = 'finite-size'
-            else:
-                infl = float(self.inflation or 1.0)
+            infl, lam['post'] = self._core_inflation(hzm, zz, Rg)
             new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl,
                                       rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
             lam['factor'] = info['inflation']
