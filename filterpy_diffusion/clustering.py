@@ -22,7 +22,7 @@ from scipy.stats import normaltest
 
 from ._validation import as_ensemble
 
-__all__ = ["split_ensemble", "two_means", "gaussian_bic", "separation", "min_cluster_size",
+__all__ = ["split_ensemble", "axis_separations", "two_means", "gaussian_bic", "separation", "min_cluster_size",
            "gaussian_pvalue", "bonferroni_normaltest"]
 
 #: Lloyd iterations of the 2-means split (it converges in a handful).
@@ -213,7 +213,7 @@ def two_means(Z, n_axes=MAX_AXES):
     return _two_means(*_frames(as_ensemble(Z, "Z", min_rows=2)), n_axes)
 
 
-def _two_means(U, Vt, R, n_axes=MAX_AXES):
+def _two_means(U, Vt, R, n_axes=MAX_AXES, refine_separation=REFINE_SEPARATION):
     a = int(np.argmax(np.einsum('ij,ij->i', U, U)))
     b = int(np.argmax(np.einsum('ij,ij->i', U - U[a], U - U[a])))
     starts = [(np.einsum('ij,ij->i', U - U[b], U - U[b])
@@ -223,7 +223,7 @@ def _two_means(U, Vt, R, n_axes=MAX_AXES):
     # Classification EM only where 2-means already finds separated halves:
     # it fixes the few rows a straight cut misplaces between real modes, and
     # would only wander (at 10 Gaussian fits) inside one mode.
-    return _distinct(_refine(R, lab) if _separation(R, lab) >= REFINE_SEPARATION else lab
+    return _distinct(_refine(R, lab) if _separation(R, lab) >= refine_separation else lab
                      for lab in _distinct(splits))
 
 
@@ -248,9 +248,16 @@ def _kurtosis_split(R):
     N, D = R.shape
     if D == 0:                      # constant rows: nothing to cut
         return np.zeros(N, dtype=int)
+    W, vals, vecs = _fobi(R)
+    return (W @ vecs[:, np.argmax(np.abs(vals - (D + 2)))] > 0).astype(int)
+
+
+def _fobi(R):
+    """Whitened rows ``W`` of ``R`` (centred, orthogonal columns) and the eigenpairs of ``E[|w|^2 w w']``."""
+    N = len(R)
     W = R / np.sqrt(np.maximum(np.einsum('ij,ij->j', R, R) / N, np.finfo(float).tiny))
     vals, vecs = np.linalg.eigh((W * np.einsum('ij,ij->i', W, W)[:, None]).T @ W / N)
-    return (W @ vecs[:, np.argmax(np.abs(vals - (D + 2)))] > 0).astype(int)
+    return W, vals, vecs
 
 
 def _distinct(partitions):
@@ -295,7 +302,54 @@ def _separation(R, labels):
     return float(np.sqrt(diff @ np.linalg.solve(W, diff)))
 
 
-def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION):
+def axis_separations(R, n_min):
+    """Separation of the best 1-D two-means split along each column of ``R`` (N, k), ndarray (k,).
+
+    In one dimension the 2-means optimum is a threshold: the cut of the
+    sorted column that maximises the between-cluster sum of squares
+    ``n_l n_r / N (m_l - m_r)^2`` (cumulative sums, no iterations), with at
+    least ``n_min`` rows each side. Returned is that cut's ``|m_l - m_r|``
+    over the pooled within-cluster standard deviation: 2.66 for the
+    halves of one Gaussian (large N), the gap for two modes split along the
+    column. 0 where no cut leaves ``n_min`` rows each side.
+    """
+    R = np.asarray(R, dtype=float)
+    N, k = R.shape
+    n_min = max(int(n_min), 1)
+    if N < 2 * n_min or N < 3 or k == 0:
+        return np.zeros(k)
+    S = np.sort(R, axis=0)
+    c1, c2 = np.cumsum(S, axis=0), np.cumsum(S * S, axis=0)
+    nl = np.arange(n_min, N - n_min + 1, dtype=float)[:, None]     # rows left of the cut
+    sl, ql = c1[n_min - 1:N - n_min], c2[n_min - 1:N - n_min]
+    sr, qr = c1[-1] - sl, c2[-1] - ql
+    nr = N - nl
+    diff = sr / nr - sl / nl
+    best = np.argmax(nl * nr / N * diff ** 2, axis=0)
+    cols = np.arange(k)
+    d, l, r = diff[best, cols], nl[best, 0], nr[best, 0]
+    within = (ql[best, cols] - sl[best, cols] ** 2 / l) + (qr[best, cols] - sr[best, cols] ** 2 / r)
+    sd = np.sqrt(np.maximum(within, 0.0) / (N - 2))
+    return np.where(sd > 0, np.abs(d) / np.where(sd > 0, sd, 1.0), 0.0)
+
+
+def _screened(R, axes):
+    """The rows along the screen's directions, (N, <= axes + 2).
+
+    The leading ``axes`` principal coordinates, and the two whitened
+    directions of extreme kurtosis (:func:`_kurtosis_split`): for two
+    Gaussian modes with one covariance the line through their means is
+    one of these, and in whitened coordinates the 1-D separation along it
+    is their Mahalanobis separation, however the within-mode spread is
+    shaped (the principal axes miss modes whose spread is small along the
+    gap and large across it).
+    """
+    W, _, vecs = _fobi(R)
+    return np.hstack([R[:, :axes], W @ vecs[:, [0, -1]]])
+
+
+def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION, screen=None,
+                   axes=MAX_AXES, refine_separation=REFINE_SEPARATION):
     """Cluster labels of the rows of ``Z`` (e.g. the joint ``(x_i, hx(x_i))``), ndarray (N,).
 
     Parameters
@@ -308,6 +362,20 @@ def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION):
         standard deviations apart (:func:`separation`); 1: never split;
         2: split whenever the sizes allow.
     min_separation : float
+    screen : float or None
+        ``'auto'`` only: before the full search, the best 1-D 2-means cut
+        (:func:`axis_separations`) along each of the leading ``axes``
+        principal axes of the standardised rows and the two whitened
+        directions of extreme kurtosis; when none is at least ``screen``
+        apart, one cluster, without the search. For two Gaussian modes with
+        one covariance the line through their means is one of the latter,
+        and the cut along it is their Mahalanobis separation; one
+        Gaussian's halves are 2.66 apart along any direction. The screen
+        costs one SVD of ``Z``, one ``D x D`` eigendecomposition and a sort.
+    axes : int
+        Principal axes the screen looks along.
+    refine_separation : float
+        Candidate splits at least this far apart get classification-EM steps.
 
     Returns
     -------
@@ -319,6 +387,9 @@ def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION):
             isinstance(clusters, (int, np.integer)) and not isinstance(clusters, bool)
             and clusters in (1, 2)):
         raise ValueError(f"clusters must be 'auto', 1 or 2, got {clusters!r}")
+    if axes is not None and not (isinstance(axes, (int, np.integer)) and not isinstance(axes, bool)
+                                 and axes >= 1):
+        raise ValueError(f"axes must be a positive integer or None, got {axes!r}")
     N = len(Z)
     single = np.zeros(N, dtype=int)
     if clusters == 1 or N < 2 * min_cluster_size(1):
@@ -327,7 +398,10 @@ def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION):
     D = R.shape[1]
     if N < 2 * min_cluster_size(D):
         return single
-    candidates = [lab for lab in _two_means(U, Vt, R)
+    if (screen is not None and clusters == 'auto'
+            and not np.any(axis_separations(_screened(R, axes), min_cluster_size(D)) >= screen)):
+        return single
+    candidates = [lab for lab in _two_means(U, Vt, R, refine_separation=refine_separation)
                   if np.bincount(lab, minlength=2).min() >= min_cluster_size(D)]
     if not candidates:
         return single

@@ -163,8 +163,9 @@ def _generator(spec):
 
 def _weights(w, carries_weights):
     # DAPPER's Stats drops its weight series the first time it is given
-    # w=None, so a filter that may carry weights later (kernel='bridge')
-    # always passes them, as DAPPER's PartFilt does.
+    # w=None, so a filter that may carry weights later (the bridge, which
+    # is also the default's one-mode update) always passes them, as
+    # DAPPER's PartFilt does.
     if carries_weights:
         return w
     return None if np.all(w == w[0]) else w
@@ -181,8 +182,6 @@ def _run(xp, HMM, yy, filter_cls, options, local_obs=None):
     """Drive ``filter_cls`` through DAPPER's time sequence, filling ``xp.stats``."""
     tseq = HMM.tseq
     E = HMM.X0.sample(xp.N)
-    carries_weights = options.get("kernel") == "bridge"
-    xp.stats.assess(0, E=E, w=_weights(np.full(xp.N, 1.0 / xp.N), carries_weights))
     rng = _generator(xp.rng)
 
     step = {"t0": 0.0}      # start time of the current model step
@@ -198,6 +197,9 @@ def _run(xp, HMM, yy, filter_cls, options, local_obs=None):
     # The filter's constructor drew an ensemble from N(x, P); DAPPER's X0 sample replaces it.
     f.sigmas = np.array(E, dtype=float)
     f.x, f.P = x, P
+    # The bridge (kernel='bridge', and the default's one-mode update) carries weights.
+    carries_weights = bool(getattr(f, "carries_weights", False))
+    xp.stats.assess(0, E=E, w=_weights(np.full(xp.N, 1.0 / xp.N), carries_weights))
     Qc = _noise_cov(HMM.Dyn.noise, HMM.Dyn.M)
     for k, ko, t, dt in progbar(tseq.ticker):
         step["t0"] = t - dt

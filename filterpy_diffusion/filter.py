@@ -13,17 +13,18 @@ import numpy as np
 
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
-from .bridge import MEMBERS_PER_DIM, bridge_analysis
+from .bridge import bridge_analysis
 from .etkf import check_whitening, etkf_analysis, finite_size_factor
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
-from .clustering import gaussian_pvalue, split_ensemble
+from .clustering import split_ensemble
 from ._validation import is_singular
 from .ensemble import EnsembleFilter
 from .inflation import innovation_lambda
-from .kde import (EVIDENCE_THRESHOLD, ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
+from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
                   check_evidence_threshold)
 from .kde import _log_prior as log_prior_weights
+from .policy import DEFAULT_POLICY, Policy
 from .resampling import systematic_resample
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
@@ -32,39 +33,9 @@ _LOG_TINY = np.log(np.finfo(float).tiny)
 
 KERNELS = ('auto', 'covariance', 'enkpf', 'isotropic', 'etkf', 'bridge')
 #: The one-mode update of kernel='auto' (``gaussian_core=``).
-GAUSSIAN_CORES = ('enkpf', 'etkf')
-#: Default target of the automatic bandwidth: the analysis weights keep an
-#: effective sample size of at least this fraction of N.
-ESS_TARGET = 0.5
-#: The same for kernel='enkpf' (chosen on the tuning seeds 0-2 among
-#: 0.5, 0.7, 0.9: in 20-40 observed dimensions any weighting costs accuracy).
-ENKPF_ESS_TARGET = 0.9
-#: kernel='enkpf' with bandwidth='auto' keeps g = 1 (the EnKF) unless the
-#: forecast's predicted measurements fail a normality test at this level
-#: (:meth:`EnKPFDensity.normality_pvalue`).
-GAUSSIAN_ALPHA = 0.01
-#: kernel='auto' uses the covariance kernel for a one-mode ensemble that
-#: fails the normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
-#: of the joint ``(x_i, hx(x_i))``) only with at least this many members per
-#: joint dimension ``dim_x + dim_z``: its full covariance needs them, and
-#: below them the EnKPF is the better one-mode update (development seeds
-#: 3-8: l63-full at N = 20 and 50, 3.3 and 8.3 members per dimension, and
-#: every Lorenz-96 size were 1-49% worse with the covariance kernel; l63-z
-#: at N = 50, 12.5 per dimension, was 14% better).
-COVARIANCE_MIN_MEMBERS = 10
-#: A one-mode covariance-kernel update of kernel='auto' whose ESS-chosen h
-#: exceeds this falls back to the EnKPF: near h = 1 the kernel is almost one
-#: Gaussian that redraws every member, which the EnKF does better by moving
-#: each member (l63-z, N = 50, development seed 21: redrawn members left the
-#: attractor and the ensemble diverged within 6 cycles, all at h >= 0.998;
-#: seeds 3-22 with 0.95: W2 7.21 / 6.57 at N = 50 / 100, no divergence).
-COVARIANCE_MAX_H = 0.95
-#: ESS target of the covariance kernel when kernel='auto' picks it (a
-#: non-Gaussian ensemble; chosen on development seeds 3-22 of l63-z at
-#: N = 50: W2 7.92 with 0.5, 7.18 with 0.7, the covariance kernel at every update).
-AUTO_COVARIANCE_ESS_TARGET = 0.7
-#: Search interval of the automatic bandwidth factor.
-H_RANGE = (1e-3, 0.999)
+GAUSSIAN_CORES = ('bridge', 'etkf', 'enkpf')
+#: Search interval of the automatic bandwidth factor (the policy's default).
+H_RANGE = DEFAULT_POLICY.h_range
 
 
 def _check_bandwidth_spec(spec, name, rules=RULES + ('auto',)):
@@ -103,7 +74,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         Measurement function (only called, never differentiated).
     fx : callable ``fx(x, dt) -> (dim_x,)``
         State transition (only called).
-    kernel : {'auto', 'covariance', 'enkpf', 'isotropic'} or None, default None
+    kernel : {'auto', 'covariance', 'enkpf', 'isotropic', 'etkf', 'bridge'} or None, default None
         None: ``'isotropic'`` if ``sigma_x`` or ``sigma_y`` is given, else
         ``'auto'`` (the ``kernel`` attribute holds the resolved name).
         ``'covariance'``: kernel covariance ``h^2 C`` of the joint (x, y)
@@ -111,15 +82,14 @@ class DiffusionKDEFilter(EnsembleFilter):
         mixture interpolates between an EnKF (h -> 1) and a particle filter
         (h -> 0). ``'enkpf'``: the ensemble Kalman particle filter's mixture
         (:class:`EnKPFDensity`), which never contracts members towards the
-        mean; g = 1 is the stochastic EnKF. ``'auto'``: per update,
-        ``'covariance'`` when the joint ensemble ``(x_i, hx(x_i))`` has two
-        well-separated modes
-        (:func:`filterpy_diffusion.clustering.split_ensemble`), or has one
-        but fails a normality test
-        (:func:`filterpy_diffusion.clustering.gaussian_pvalue`, level
-        :data:`GAUSSIAN_ALPHA`) with at least
-        :data:`COVARIANCE_MIN_MEMBERS` members per joint dimension and an
-        automatic h of at most :data:`COVARIANCE_MAX_H`; else ``'enkpf'``.
+        mean; g = 1 is the stochastic EnKF. ``'auto'``: per update, ``hx``
+        is called once and the joint ensemble ``(x_i, hx(x_i))`` is tested
+        for two well-separated modes along its leading principal axes
+        (:func:`filterpy_diffusion.clustering.split_ensemble`, thresholds in
+        ``policy``); two modes get the covariance kernel fitted per mode
+        (with the diffusion sampler), one mode gets ``gaussian_core`` (by
+        default ``'bridge'``). A simulator (no ``hx``) or a singular ``R``
+        always gets the covariance kernel.
         ``'isotropic'``: the published product kernel
         ``N(x; x_i, sx^2) N(y; y_i, sy^2)`` (:class:`ConditionalKDE`).
         ``'etkf'``: no kernel, the Gaussian core: a deterministic
@@ -142,8 +112,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         sample size of at least ``ess_target * N`` (bisection in log h).
         For ``'enkpf'``, ``'auto'`` first tests the predicted measurements
         for normality (:meth:`EnKPFDensity.normality_pvalue`, level
-        :data:`GAUSSIAN_ALPHA`) and keeps g = 1, the EnKF, unless they fail
-        it. A callable gets ``(states, measurements)`` and returns h. Not for
+        ``policy.normality_alpha``) and keeps g = 1, the EnKF, unless they
+        fail it. A callable gets ``(states, measurements)`` and returns h. Not for
         ``kernel='isotropic'`` (ValueError: it takes ``sigma_x, sigma_y``).
     sigma_x, sigma_y : 'auto', 'scott', 'silverman', float, ndarray, callable or None, default None
         Bandwidths of the isotropic kernel. A rule scales each coordinate's
@@ -156,13 +126,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         other one then defaults to ``'auto'``); with another ``kernel=`` it
         is a ValueError.
     ess_target : float in (0, 1] or None, default None
-        Target ESS fraction of the automatic bandwidths; None: 0.9 for the
-        ``'enkpf'`` kernel, 0.7 for the covariance kernel when
-        ``kernel='auto'`` picks it, 0.5 otherwise. A ValueError when no
-        bandwidth is automatic (it would be ignored).
+        Target ESS fraction of the automatic bandwidths; None: the policy's
+        (``enkpf_ess_target`` 0.9 for the ``'enkpf'`` kernel,
+        ``mode_ess_target`` 0.7 for the covariance kernel when
+        ``kernel='auto'`` picks it, ``ess_target`` 0.5 otherwise). A
+        ValueError when no bandwidth is automatic (it would be ignored).
     inflation : 'auto', 'adaptive', 'finite-size', float >= 1 or None, default 'auto'
-        ``'auto'``: ``'finite-size'`` for ``kernel='etkf'`` and ``'bridge'``,
-        ``'adaptive'`` for the others.
+        ``'auto'``: ``'finite-size'`` for ``kernel='etkf'``, ``'bridge'`` and
+        ``'auto'`` (unless ``gaussian_core='enkpf'``) when ``hx`` is given;
+        ``'adaptive'`` for the other kernels and with a simulator.
         Multiplicative prior inflation of the ensemble anomalies before
         the analysis, ``x_i <- mean + f (x_i - mean)``. ``'adaptive'``
         estimates the variance factor ``f^2`` every update from the
@@ -176,12 +148,17 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``kernel='etkf'`` the inflation scales the predicted-measurement
         anomalies too instead of calling ``hx`` again.
     members_per_dim : float >= 1 or None, default None
-        ``kernel='bridge'`` only: effective members the weights must keep per
-        informed observation direction, plus one (None:
-        :data:`filterpy_diffusion.bridge.MEMBERS_PER_DIM`).
-    gaussian_core : {'enkpf', 'etkf'}, default 'enkpf'
-        The update of ``kernel='auto'`` on a one-mode ensemble: the EnKPF
-        mixture (perturbed observations at g = 1), or the ETKF.
+        The bridge only (``kernel='bridge'``, or ``'auto'`` with
+        ``gaussian_core='bridge'``): shorthand for
+        ``policy=Policy(members_per_dim=...)``.
+    gaussian_core : {'bridge', 'etkf', 'enkpf'}, default 'bridge'
+        The update of ``kernel='auto'`` on a one-mode ensemble: the bridge
+        (as ``kernel='bridge'``), the ETKF alone, or the EnKPF mixture with
+        its automatic split factor (as ``kernel='enkpf'``).
+    policy : filterpy_diffusion.policy.Policy or None, default None
+        Every threshold of the automatic decisions (mode test, bridge,
+        bandwidth ESS targets, inflation hyperparameters), each documented
+        with its tuning data; None is ``Policy()``. Stored as ``policy``.
     rot : bool, default True
         ETKF only: follow the transform with a random mean-preserving
         rotation of the anomalies (same mean and covariance; DAPPER's
@@ -189,10 +166,11 @@ class DiffusionKDEFilter(EnsembleFilter):
         root lets a few members drift far out over many cycles when N
         exceeds the dimension (Lorenz63.sakov2012, N = 50, tuning seed
         3000: rmse.a 0.85 without, 0.52 with; ``docs/gaussian-core.md``).
-    xN : float > 0, default 1
+    xN : float > 0 or None, default None (``policy.xN``, 1)
         Certainty of the finite-size inflation's hyperprior
         (:func:`filterpy_diffusion.etkf.finite_size_coefficients`; DAPPER's
-        ``xN``); only with ``inflation='finite-size'``.
+        ``xN``); only with ``inflation='finite-size'``. Shorthand for
+        ``policy=Policy(xN=...)``.
     clusters : 1, 2, 'auto' or None, default None ('auto')
         Splits the covariance kernel (chosen, or picked by ``kernel='auto'``;
         the other kernels are never split). ``'auto'`` splits the joint ensemble
@@ -200,11 +178,11 @@ class DiffusionKDEFilter(EnsembleFilter):
         modes (:func:`filterpy_diffusion.clustering.split_ensemble`), and
         fits the kernel, gain, shrinkage and inflation per cluster
         (:class:`ClusteredKDE`). Mass moves between the clusters only when
-        their evidence differs by more than
-        :data:`~filterpy_diffusion.kde.EVIDENCE_THRESHOLD` standard errors.
+        their evidence differs by more than ``policy.evidence_threshold``
+        standard errors.
         2 splits whenever the cluster sizes allow (a ValueError with the
         ``'isotropic'`` and ``'enkpf'`` kernels); 1 never splits.
-    evidence_threshold : float >= 0 or None, default None (10)
+    evidence_threshold : float >= 0 or None, default None (``policy.evidence_threshold``, 10)
         Standard errors by which the clusters' log evidence must differ
         before mass moves between them (:class:`ClusteredKDE`); 1 is plain
         James-Stein shrinkage. A ValueError where the ensemble is never
@@ -221,9 +199,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         Steps of the diffusion sampler (defaults in
         :mod:`filterpy_diffusion.diffusion`). A ValueError when every update
         samples exactly (``sampler='exact'``, or ``kernel='enkpf'`` with
-        ``sampler=None``). With ``kernel='auto'`` and ``sampler=None``,
-        ``steps`` and ``sampler_options`` apply to the updates that use the
-        covariance kernel (ODE); the EnKPF updates sample exactly.
+        ``sampler=None``). With ``kernel='auto'``, ``sampler``, ``steps``
+        and ``sampler_options`` apply to the updates that use the covariance
+        kernel (two modes); the bridge and the ETKF draw no samples (with
+        ``gaussian_core='enkpf'`` its updates sample exactly).
     sampler_options : dict, optional
         Extra keywords for the sampler, checked at construction against
         those it accepts (:func:`filterpy_diffusion.diffusion.sampler_keywords`:
@@ -276,8 +255,9 @@ class DiffusionKDEFilter(EnsembleFilter):
     n_evaluations : int
         Score evaluations of the whole ensemble used by the last update.
     gamma : float or None
-        ``kernel='bridge'``: the likelihood fraction the weights took at the
-        last update (1: a particle-filter step, 0: the ETKF); else None.
+        The bridge: the likelihood fraction the weights took at the last
+        update (1: a particle-filter step, 0: the ETKF); None after an
+        update by a kernel.
     K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
         As filterpy's ``EnsembleKalmanFilter``: the ensemble gain
         ``cov(x, hx(x)) SI``, the innovation covariance ``S = cov(hx(x_i)) +
@@ -290,15 +270,16 @@ class DiffusionKDEFilter(EnsembleFilter):
     inv : callable
         The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
     weights : ndarray (N,)
-        Member weights. Uniform after every update (the analysis ensemble
-        is drawn from the conditional KDE). Non-uniform prior weights
+        Member weights. Uniform after every kernel update (the analysis
+        ensemble is drawn from the conditional KDE); the bridge carries its
+        exact-likelihood weights to the next cycle. Non-uniform prior weights
         (assigned before an update) are honoured: the KDE is ``p(x, y) =
         sum_i pi_i K_i(x, y)``, so every kernel adds ``log pi_i`` to its
         component log-weights, and the covariance and EnKPF kernels (and the
         inflation centre) use the weighted moments of the ensemble. A member
-        of zero weight contributes no component. The mode and normality
-        tests of ``kernel='auto'`` and the isotropic kernel's coordinate
-        scales remain unweighted.
+        of zero weight contributes no component. The mode test of
+        ``kernel='auto'`` and the isotropic kernel's coordinate scales
+        remain unweighted.
 
     Examples
     --------
@@ -335,7 +316,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                  sigma_x=None, sigma_y=None, ess_target=None, inflation='auto',
                  clusters=None, evidence_threshold=None, sampler=None, steps=None,
                  sampler_options=None, rng=None, vectorized=False, simulate=None,
-                 gaussian_core='enkpf', rot=True, xN=1.0, members_per_dim=None):
+                 gaussian_core='bridge', rot=True, xN=None, members_per_dim=None, policy=None):
         # Every option is checked against the others here: an option the
         # chosen kernel or sampler would ignore is an error, never dropped.
         given_sigma = [n for n, v in (("sigma_x", sigma_x), ("sigma_y", sigma_y)) if v is not None]
@@ -368,6 +349,19 @@ class DiffusionKDEFilter(EnsembleFilter):
         if kernel == 'enkpf' and simulate is not None:
             raise ValueError("kernel='enkpf' needs hx and a Gaussian R (it splits the "
                              "likelihood N(z; hx(x), R)); with a simulator use 'covariance'")
+        if policy is None:
+            policy = DEFAULT_POLICY
+        elif not isinstance(policy, Policy):
+            raise ValueError(f"policy must be a filterpy_diffusion.policy.Policy or None, "
+                             f"got {policy!r}")
+        # The keyword shorthands of policy fields (older than the policy).
+        short = {k: v for k, v in (("xN", xN), ("members_per_dim", members_per_dim))
+                 if v is not None}
+        if short:
+            try:
+                policy = policy.replace(**short)
+            except ValueError as e:
+                raise ValueError(str(e).replace("Policy.", "")) from None
         # --- Gaussian core (etkf.py) options ---
         if gaussian_core not in GAUSSIAN_CORES:
             raise ValueError(f"gaussian_core must be one of {GAUSSIAN_CORES}, got {gaussian_core!r}")
@@ -379,9 +373,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                              "simulator use kernel='covariance' and inflation='adaptive'")
         self.gaussian_core = gaussian_core
         self.rot = bool(rot)
-        if not (isinstance(xN, numbers.Real) and np.isfinite(xN) and xN > 0):
-            raise ValueError(f"xN must be a positive float, got {xN!r}")
-        self.xN = float(xN)
+        self.xN = float(policy.xN)
         # --- end Gaussian core options ---
         top = 1.0 if kernel == 'enkpf' else np.nextafter(1.0, 0.0)
         if not (isinstance(bandwidth, str) or callable(bandwidth)) and not 0 < float(bandwidth) <= top:
@@ -407,8 +399,9 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError(f"evidence_threshold weighs the clusters of a split covariance "
                              f"kernel, and with kernel={kernel!r}, clusters={clusters!r} the "
                              f"ensemble is never split; drop evidence_threshold")
-        evidence_threshold = (EVIDENCE_THRESHOLD if evidence_threshold is None
-                              else check_evidence_threshold(evidence_threshold))
+        if evidence_threshold is not None:
+            policy = policy.replace(evidence_threshold=check_evidence_threshold(evidence_threshold))
+        evidence_threshold = policy.evidence_threshold
         # The samplers this filter can run: None picks 'exact' for the EnKPF
         # kernel and 'ode' for the others ('auto' uses both).
         if kernel in ('etkf', 'bridge'):
@@ -424,7 +417,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         if sampler is not None:
             runs = {sampler}
         else:
-            runs = {'enkpf': {'exact'}, 'auto': {'exact', 'ode'}}.get(kernel, {'ode'})
+            runs = {'enkpf': {'exact'},
+                    'auto': {'exact', 'ode'} if gaussian_core == 'enkpf' else {'ode'}
+                    }.get(kernel, {'ode'})
         if runs == {'exact'} and (steps is not None or sampler_options):
             given = [n for n, v in (("steps", steps), ("sampler_options", sampler_options)) if v]
             raise ValueError(f"{' and '.join(given)} set the ODE/SDE sampler, but this filter "
@@ -433,16 +428,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         diffusion = (runs - {'exact'} or {'ode'}).pop()
         sampler_options = check_sampler_options(diffusion, sampler_options)
         if isinstance(inflation, str) and inflation == 'auto':
-            # The Gaussian core's own finite-size rule where the update is the
-            # ETKF; Miyoshi's adaptive inflation for the kernel updates.
-            inflation = 'finite-size' if kernel in ('etkf', 'bridge') else 'adaptive'
-        if members_per_dim is not None and kernel != 'bridge':
+            # The Gaussian core's own finite-size rule (EnKF-N) wherever hx
+            # is given and the update is, or may be, the ETKF; Miyoshi's
+            # adaptive inflation for the kernel updates and a simulator.
+            core = kernel in ('etkf', 'bridge') or (kernel == 'auto' and gaussian_core != 'enkpf')
+            inflation = 'finite-size' if core and simulate is None else 'adaptive'
+        bridged = kernel == 'bridge' or (kernel == 'auto' and gaussian_core == 'bridge')
+        if members_per_dim is not None and not bridged:
             raise ValueError(f"members_per_dim sets the bridge's particle-filter share; it does "
-                             f"not apply to kernel={kernel!r}")
-        self.members_per_dim = float(MEMBERS_PER_DIM if members_per_dim is None
-                                     else members_per_dim)
-        if not (np.isfinite(self.members_per_dim) and self.members_per_dim >= 1):
-            raise ValueError(f"members_per_dim must be a number >= 1, got {members_per_dim!r}")
+                             f"not apply to kernel={kernel!r}, gaussian_core={gaussian_core!r}")
+        self.members_per_dim = float(policy.members_per_dim)
         if not (inflation is None or (isinstance(inflation, str) and inflation in ('adaptive', 'finite-size'))
                 or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
                     and inflation >= 1)):
@@ -459,11 +454,18 @@ class DiffusionKDEFilter(EnsembleFilter):
         self.sampler = sampler
         self.steps = steps
         self.sampler_options = sampler_options
+        self.policy = policy
         # Prior variance of the adaptive inflation's variance factor lambda =
         # f^2 (Miyoshi 2011): how fast lambda may move per update.
-        self.inflation_var = 0.1 ** 2
+        self.inflation_var = policy.inflation_var
         super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized,
                          simulate=simulate)
+
+    @property
+    def carries_weights(self):
+        """bool: whether updates may leave non-uniform weights (the bridge's carried weights)."""
+        return self.kernel == 'bridge' or (self.kernel == 'auto' and self.gaussian_core == 'bridge'
+                                           and self.simulate is None)
 
     def _reset(self):
         super()._reset()
@@ -502,21 +504,21 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
         return float(np.clip(lam, 0.5, 10.0))
 
-    def _choose_kernel(self, X, hz, Y, R):
-        """The kernel of this update and, for 'auto', the labels of its mode test (else None)."""
-        if self.kernel != 'auto':
-            return self.kernel, None
-        if hz is None:
-            return 'covariance', None    # a simulator: no R to split
-        joint = np.hstack([X, hz])
-        labels = split_ensemble(joint, 'auto')
-        if labels.max() > 0 or is_singular(R) or (
-                self.N >= COVARIANCE_MIN_MEMBERS * joint.shape[1]
-                and gaussian_pvalue(joint) <= GAUSSIAN_ALPHA):
-            # A singular R (noise-free components) cannot be split as the
-            # EnKPF does; the covariance kernel only needs cov(hx) + R > 0.
-            return 'covariance', labels
-        return 'enkpf', labels
+    def _mode_labels(self, Z):
+        """kernel='auto': the cluster of every row of the joint ``Z`` (all 0 for one mode).
+
+        A screen along the policy's leading principal axes
+        (``Policy.mode_axes``, ``Policy.mode_screen``) skips the full search
+        on ensembles that show no gap, so a one-mode update costs about one
+        SVD of ``Z``. A cluster of zero-weight members only has no mass to
+        model: one mode.
+        """
+        p = self.policy
+        labels = split_ensemble(Z, self.clusters, p.min_separation, screen=p.mode_screen,
+                                axes=p.mode_axes, refine_separation=p.refine_separation)
+        if labels.max() > 0 and np.bincount(labels, weights=self.weights).min() <= 0:
+            return np.zeros(self.N, dtype=int)
+        return labels
 
     def _sampler_for(self, kernel):
         if self.sampler is not None:
@@ -527,18 +529,13 @@ class DiffusionKDEFilter(EnsembleFilter):
         # does not.
         return 'exact' if kernel == 'enkpf' else 'ode'
 
-    def _labels(self, kernel, X, hz, Y, tested=None):
-        """Cluster of every member (all 0 unless the covariance kernel splits the ensemble).
-
-        ``tested``: labels the 'auto' kernel's mode test already computed on
-        the same ensemble, reused for ``clusters='auto'``.
-        """
+    def _labels(self, kernel, X, hz, Y):
+        """Cluster of every member (all 0 unless the covariance kernel splits the ensemble)."""
         if kernel != 'covariance':
             return np.zeros(self.N, dtype=int)
-        if tested is not None and _is_auto(self.clusters):
-            labels = tested
-        else:
-            labels = split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters)
+        p = self.policy
+        labels = split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters,
+                                p.min_separation, refine_separation=p.refine_separation)
         w = self.weights
         if labels.max() > 0 and np.bincount(labels, weights=w).min() <= 0:
             # A cluster of zero-weight members only has no mass to model.
@@ -550,14 +547,15 @@ class DiffusionKDEFilter(EnsembleFilter):
 
         ``prior``: non-uniform prior member weights (N,), or None.
         """
+        p = self.policy
         frac = self.ess_target
         if frac is None:
             if kernel == 'enkpf':
-                frac = ENKPF_ESS_TARGET
+                frac = p.enkpf_ess_target
             elif kernel == 'covariance' and self.kernel == 'auto':
-                frac = AUTO_COVARIANCE_ESS_TARGET
+                frac = p.mode_ess_target
             else:
-                frac = ESS_TARGET
+                frac = p.ess_target
         target = frac * self.N
         joint = self.dim_x + self.dim_z
         if kernel != 'isotropic':
@@ -568,11 +566,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             elif labels.max() > 0:
                 kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz,
                                        evidence_threshold=self.evidence_threshold,
-                                       weights=prior), H_RANGE[1]
+                                       weights=prior), p.h_range[1]
             else:
-                kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), H_RANGE[1]
+                kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), p.h_range[1]
             spec = self.bandwidth
-            if spec == 'auto' and kernel == 'enkpf' and kde.normality_pvalue() > GAUSSIAN_ALPHA:
+            if spec == 'auto' and kernel == 'enkpf' and kde.normality_pvalue() > p.normality_alpha:
                 # No detectable departure from Gaussian along any informative
                 # direction: the EnKF (g = 1) is the right update there, and
                 # weighting N members in many observed dimensions only adds
@@ -580,7 +578,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 # ESS target alone, 0.230 with this test).
                 h = 1.0
             elif spec == 'auto':
-                h = select_by_ess(kde.log_kernel_at(z), target, H_RANGE[0], hi)
+                h = select_by_ess(kde.log_kernel_at(z), target, p.h_range[0], hi)
             elif isinstance(spec, str):
                 h = min(rule_factor(spec, self.N, joint), hi)
             elif callable(spec):
@@ -598,7 +596,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 r = (Y - z) / (f * sy_scale)
                 lk = -0.5 * np.einsum('ij,ij->i', r, r)
                 return lk if log_prior is None else lk + log_prior
-            f = select_by_ess(lw_at, target, H_RANGE[0], 1.0)
+            f = select_by_ess(lw_at, target, p.h_range[0], 1.0)
         sx = f * sx_scale if self.sigma_x == 'auto' else \
             resolve_bandwidth(self.sigma_x, X, Y, "sigma_x", joint)
         sy = f * sy_scale if self.sigma_y == 'auto' else \
@@ -630,11 +628,11 @@ class DiffusionKDEFilter(EnsembleFilter):
         return {'sigmas': new, 'ess': float(self.N), 'log_likelihood': info['log_likelihood'],
                 'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                 'inflation_factor': info['inflation'], 'inflation_mean': lam_post,
-                'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'etkf',
+                'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'etkf', 'gamma': None,
                 'K': info['K'], 'S': info['S'], 'SI': np.asarray(self.inv(info['S']), dtype=float)}
     # --- end Gaussian core hook ---
 
-    def _bridge(self, X, z, R):
+    def _bridge(self, X, z, R, hz=None):
         """kernel='bridge': exact-likelihood weights for ``L^gamma``, the ETKF for the rest.
 
         :func:`filterpy_diffusion.bridge.bridge_analysis` with the ETKF core
@@ -643,7 +641,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         weights it returns are carried to the next cycle.
         """
         check_whitening(R, self.dim_z)
-        hz = self._measure(X)
+        if hz is None:
+            hz = self._measure(X)
         w = self.weights
         gain = self._gain(X, hz, R, None if np.all(w == w[0]) else w)
         lam = {'post': self.inflation_mean}
@@ -678,22 +677,53 @@ class DiffusionKDEFilter(EnsembleFilter):
             return self._gaussian_core(X, self._measure(X), z, R)
         if self.kernel == 'bridge':
             return self._bridge(X, z, R)
+        if self.kernel == 'auto':
+            return self._auto(X, z, R)
+        return self._kernel_update(self.kernel, X, z, R)
+
+    def _auto(self, X, z, R):
+        """kernel='auto': measure once, test for modes, then the one-mode core or the per-mode kernel."""
+        if self.simulate is not None:
+            # No hx and no R to split: the covariance kernel on (x, y).
+            return self._kernel_update('covariance', X, z, R)
+        hz = self._measure(X)
+        labels = self._mode_labels(np.hstack([X, hz]))
+        if labels.max() == 0 and not is_singular(R):
+            if self.gaussian_core == 'bridge':
+                return self._bridge(X, z, R, hz)
+            if self.gaussian_core == 'etkf':
+                return self._gaussian_core(X, hz, z, R)
+            return self._kernel_update('enkpf', X, z, R, hz=hz, labels=labels)
+        # Two modes, each with its own mean, covariance and gain; or a
+        # singular R, whose noise-free components the covariance kernel
+        # conditions on through cov(hx) + R alone.
+        return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels)
+
+    def _kernel_update(self, kernel, X, z, R, hz=None, labels=None):
+        """The analysis by one conditional KDE (``kernel``: 'covariance', 'enkpf' or 'isotropic').
+
+        ``hz``: the forecast's ``hx`` values when the caller (kernel='auto')
+        measured them already, with the mode test's ``labels``; inflation then
+        scales ``hz`` with the states (exact for a linear ``hx`` within each
+        mode) instead of calling ``hx`` again, and the measurement noise is
+        drawn once, after it.
+        """
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
         w = self.weights
         prior = None if np.all(w == w[0]) else w
-        hz, Y = self._measurements(X, R)
-        kernel, tested = self._choose_kernel(X, hz, Y, R)
-        if kernel == 'enkpf' and self.gaussian_core == 'etkf':
-            return self._gaussian_core(X, hz, z, R)
-        X0, hz0 = X, hz
+        measured = hz is not None
+        Y = None
+        if not measured:
+            hz, Y = self._measurements(X, R)
+        if labels is None:
+            labels = self._labels(kernel, X, hz, Y)
         sampler = self._sampler_for(kernel)
-        labels = self._labels(kernel, X, hz, Y, tested)
         lam_post = self.inflation_mean
         if self.inflation == 'adaptive':
             lam_post = self._adaptive_lambda(hz, Y, z, R)
             f = np.sqrt(max(lam_post, 1.0))
-        elif self.inflation == 'finite-size':    # Gaussian core hook
+        elif self.inflation == 'finite-size':
             f = finite_size_factor(hz, z, R, self.xN)
         else:
             f = float(self.inflation or 1.0)
@@ -701,24 +731,21 @@ class DiffusionKDEFilter(EnsembleFilter):
             # Around each cluster's own mean: inflating a bimodal ensemble
             # about the global mean would push its modes apart.
             X = X.copy()   # never write into self.sigmas
+            hz = hz.copy() if measured else hz
             for k in range(labels.max() + 1):
                 rows = labels == k
-                centre = X[rows].mean(0) if prior is None else \
-                    prior[rows] @ X[rows] / prior[rows].sum()
-                X[rows] = centre + f * (X[rows] - centre)
-            hz, Y = self._measurements(X, R)
+                X[rows] = _inflated(X[rows], f, None if prior is None else prior[rows])
+                if measured:
+                    hz[rows] = _inflated(hz[rows], f, None if prior is None else prior[rows])
+            if not measured:
+                hz, Y = self._measurements(X, R)
+        if measured:
+            Y = hz + self._gaussian_noise(R, len(X))
 
         # filterpy's K, S, SI of the forecast analysed (after inflation); a
         # simulator gives only the total spread cov(y) = HPH^T + R.
         gain = self._gain(X, Y if hz is None else hz, np.zeros_like(R) if hz is None else R, prior)
         kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)
-        if (self.kernel == 'auto' and kernel == 'covariance' and labels.max() == 0
-                and hz is not None and h > COVARIANCE_MAX_H and not is_singular(R)):
-            kernel = 'enkpf'
-            if self.gaussian_core == 'etkf':    # Gaussian core hook
-                return self._gaussian_core(X0, hz0, z, R)
-            sampler = self._sampler_for(kernel)
-            kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)
         parts = getattr(kde, 'parts', [kde])
         if kernel == 'covariance':
             # Kernel standard deviations, pooled over clusters.
@@ -782,6 +809,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             'n_clusters': len(parts),
             'n_evaluations': number_of_evaluations(sampler, steps or default_steps, solver),
             'kernel_used': kernel,
+            'gamma': None,
             **gain,
         }
 
@@ -797,3 +825,9 @@ class DiffusionKDEFilter(EnsembleFilter):
 
 def _is_auto(spec):
     return isinstance(spec, str) and spec == 'auto'
+
+
+def _inflated(X, f, weights=None):
+    """``X`` (n, d) with its anomalies about its (weighted) mean scaled by ``f``."""
+    centre = X.mean(0) if weights is None else weights @ X / weights.sum()
+    return centre + f * (X - centre)

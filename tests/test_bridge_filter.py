@@ -66,7 +66,10 @@ def test_options():
     assert make(20).inflation == 'finite-size'
     with pytest.raises(ValueError, match="members_per_dim"):
         DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 20, lambda x: x[:1], lambda x, dt: x,
-                           members_per_dim=3)
+                           kernel='covariance', members_per_dim=3)
+    with pytest.raises(ValueError, match="members_per_dim"):
+        DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 20, lambda x: x[:1], lambda x, dt: x,
+                           gaussian_core='etkf', members_per_dim=3)
     with pytest.raises(ValueError, match="members_per_dim must be"):
         make(20, members_per_dim=0.5)
     with pytest.raises(ValueError, match="sampler"):

@@ -345,3 +345,72 @@ def test_gaussian_pvalue_linear_measurement_and_small_ensembles():
     assert bonferroni_normaltest(np.ones((50, 2))) == 1.0          # constant columns
     with pytest.raises(ValueError, match="ensemble"):
         gaussian_pvalue(np.array([[1.0, np.nan], [0.0, 1.0]]))
+
+
+# -- the screen of the default's mode test ----------------------------------
+
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+from filterpy_diffusion.clustering import axis_separations  # noqa: E402
+
+
+def brute_axis_separation(x, n_min):
+    """The 1-D 2-means cut by trying every threshold of the sorted column."""
+    x = np.sort(x)
+    N = len(x)
+    best, sep = -1.0, 0.0
+    for n in range(n_min, N - n_min + 1):
+        a, b = x[:n], x[n:]
+        between = n * (N - n) / N * (b.mean() - a.mean()) ** 2
+        if between > best:
+            within = ((a - a.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()
+            sd = np.sqrt(within / (N - 2))
+            best, sep = between, (abs(b.mean() - a.mean()) / sd if sd > 0 else 0.0)
+    return sep
+
+
+@given(arrays(float, st.tuples(st.integers(6, 40), st.integers(1, 3)),
+              elements=st.floats(-100, 100, allow_nan=False, width=32)),
+       st.integers(1, 3))
+def test_axis_separations_is_the_best_two_means_cut_of_each_column(R, n_min):
+    got = axis_separations(R, n_min)
+    for j in range(R.shape[1]):
+        want = brute_axis_separation(R[:, j], n_min)
+        # ties in the between-cluster sum of squares may pick another cut
+        assert got[j] == pytest.approx(want, rel=1e-6, abs=1e-6) or np.isclose(
+            np.sort(R[:, j]).std(), 0)
+
+
+def test_axis_separations_of_gaussian_halves_and_of_a_gap():
+    rng = np.random.default_rng(0)
+    # one Gaussian: the median cut, 2 sqrt(2/pi) / sqrt(1 - 2/pi) = 2.66 apart
+    half = 2 * np.sqrt(2 / np.pi) / np.sqrt(1 - 2 / np.pi)
+    assert axis_separations(rng.normal(size=(20000, 1)), 5)[0] == pytest.approx(half, rel=0.02)
+    x = np.r_[rng.normal(size=5000), rng.normal(size=5000) + 8.0][:, None]
+    assert axis_separations(x, 5)[0] == pytest.approx(8.0, rel=0.03)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_screen_keeps_every_split_of_well_separated_modes(seed):
+    # Mode spread small along the gap and large across it (the |x| case):
+    # the principal axes miss the gap, the kurtosis directions do not.
+    rng = np.random.default_rng(seed)
+    N = 200
+    x = np.r_[rng.normal(1, 0.05, N // 2), rng.normal(-1, 0.05, N // 2)]
+    Z = np.c_[x, rng.normal(size=N) * 3, rng.normal(size=N)]
+    full = split_ensemble(Z, 'auto')
+    assert full.max() == 1
+    assert same_partition(split_ensemble(Z, 'auto', screen=3.0), full)
+
+
+def test_screen_skips_the_search_on_gaussian_ensembles():
+    rng = np.random.default_rng(1)
+    calls = 0
+    for _ in range(20):
+        Z = rng.normal(size=(400, 4))
+        lab = split_ensemble(Z, 'auto', screen=3.0)
+        assert lab.max() == 0
+        # a screen no cut can pass is the same decision, without the search
+        assert np.array_equal(lab, split_ensemble(Z, 'auto', screen=np.inf))
+        calls += 1
+    assert calls == 20

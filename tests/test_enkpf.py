@@ -220,46 +220,63 @@ def test_auto_g_is_the_enkf_for_gaussian_forecasts_and_below_one_for_skewed_ones
 
 # -- kernel='auto' ---------------------------------------------------------
 
-def test_auto_kernel_picks_enkpf_for_one_mode_and_covariance_for_two():
-    f = linear_filter(200, 8)
-    f.kernel = 'auto'
+def test_auto_kernel_picks_the_bridge_for_one_mode_and_covariance_for_two():
+    f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, lambda x: x, lambda x, dt: x,
+                           rng=2, vectorized=True)
     f.predict(); f.update(np.array([0.5]))
-    assert f.kernel_used == 'enkpf' and f.n_evaluations == 0     # exact sampling
+    assert f.kernel_used == 'bridge' and f.gamma is not None and f.n_evaluations == 0
     g = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, np.abs, lambda x, dt: x,
                            rng=3, kernel='auto', vectorized=True)
     g.R, g.Q = np.array([[0.01]]), np.array([[0.01]])
     rng = np.random.default_rng(4)
     g.sigmas = np.r_[rng.normal(1, 0.1, 100), rng.normal(-1, 0.1, 100)][:, None]
     g.predict(); g.update(np.array([1.0]))
-    assert g.kernel_used == 'covariance' and g.n_evaluations == 12   # the ODE
+    assert g.kernel_used == 'covariance' and g.n_clusters == 2 and g.n_evaluations == 12
+    assert g.gamma is None
     # A simulator has no R to split: always the covariance kernel.
     s = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 50, lambda x: x, lambda x, dt: x,
                            rng=5, kernel='auto', simulate=lambda x, rng: x + rng.normal(size=1))
     s.update(np.array([0.3]))
-    assert s.kernel_used == 'covariance'
+    assert s.kernel_used == 'covariance' and not s.carries_weights
 
 
-@pytest.mark.parametrize("N, z, expected", [(60, [1.5, 0.2], 'covariance'), (39, [1.5, 0.2], 'enkpf'),
-                                             (60, [6.0, 0.2], 'enkpf')])
-def test_auto_kernel_uses_covariance_for_a_skewed_one_mode_ensemble_with_enough_members(N, z, expected):
-    # One skewed mode (lognormal in x, y = x + noise): no split, but the
-    # normality test fails. With 10 members per joint dimension
-    # (dim_x + dim_z = 4, so N >= 40) the covariance kernel takes it, at the
-    # 0.7 ESS target of 'auto'; with fewer, the EnKPF. A far z needs h near 1
-    # for that ESS (> COVARIANCE_MAX_H), and the EnKPF takes over.
+@pytest.mark.parametrize("N, z", [(60, [1.5, 0.2]), (39, [1.5, 0.2]), (60, [6.0, 0.2])])
+def test_auto_kernel_keeps_a_skewed_one_mode_ensemble_on_the_bridge(N, z):
+    # One skewed mode (lognormal in x, y = x + noise): the mode test does
+    # not fire (no gap along any screened direction), so the update is the
+    # bridge, whatever N and z; its weights carry the skewness.
     f = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
                            rng=4, inflation=None, vectorized=True)
     f.R = 0.25 * np.eye(2)
     rng = np.random.default_rng(5)
     f.sigmas = np.c_[rng.lognormal(0.0, 0.8, N), rng.normal(size=N)]
     f.update(np.array(z))
-    assert f.kernel_used == expected and f.n_clusters == 1
-    if expected == 'covariance':
-        # the smallest h whose ESS reaches 0.7 N (h < 1: the target binds)
-        assert f.h < 0.99 and 0.7 * N * (1 - 1e-6) <= f.ess < 0.71 * N
+    assert f.kernel_used == 'bridge' and f.n_clusters == 1
+
+
+@pytest.mark.parametrize("core", ['bridge', 'etkf', 'enkpf'])
+def test_auto_one_mode_update_is_exactly_the_chosen_core(core):
+    # kernel='auto' on a one-mode ensemble measures hx once, runs the
+    # deterministic mode test (no draws) and hands over: bit-identical to
+    # the core chosen as the kernel itself.
+    def make(**kw):
+        f = DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 40, lambda x: x[:1],
+                               lambda x, dt: x + dt * np.array([x[1], 0.0]), rng=11, **kw)
+        f.R *= 0.3
+        f.Q = 0.01 * np.eye(2)
+        return f
+    a = make(gaussian_core=core)
+    b = make(kernel=core)
+    assert a.inflation == b.inflation
+    for z in (0.2, 0.5, 0.1, 0.9):
+        a.predict(); a.update(np.array([z]))
+        b.predict(); b.update(np.array([z]))
+        assert a.kernel_used == b.kernel_used == core
+        assert np.array_equal(a.sigmas, b.sigmas) and np.array_equal(a.weights, b.weights)
 
 
 def test_auto_kernel_matches_kalman_filter():
-    f = linear_filter(400, 21)
-    f.kernel = 'auto'
+    f = DiffusionKDEFilter(np.array([0.0, 1.0]), np.eye(2), 1, 1.0, 400, lambda x: H @ x,
+                           lambda x, dt: F @ x, rng=21)
+    f.R, f.Q = R, Q
     assert_close_to_kalman(f, run_with_kalman(f))

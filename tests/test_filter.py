@@ -297,16 +297,18 @@ def test_far_observation_warns_and_stays_finite():
     assert np.all(np.isfinite(f.sigmas)) and f.ess == pytest.approx(1.0)
 
 
-def test_far_observation_with_the_default_falls_back_to_the_enkf():
-    # The default picks the EnKPF mixture for this unimodal ensemble; its
-    # weights only shrink towards uniform as g -> 1, so a far z gives the
-    # (finite, unweighted) EnKF update instead of a collapse.
+def test_far_observation_with_the_default_gives_the_etkf_update():
+    # The bridge gives a likelihood fraction to its weights only while they
+    # keep enough effective members; a far z leaves them almost none, so the
+    # update is the ETKF's finite, unweighted one, not a collapse. (Its
+    # finite-size inflation reads the huge innovation as a far too small
+    # prior spread, as DAPPER's EnKF_N does, and moves the ensemble to z.)
     f = make(N=30); f.predict()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f.update(np.array([1e6]))
-    assert f.kernel_used == 'enkpf' and f.h == 1.0 and f.ess == pytest.approx(30)
-    assert np.all(np.isfinite(f.sigmas))
+    assert f.kernel_used == 'bridge' and f.gamma < 1e-3 and f.ess == pytest.approx(30)
+    assert np.all(np.isfinite(f.sigmas)) and np.all(f.weights == 1 / 30)
 
 
 def test_no_warning_for_ordinary_update():

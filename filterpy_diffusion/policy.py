@@ -1,0 +1,139 @@
+"""The policy: every automatic decision of :class:`~filterpy_diffusion.DiffusionKDEFilter`.
+
+An update reads as one line, ``inflate -> measure once -> decide (kernel,
+modes, bandwidth) -> build one density -> sample``, and every threshold
+that line consults is a field of :class:`Policy`, passed as ``policy=``.
+Each field's comment says why it has its value and on which tuning data it
+was chosen (tuning seeds 0-2 and development seeds of our own suite,
+DAPPER seeds 3000+ of ``Lorenz63.sakov2012`` and ``Lorenz96.sakov2008``;
+never the reporting seeds 100-104).
+
+>>> from filterpy_diffusion.policy import Policy
+>>> p = Policy(members_per_dim=3.0)
+>>> p.members_per_dim, Policy().min_separation
+(3.0, 4.0)
+"""
+import dataclasses
+import numbers
+
+__all__ = ["Policy", "DEFAULT_POLICY"]
+
+
+def _positive(name, v, low=0.0, high=None, closed_low=False):
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v
+    ok = ok and (v >= low if closed_low else v > low) and (high is None or v <= high)
+    if not ok:
+        bound = f"{'>=' if closed_low else '>'} {low}" + ("" if high is None else f" and <= {high}")
+        raise ValueError(f"Policy.{name} must be a number {bound}, got {v!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """Thresholds of the automatic update (``kernel='auto'`` and the automatic bandwidths).
+
+    Parameters
+    ----------
+    mode_axes : int >= 1, default 3
+        The mode test (:func:`~filterpy_diffusion.clustering.split_ensemble`)
+        of the joint ensemble ``(x_i, hx(x_i))`` first screens a few
+        directions, each by its best 1-D two-means cut
+        (:func:`~filterpy_diffusion.clustering.axis_separations`): the
+        leading ``mode_axes`` principal axes and the two whitened directions
+        of extreme kurtosis (for two Gaussian modes with one covariance, the
+        line through their means is one of these, and the cut along it is
+        their Mahalanobis separation). 3 is the number of principal axes the
+        full search already starts 2-means from.
+    mode_screen : float > 0, default 3.0
+        The full search (2-means from several starts, classification EM,
+        BIC; about 125 ms at N = 250, D = 80) runs only when a screened axis
+        has a cut at least this far apart: above the 2.66 of one Gaussian's
+        halves, below ``min_separation`` (the search's own threshold,
+        which a projection onto one axis can only understate).
+    min_separation : float > 0, default 4.0
+        Least Mahalanobis distance between two cluster means, in pooled
+        within-cluster standard deviations, for a split. The two halves of
+        one Gaussian, cut through its mean, are 2.66 apart, and a curved
+        unimodal ensemble (a Lorenz-63 lobe) not much more: 4 does not fire
+        on them (development seeds 3-22 of l63-z and l63-full).
+    refine_separation : float > 0, default 3.0
+        2-means splits at least this far apart are refined by
+        classification EM (between one Gaussian's 2.66 and
+        ``min_separation``).
+    evidence_threshold : float >= 0, default 10.0
+        Evidence ratio between two modes beyond which the split kernel
+        stops shrinking the modes towards each other
+        (:class:`~filterpy_diffusion.kde.ClusteredKDE`; toy-abs and l63-z,
+        development seeds).
+    members_per_dim : float >= 1, default 2.0
+        The bridge (the one-mode update): the exact-likelihood weights must
+        keep an effective sample size of at least ``members_per_dim (r + 1)``
+        for ``r`` informed dimensions (:mod:`filterpy_diffusion.bridge`;
+        DAPPER ``Lorenz63.sakov2012`` seeds 3000-3002).
+    ess_target : float in (0, 1], default 0.5
+        Automatic bandwidth of the isotropic and covariance kernels chosen
+        explicitly: the smallest bandwidth whose analysis weights keep this
+        fraction of N as effective sample size.
+    mode_ess_target : float in (0, 1], default 0.7
+        The same for the covariance kernel when ``kernel='auto'`` picks it
+        (two modes, a simulator, or a singular R): development seeds 3-22 of
+        l63-z at N = 50, W2 7.92 with 0.5 and 7.18 with 0.7.
+    enkpf_ess_target : float in (0, 1], default 0.9
+        The same for ``kernel='enkpf'`` (tuning seeds 0-2 among 0.5, 0.7,
+        0.9: in 20-40 observed dimensions any weighting costs accuracy).
+    normality_alpha : float in (0, 1), default 0.01
+        ``kernel='enkpf'`` with ``bandwidth='auto'`` keeps ``g = 1`` (the
+        EnKF) unless the predicted measurements fail a normality test at
+        this level (l96-40, N = 50, tuning seeds 0-2: RMSE 0.300 without the
+        test, 0.230 with it).
+    h_range : (float, float), default (1e-3, 0.999)
+        Search interval of the automatic bandwidth factor ``h``; the shrunk
+        covariance kernel needs ``h < 1``.
+    inflation_var : float > 0, default 0.01
+        Prior variance of Miyoshi's adaptive inflation factor (``inflation=
+        'adaptive'``, the simulator path): how fast it may move per update.
+    xN : float > 0, default 1.0
+        Confidence in the finite-size inflation's prior (DAPPER's ``xN``;
+        1 is ``EnKF_N``'s untuned default).
+    """
+    mode_axes: int = 3
+    mode_screen: float = 3.0
+    min_separation: float = 4.0
+    refine_separation: float = 3.0
+    evidence_threshold: float = 10.0
+    members_per_dim: float = 2.0
+    ess_target: float = 0.5
+    mode_ess_target: float = 0.7
+    enkpf_ess_target: float = 0.9
+    normality_alpha: float = 0.01
+    h_range: tuple = (1e-3, 0.999)
+    inflation_var: float = 0.01
+    xN: float = 1.0
+
+    def __post_init__(self):
+        if not (isinstance(self.mode_axes, numbers.Integral) and not isinstance(self.mode_axes, bool)
+                and self.mode_axes >= 1):
+            raise ValueError(f"Policy.mode_axes must be an integer >= 1, got {self.mode_axes!r}")
+        _positive("mode_screen", self.mode_screen)
+        _positive("min_separation", self.min_separation)
+        _positive("refine_separation", self.refine_separation)
+        _positive("evidence_threshold", self.evidence_threshold, closed_low=True)
+        _positive("members_per_dim", self.members_per_dim, low=1.0, closed_low=True)
+        for name in ("ess_target", "mode_ess_target", "enkpf_ess_target"):
+            _positive(name, getattr(self, name), high=1.0)
+        _positive("normality_alpha", self.normality_alpha, high=1.0)
+        _positive("inflation_var", self.inflation_var)
+        _positive("xN", self.xN)
+        lo_hi = tuple(self.h_range) if isinstance(self.h_range, (tuple, list)) else ()
+        if not (len(lo_hi) == 2 and all(isinstance(v, numbers.Real) for v in lo_hi)
+                and 0 < lo_hi[0] < lo_hi[1] < 1):
+            raise ValueError(f"Policy.h_range must be (low, high) with 0 < low < high < 1, "
+                             f"got {self.h_range!r}")
+        object.__setattr__(self, "h_range", (float(lo_hi[0]), float(lo_hi[1])))
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (field names as keywords), validated."""
+        return dataclasses.replace(self, **changes)
+
+
+#: The defaults, as one object.
+DEFAULT_POLICY = Policy()

@@ -1,0 +1,90 @@
+"""The policy object: every threshold of the automatic update, validated and honoured."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from filterpy_diffusion import DiffusionKDEFilter
+from filterpy_diffusion.policy import DEFAULT_POLICY, Policy
+
+
+def abs_filter(N=100, seed=3, **kw):
+    """Two separated modes seen through |x|: the default splits them."""
+    f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, N, np.abs, lambda x, dt: x,
+                           rng=seed, vectorized=True, **kw)
+    f.R, f.Q = np.array([[0.01]]), np.array([[0.01]])
+    rng = np.random.default_rng(seed + 1)
+    f.sigmas = np.r_[rng.normal(1, 0.1, N // 2), rng.normal(-1, 0.1, N - N // 2)][:, None]
+    return f
+
+
+def test_default_policy_is_the_filters_and_is_frozen():
+    f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 10, lambda x: x, lambda x, dt: x)
+    assert f.policy == Policy() == DEFAULT_POLICY
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.policy.min_separation = 1.0
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("mode_axes", 0), ("mode_axes", 1.5), ("mode_screen", 0.0), ("min_separation", -1.0),
+    ("refine_separation", float('nan')), ("evidence_threshold", -0.1),
+    ("members_per_dim", 0.5), ("ess_target", 0.0), ("ess_target", 1.5),
+    ("mode_ess_target", -0.2), ("enkpf_ess_target", 2.0), ("normality_alpha", 0.0),
+    ("h_range", (0.5, 0.1)), ("h_range", (0.0, 0.5)), ("h_range", 0.3),
+    ("inflation_var", 0.0), ("xN", -1.0), ("members_per_dim", True)])
+def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
+    with pytest.raises(ValueError, match=f"Policy.{field}"):
+        Policy(**{field: bad})
+
+
+def test_policy_must_be_a_policy():
+    with pytest.raises(ValueError, match="policy must be"):
+        DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 10, lambda x: x, lambda x, dt: x,
+                           policy={'min_separation': 2.0})
+
+
+def test_keyword_shorthands_set_the_policy_fields():
+    p = Policy(members_per_dim=3.0, xN=2.0, evidence_threshold=5.0)
+    f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 10, lambda x: x, lambda x, dt: x,
+                           members_per_dim=3.0, xN=2.0, evidence_threshold=5.0)
+    assert f.policy == p
+    assert (f.members_per_dim, f.xN, f.evidence_threshold) == (3.0, 2.0, 5.0)
+    with pytest.raises(ValueError, match="members_per_dim"):
+        DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 10, lambda x: x, lambda x, dt: x,
+                           members_per_dim=0.5)
+
+
+def test_mode_thresholds_are_honoured():
+    # The default splits the |x| modes; a separation threshold above their
+    # gap, or a screen no direction can pass, keeps them as one mode.
+    f = abs_filter()
+    f.update(np.array([1.0]))
+    assert f.kernel_used == 'covariance' and f.n_clusters == 2
+    for p in (Policy(min_separation=1e3), Policy(mode_screen=1e3)):
+        g = abs_filter(policy=p)
+        g.update(np.array([1.0]))
+        assert g.kernel_used == 'bridge' and g.n_clusters == 1
+
+
+def test_mode_ess_target_sets_the_split_kernels_bandwidth():
+    hs = {}
+    for target in (0.3, 0.9):
+        f = abs_filter(N=200, policy=Policy(mode_ess_target=target), inflation=None)
+        f.update(np.array([1.05]))
+        assert f.kernel_used == 'covariance'
+        assert f.ess >= target * 200 * (1 - 1e-6) or f.h == Policy().h_range[1]
+        hs[target] = f.h
+    assert hs[0.3] < hs[0.9]
+
+
+def test_members_per_dim_of_the_policy_moves_the_bridge():
+    # More members per informed dimension demanded: the weights may take
+    # less of the likelihood.
+    gammas = []
+    for c in (1.0, 20.0):
+        f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 60, lambda x: x, lambda x, dt: x,
+                               rng=4, policy=Policy(members_per_dim=c))
+        f.R = np.array([[0.05]])
+        f.update(np.array([0.8]))
+        gammas.append(f.gamma)
+    assert gammas[0] > gammas[1]
