@@ -24,7 +24,8 @@ to the AST of each package module and counted:
   attribute accesses on executed lines.
 
 Prints a table and, with ``--json PATH``, writes the counts, the names and
-the commit (``git rev-parse HEAD``) of the checkout measured.
+the commit (``git rev-parse HEAD``) of the checkout measured, and the last
+commit that changed the package directory (the code measured).
 
     cd <checkout> && PYTHONPATH=$PWD python benchmarks/default_path.py --json docs/data/default_path_before.json
 """
@@ -415,6 +416,8 @@ def count_path(infos, executed):
         "conditionals": len(conds),
         "conditionals_by_kind": {k: by_kind.get(k, 0) for k in ("If", "IfExp", "While")},
         "conditionals_by_module": dict(Counter(m for m, _ in conds)),
+        "conditional_sites": [f"{m}:{c.lineno} {c.kind}" + (f" +{c.boolops} BoolOp" if c.boolops else "")
+                              for m, c in sorted(conds, key=lambda t: (t[0], t[1].lineno, t[1].col))],
         "boolops": sum(c.boolops for _, c in conds),
         "boolop_operands": sum(c.operands for _, c in conds),
         "modules": len(modules),
@@ -461,12 +464,24 @@ class CountingGenerator(np.random.Generator):
 
     ``draws`` is a Counter of method names, ``variates`` one of the numbers
     each method returned (a ``multivariate_normal`` that calls
-    ``standard_normal`` inside counts once, as itself).
+    ``standard_normal`` inside counts once, as itself). With ``root`` (a
+    directory), ``sites`` counts ``"file:line method"`` of the nearest
+    calling frame in a file under it.
     """
 
-    def __init__(self, seed):
+    def __init__(self, seed, root=None):
         super().__init__(np.random.PCG64(seed))
-        self.draws, self.variates, self._depth = Counter(), Counter(), 0
+        self.draws, self.variates, self.sites, self._depth = Counter(), Counter(), Counter(), 0
+        self._root = None if root is None else os.path.realpath(root) + os.sep
+
+    def _site(self, name):
+        f = sys._getframe(2)
+        while f is not None:
+            fn = os.path.realpath(f.f_code.co_filename)
+            if fn.startswith(self._root):
+                return f"{os.path.relpath(fn, self._root)}:{f.f_lineno} {name}"
+            f = f.f_back
+        return f"(outside) {name}"
 
 
 def _counting(name):
@@ -480,6 +495,8 @@ def _counting(name):
             self._depth -= 1
         if self._depth == 0:
             self.draws[name] += 1
+            if self._root is not None:
+                self.sites[self._site(name)] += 1
             self.variates[name] += int(np.size(args[0])) if name == "shuffle" else int(np.size(out))
         return out
     method.__name__ = name
@@ -538,7 +555,7 @@ def run_scenario(sc, cycles, seed, recorder):
     x = (sc.x0 + np.linalg.cholesky(sc.P0) @ rng.standard_normal(d)
          if sc.prior_mean is None else np.asarray(sc.prior_mean, float))
     hx, fx = CallCounter(problem.hx, recorder), CallCounter(problem.fx, recorder)
-    frng = CountingGenerator(seed + 1)
+    frng = CountingGenerator(seed + 1, recorder.root)
     f = DiffusionKDEFilter(x, sc.P0, m, 1.0, sc.N, hx, fx, rng=frng)
     f.R = np.array(problem.R)           # filterpy's attributes, as a user sets them
     f.Q = np.array(problem.Q)
@@ -548,7 +565,8 @@ def run_scenario(sc, cycles, seed, recorder):
         truth = problem.fx(truth, None) + Lq @ rng.standard_normal(d)
         z = np.asarray(problem.hx(truth)) + Lr @ rng.standard_normal(m)
         f.predict()
-        before = (hx.calls, hx.rows, fx.calls, Counter(frng.draws), Counter(frng.variates))
+        before = (hx.calls, hx.rows, fx.calls, Counter(frng.draws), Counter(frng.variates),
+                  Counter(frng.sites))
         with recorder.recording():
             f.update(z)
         updates.append({
@@ -558,6 +576,7 @@ def run_scenario(sc, cycles, seed, recorder):
             "noise_draws": sum((frng.draws - before[3]).values()),
             "noise_variates": sum((frng.variates - before[4]).values()),
             "draws_by_method": dict(frng.draws - before[3]),
+            "draws_by_site": dict(frng.sites - before[5]),
             "kernel_used": str(getattr(f, "kernel_used", None)),   # diagnostic only
         })
     rmse = float(np.sqrt(np.mean((np.asarray(f.x) - truth) ** 2)))
@@ -592,6 +611,7 @@ def summarise(infos, updates):
             out[f"{key}_per_update"] = {"mean": float(np.mean(vals)), "min": min(vals), "max": max(vals)}
         out["kernels_used"] = dict(Counter(p["kernel_used"] for p in per))
         out["draws_by_method"] = dict(sum((Counter(p["draws_by_method"]) for p in per), Counter()))
+        out["draws_by_site"] = dict(sorted(sum((Counter(p["draws_by_site"]) for p in per), Counter()).items()))
         out["per_update"] = per
     return out
 
@@ -636,8 +656,11 @@ def main(argv=None):
     package_dir = os.path.dirname(os.path.realpath(filterpy_diffusion.__file__))
     recorder = LineRecorder(package_dir, a.backend)
     commit = _git(["rev-parse", "HEAD"], package_dir)
+    # the code measured: the last commit that changed the package (HEAD may only add scripts)
+    package_commit = _git(["log", "-1", "--format=%H", "--", "."], package_dir)
     dirty = _git(["status", "--porcelain", "--", "."], package_dir)
-    print(f"package {package_dir}, commit {commit}{' (package files modified)' if dirty else ''}, "
+    print(f"package {package_dir}, HEAD {commit}, package last changed in {package_commit}"
+          f"{' (package files modified since)' if dirty else ''}, "
           f"tracer {recorder.backend}, {a.cycles} updates per scenario")
 
     raw, rmses = {}, {}
@@ -663,8 +686,9 @@ def main(argv=None):
     for name, r in results.items():
         if name != "all scenarios":
             print(f"  {name}: kernel_used {r['kernels_used']}; rng calls {r['draws_by_method']}")
+    print("  rng call sites (all updates):", ", ".join(f"{k} x{v}" for k, v in total["draws_by_site"].items()))
     if a.json:
-        doc = {"commit": commit, "package_files_modified": bool(dirty), "package_dir": package_dir,
+        doc = {"commit": commit, "package_commit": package_commit, "package_files_modified": bool(dirty), "package_dir": package_dir,
                "python": sys.version.split()[0], "numpy": np.__version__, "tracer": recorder.backend,
                "settings": {"cycles": a.cycles, "seed": a.seed, "trivial_literals": list(TRIVIAL_LITERALS),
                             "scenarios": {sc.name: {"problem": sc.problem, "N": sc.N} for sc in scenarios(a.seed)}},
