@@ -157,12 +157,38 @@ def test_attributes_set_by_a_run_are_documented(cls, runs):
     assert missing(cls, set_attributes(runs(cls))) == []
 
 
-def test_conditional_kde_attributes_are_documented():
+DENSITIES = [fd.CovarianceKDE, fd.EnKPFDensity, fd.ClusteredKDE, fd.GaussianMixture]
+
+
+@pytest.mark.parametrize("cls", DENSITIES, ids=lambda c: c.__name__)
+def test_density_parameters_attributes_and_methods_are_documented(cls):
+    names = constructor_parameters(cls) + docstring_attributes(cls) + public_methods(cls)
+    assert missing(cls, names) == []
+
+
+def _densities():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(20, 1))
-    kde = fd.ConditionalKDE(x, np.abs(x), 0.1, 0.1)
-    kde.conditional([1.0])
-    assert missing(fd.ConditionalKDE, set_attributes([kde])) == []
+    x = np.r_[rng.normal(size=(20, 2)) - 5.0, rng.normal(size=(20, 2)) + 5.0]
+    hz = x[:, :1]
+    y = hz + rng.normal(size=(40, 1))
+    R = np.eye(1)
+    z = [0.3]
+    iso = fd.ConditionalKDE(x, y, 0.1, 0.1)
+    cov = fd.CovarianceKDE(x, y, 0.5, R=R, predictions=hz)
+    cov_sim = fd.CovarianceKDE(x, y, 0.5)                    # a simulator: no R, a ridge
+    enkpf = fd.EnKPFDensity(x, hz, R, g=0.5)
+    clustered = fd.ClusteredKDE(x, y, 0.5, (x[:, 0] > 0).astype(int), R=R, predictions=hz)
+    for d in (iso, cov, cov_sim, enkpf):
+        d.conditional(z)
+    clustered.weights(z)
+    return {fd.ConditionalKDE: [iso], fd.CovarianceKDE: [cov, cov_sim],
+            fd.EnKPFDensity: [enkpf], fd.ClusteredKDE: [clustered],
+            fd.GaussianMixture: [iso.conditional(z), cov.conditional(z)]}
+
+
+@pytest.mark.parametrize("cls", [fd.ConditionalKDE] + DENSITIES, ids=lambda c: c.__name__)
+def test_density_attributes_set_by_use_are_documented(cls):
+    assert missing(cls, set_attributes(_densities()[cls])) == []
 
 
 def test_policy_fields_are_documented():
