@@ -513,9 +513,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         SVD of ``Z``. A cluster of zero-weight members only has no mass to
         model: one mode.
         """
-        p = self.policy
-        labels = split_ensemble(Z, self.clusters, p.min_separation, screen=p.mode_screen,
-                                axes=p.mode_axes, refine_separation=p.refine_separation)
+        policy = self.policy
+        labels = split_ensemble(Z, self.clusters, policy.min_separation, screen=policy.mode_screen,
+                                axes=policy.mode_axes, refine_separation=policy.refine_separation)
         if labels.max() > 0 and np.bincount(labels, weights=self.weights).min() <= 0:
             return np.zeros(self.N, dtype=int)
         return labels
@@ -533,9 +533,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         """Cluster of every member (all 0 unless the covariance kernel splits the ensemble)."""
         if kernel != 'covariance':
             return np.zeros(self.N, dtype=int)
-        p = self.policy
+        policy = self.policy
         labels = split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters,
-                                p.min_separation, refine_separation=p.refine_separation)
+                                policy.min_separation, refine_separation=policy.refine_separation)
         w = self.weights
         if labels.max() > 0 and np.bincount(labels, weights=w).min() <= 0:
             # A cluster of zero-weight members only has no mass to model.
@@ -547,15 +547,15 @@ class DiffusionKDEFilter(EnsembleFilter):
 
         ``prior``: non-uniform prior member weights (N,), or None.
         """
-        p = self.policy
+        policy = self.policy
         frac = self.ess_target
         if frac is None:
             if kernel == 'enkpf':
-                frac = p.enkpf_ess_target
+                frac = policy.enkpf_ess_target
             elif kernel == 'covariance' and self.kernel == 'auto':
-                frac = p.mode_ess_target
+                frac = policy.mode_ess_target
             else:
-                frac = p.ess_target
+                frac = policy.ess_target
         target = frac * self.N
         joint = self.dim_x + self.dim_z
         if kernel != 'isotropic':
@@ -566,11 +566,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             elif labels.max() > 0:
                 kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz,
                                        evidence_threshold=self.evidence_threshold,
-                                       weights=prior), p.h_range[1]
+                                       weights=prior), policy.h_range[1]
             else:
-                kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), p.h_range[1]
+                kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), policy.h_range[1]
             spec = self.bandwidth
-            if spec == 'auto' and kernel == 'enkpf' and kde.normality_pvalue() > p.normality_alpha:
+            if spec == 'auto' and kernel == 'enkpf' and kde.normality_pvalue() > policy.normality_alpha:
                 # No detectable departure from Gaussian along any informative
                 # direction: the EnKF (g = 1) is the right update there, and
                 # weighting N members in many observed dimensions only adds
@@ -578,7 +578,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 # ESS target alone, 0.230 with this test).
                 h = 1.0
             elif spec == 'auto':
-                h = select_by_ess(kde.log_kernel_at(z), target, p.h_range[0], hi)
+                h = select_by_ess(kde.log_kernel_at(z), target, policy.h_range[0], hi)
             elif isinstance(spec, str):
                 h = min(rule_factor(spec, self.N, joint), hi)
             elif callable(spec):
@@ -596,7 +596,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 r = (Y - z) / (f * sy_scale)
                 lk = -0.5 * np.einsum('ij,ij->i', r, r)
                 return lk if log_prior is None else lk + log_prior
-            f = select_by_ess(lw_at, target, p.h_range[0], 1.0)
+            f = select_by_ess(lw_at, target, policy.h_range[0], 1.0)
         sx = f * sx_scale if self.sigma_x == 'auto' else \
             resolve_bandwidth(self.sigma_x, X, Y, "sigma_x", joint)
         sy = f * sy_scale if self.sigma_y == 'auto' else \
