@@ -40,8 +40,8 @@ def test_old_command_warns_and_runs_the_bench_command():
 
 
 def test_importing_the_library_does_not_import_the_harness():
-    out = _python("-c", "import sys, filterpy_diffusion; "
-                        "print(sorted(m for m in sys.modules if m.startswith('filterpy_diffusion.')))")
+    out = _python("-c", "import sys, filterpy_diffusion; print(sorted(m for m in sys.modules "
+                        "if m.startswith('filterpy_diffusion.')))")
     assert out.returncode == 0, out.stderr
     loaded = eval(out.stdout)
     assert loaded and not [m for m in loaded if m.startswith(("filterpy_diffusion.bench",

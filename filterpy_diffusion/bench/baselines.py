@@ -1,4 +1,4 @@
-"""filterpy's EnsembleKalmanFilter as a benchmark baseline: vectorized forecasts, inflation, a Generator.
+"""filterpy's EnsembleKalmanFilter as a baseline: vectorized forecasts, inflation, a Generator.
 
 filterpy's ``predict`` loops over members in Python, so :class:`EnKFRunner`
 propagates the ensemble with the vectorized model and gives filterpy an
