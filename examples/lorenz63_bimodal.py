@@ -118,7 +118,8 @@ def main():
         print(f"{k:5d} {w2:7.2f} {floor:10.2f} {p_dkf:11.2f} {p_ref:11.2f}")
     w2s = np.array([r[1] for r in rows])
     share = np.array([min(r[3], 1 - r[3]) for r in rows])
-    print(f"mean W2: DKF {w2s.mean():.2f}, reference vs reference {np.mean([r[2] for r in rows]):.2f}")
+    floor = np.mean([r[2] for r in rows])
+    print(f"mean W2: DKF {w2s.mean():.2f}, reference vs reference {floor:.2f}")
     one_lobe = share < 0.05
     if one_lobe.any():
         print(f"DiffusionKDEFilter keeps one lobe only (P(x>0) < 0.05 or > 0.95) at "
