@@ -10,12 +10,12 @@ the time-mean RMSE exceeds 2), for d = 40 and d = 100, comparing
 * ``letkf``: our :class:`~filterpy_diffusion.localization.LETKF` (the same
   localization), multiplicative inflation tuned on the tuning seeds;
 * ``enkf``: filterpy's ``EnsembleKalmanFilter`` through
-  :mod:`filterpy_diffusion.benchmark` (perturbed observations, no
+  :mod:`filterpy_diffusion.bench` (perturbed observations, no
   localization), inflation tuned;
 * ``sir``: our :class:`~filterpy_diffusion.ParticleFilter` (bootstrap,
   resampling every cycle), jitter tuned.
 
-Tuning follows ``BENCHMARKS.md``: every grid value runs on the tuning seeds,
+Tuning follows the benchmark protocol (:mod:`filterpy_diffusion.bench.runner`): every grid value runs on the tuning seeds,
 per (problem, N); the knob with the fewest lost runs, then the smallest mean
 RMSE, is used on the reporting seeds. A tuning run is stopped early (and
 counted as lost) once the mean RMSE of 100 scored cycles exceeds 3, far
@@ -38,12 +38,12 @@ Commands::
 (the defaults' design experiments -- radius, ESS target -- use the tuning
 seeds 0-2; the stitching and sampler comparisons the reporting seeds).
 
-Filters take options as ``name:key=value,...`` (Python literals), e.g.
+Filters are specs of the benchmark registry, ``name:key=value,...``
+(:func:`filterpy_diffusion.bench.parse_filter_spec`), e.g.
 ``ldkf:stitching='independent'`` or ``letkf:knob=1.05`` (fixed knob: no
 tuning). Set ``OPENBLAS_NUM_THREADS=1`` for meaningful timings.
 """
 import argparse
-import ast
 import dataclasses
 import json
 import os
@@ -54,12 +54,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from filterpy_diffusion.benchmark import FILTERS, build_filter  # noqa: E402
+from filterpy_diffusion.bench import (FILTERS, IdentityObs, build_filter,  # noqa: E402
+                                      lorenz96_problem, parse_filter_spec,
+                                      twin_experiment)
 from filterpy_diffusion.metrics import lost_track, rmse  # noqa: E402
-from filterpy_diffusion.systems import get_problem, twin_experiment  # noqa: E402
 
 #: Tuning grids of the knobbed filters: the benchmark registry's (letkf:
-#: ``benchmark.LETKF_INFLATION``, enkf: ``INFLATION_FACTORS``, sir: ``JITTERS``).
+#: ``bench.LETKF_INFLATION``, enkf: ``INFLATION_FACTORS``, sir: ``JITTERS``).
 GRIDS = {name: FILTERS[name].grid for name in ("letkf", "enkf", "sir")}
 DEFAULT_FILTERS = ("ldkf", "letkf", "enkf", "sir")
 #: A tuning run whose mean RMSE over 100 scored cycles exceeds this is stopped as lost.
@@ -69,52 +70,25 @@ ABORT_RMSE = 3.0
 def l96_problem(d, cycles=None, spinup=None):
     """``l96-40``'s settings with ``d`` variables (and optional cycles/spin-up).
 
-    ``systems`` has no dimension argument, so the Problem is rebuilt with
-    ``dataclasses.replace``: the same model (``LorenzModel`` works in any
-    d >= 4), identity observations, ``R = I``, ``Q = 0`` and the same
-    starting state ``x0 = F`` with ``x0[0] += 0.01``.
+    :func:`~filterpy_diffusion.bench.lorenz96_problem` with identity
+    observations, ``R = I`` and ``Q = 0``: for d = 40 exactly ``l96-40``.
     """
-    base = get_problem("l96-40")
-    if d != 40:
-        x0 = np.full(d, base.F)
-        x0[0] += 0.01
-        base = dataclasses.replace(base, name=f"l96-{d}", dim=d, dim_z=d, R=np.eye(d),
-                                   Q=np.zeros((d, d)), x0=tuple(x0))
+    base = lorenz96_problem(f"l96-{d}", d, IdentityObs(), np.zeros((d, d)))
     c = base.cycles if cycles is None else int(cycles)
     s = int(round(base.spinup * c / base.cycles)) if spinup is None else int(spinup)
     return dataclasses.replace(base, cycles=c, spinup=s)
 
 
 def parse(spec):
-    """``name:key=value,...`` -> (name, options, fixed knob or None)."""
-    name, _, rest = spec.partition(":")
-    opts = {}
-    for item in filter(None, (p.strip() for p in _split(rest))):
-        k, _, v = item.partition("=")
-        try:
-            opts[k.strip()] = ast.literal_eval(v.strip())
-        except (ValueError, SyntaxError):
-            opts[k.strip()] = v.strip()
-    knob = opts.pop("knob", None)
-    if name not in ("ldkf", "letkf", "enkf", "sir"):
-        raise SystemExit(f"unknown filter {name!r}")
-    return name, opts, knob
-
-
-def _split(s):
-    parts, depth, start = [], 0, 0
-    for i, c in enumerate(s):
-        depth += c in "([{"
-        depth -= c in ")]}"
-        if c == "," and depth == 0:
-            parts.append(s[start:i])
-            start = i + 1
-    parts.append(s[start:])
-    return parts
+    """``name:key=value,...`` -> (name, options, fixed knob or None), by the registry's parser."""
+    fs = parse_filter_spec(spec)
+    if fs.name not in DEFAULT_FILTERS:
+        raise SystemExit(f"unknown filter {fs.name!r}; choose from {list(DEFAULT_FILTERS)}")
+    return fs.name, fs.options, fs.fixed_knob
 
 
 def build(spec, problem, ensemble, seed, knob):
-    """The benchmark registry's filter (``filterpy_diffusion.benchmark.FILTERS``)."""
+    """The benchmark registry's filter (``filterpy_diffusion.bench.FILTERS``)."""
     fixed = parse(spec)[2]
     return build_filter(spec, problem, ensemble, seed, fixed if fixed is not None else knob)
 

@@ -2,7 +2,7 @@
 
 Runs one filter of the benchmark registry on one twin experiment (problem,
 N, seed; the same truth, observations and filter seed as
-``python -m filterpy_diffusion.benchmark``) and prints, for every cycle in
+``python -m filterpy_diffusion.bench``) and prints, for every cycle in
 the chosen window, the analysis RMSE, the ensemble spread, and what the
 filter recorded (kernel used, clusters, h, ESS, inflation factor), next to
 the truth and the ensemble mean. Ends with the time-mean RMSE after the
@@ -14,9 +14,8 @@ import argparse
 
 import numpy as np
 
-from filterpy_diffusion.benchmark import build_filter, resolve_problem
+from filterpy_diffusion.bench import build_filter, resolve_problem, twin_experiment
 from filterpy_diffusion.metrics import rmse, spread
-from filterpy_diffusion.systems import twin_experiment
 
 
 def fmt(v):

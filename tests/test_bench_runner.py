@@ -1,4 +1,4 @@
-"""Tests of the benchmark runner: CLI end to end, determinism across executors, tuning protocol."""
+"""Tests of the bench package's runner: CLI end to end, determinism across executors, tuning protocol."""
 import json
 import math
 
@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 import filterpy.kalman.ensemble_kalman_filter as filterpy_enkf
-from filterpy_diffusion import benchmark as bm
-from filterpy_diffusion.benchmark import (FILTERS, RECORD_FIELDS, TIMING_FIELDS, FilterEntry,
-                                          choose_knob, filterpy_rng, main, parse_filter_spec,
-                                          reference_posterior, run_benchmark, run_one)
+from filterpy_diffusion import bench as bm
+from filterpy_diffusion.bench import (FILTERS, RECORD_FIELDS, TIMING_FIELDS, FilterEntry,
+                                      choose_knob, filterpy_rng, main, parse_filter_spec,
+                                      reference_posterior, run_benchmark, run_one)
+from filterpy_diffusion.bench import reference as bench_reference
+from filterpy_diffusion.bench.report import _jsonable
 
 # A tiny but real configuration: both kinds of reference (particle, grid),
 # all three kinds of filter (diffusion, EnKF, particle), tuning included.
@@ -44,7 +46,7 @@ def tiny_json(tmp_path_factory):
 def test_main_writes_documented_records(tiny_json):
     doc = json.loads(tiny_json.read_text())
     assert set(doc) == {"meta", "records", "tuning", "snapshots"}
-    assert doc["meta"]["command"].startswith("python -m filterpy_diffusion.benchmark")
+    assert doc["meta"]["command"].startswith("python -m filterpy_diffusion.bench ")
     assert set(doc["meta"]["versions"]) >= {"numpy", "scipy", "filterpy", "filterpy_diffusion"}
     assert set(doc["meta"]["problems"]) == {"l63-full", "toy-abs"}
     recs = doc["records"]
@@ -97,8 +99,8 @@ def test_process_pool_matches_in_process_and_tunes_on_tuning_seeds(tiny_json):
     seen = []
     pool = run_benchmark(workers=2, on_job=lambda *job: seen.append(job), **TINY_KW)
     serial = json.loads(tiny_json.read_text())
-    assert _without_timing(bm._jsonable(pool["records"])) == _without_timing(serial["records"])
-    assert _without_timing(bm._jsonable(pool["tuning"])) == _without_timing(serial["tuning"])
+    assert _without_timing(_jsonable(pool["records"])) == _without_timing(serial["records"])
+    assert _without_timing(_jsonable(pool["tuning"])) == _without_timing(serial["tuning"])
     # the hook sees every job: tuning jobs use seed 0 only, reporting jobs seed 100 only
     assert {seed for kind, *_, seed, _ in seen if kind == "tune"} == {0}
     assert {seed for kind, *_, seed, _ in seen if kind == "report"} == {100}
@@ -214,12 +216,12 @@ def test_reference_disk_cache_gives_the_same_samples(tmp_path, monkeypatch):
     problem = bm.resolve_problem("l63-z", 13, 2)
     a = reference_posterior(problem, 5, [10, 20], particles=400, cache_dir=str(tmp_path))
     assert [f.suffix for f in tmp_path.iterdir()] == [".npz"]
-    monkeypatch.setattr(bm, "_REFERENCE_CACHE", {})
+    monkeypatch.setattr(bench_reference, "_REFERENCE_CACHE", {})
     b = reference_posterior(problem, 5, [20], particles=400, cache_dir=str(tmp_path))
     assert np.array_equal(a.samples[20], b.samples[20]) and np.array_equal(a.cycles, b.cycles)
     assert a.samples[10].shape == (2, 10, 3) and list(a.cycles) == [2, 12]
     # the N-point draw does not depend on which other sizes were drawn with it
-    monkeypatch.setattr(bm, "_REFERENCE_CACHE", {})
+    monkeypatch.setattr(bench_reference, "_REFERENCE_CACHE", {})
     c = reference_posterior(problem, 5, [20], particles=400)
     assert np.array_equal(a.samples[20], c.samples[20])
 
