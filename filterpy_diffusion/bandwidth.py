@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from .weights import effective_sample_size
+
 RULES = ('scott', 'silverman')
 
 
@@ -91,14 +93,6 @@ def resolve_bandwidth(spec, block, other, name, joint_dim):
         raise ValueError(
             f"{name} must resolve to a positive finite scalar or a ({k},) vector, got {h!r}")
     return h.copy()
-
-
-def effective_sample_size(log_weights):
-    """``1 / sum w_i^2`` of normalised weights given (unnormalised) log weights."""
-    lw = np.asarray(log_weights, dtype=float)
-    lw = lw - lw.max()
-    w = np.exp(lw)
-    return float(w.sum() ** 2 / (w @ w))
 
 
 def select_by_ess(log_weights_at, target, lo, hi, iters=16):

@@ -22,6 +22,7 @@ from filterpy.common import pretty_str
 
 from ._validation import (as_covariance, as_generator, check_magnitude, magnitude_limit,
                           psd_factor)
+from .weights import check_log_weights, kish_ess, normalise_weights
 
 __all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]
 
@@ -350,22 +351,12 @@ class EnsembleFilter:
         self._weights, self._log_weights = self._normalise_log_weights(lw, "log_weights")
 
     def _normalise_weights(self, w, name):
-        w = np.asarray(w, dtype=float)
-        if w.shape != (self.N,):
-            raise ValueError(f"{name} must have shape (N,) = ({self.N},), got {w.shape}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-            raise ValueError(f"{name} must be finite, non-negative and not all zero, got {w}")
-        w = w / w.max()     # so that the sum cannot overflow
-        w = w / w.sum()
+        w = normalise_weights(w, name, self.N)
         with np.errstate(divide="ignore"):
             return w, np.log(w)
 
     def _normalise_log_weights(self, lw, name):
-        lw = np.asarray(lw, dtype=float)
-        if lw.shape != (self.N,):
-            raise ValueError(f"{name} must have shape (N,) = ({self.N},), got {lw.shape}")
-        if np.any(np.isnan(lw)) or np.any(lw == np.inf) or np.all(lw == -np.inf):
-            raise ValueError(f"{name} must be < +inf, not NaN and not all -inf, got {lw}")
+        lw = check_log_weights(lw, name, self.N)
         lw = lw - logsumexp(lw)
         return np.exp(lw), lw
 
@@ -801,7 +792,7 @@ class EnsembleFilter:
             w, lw = self._normalise_log_weights(new.pop("log_weights"), "log_weights returned by _analysis")
         else:
             w, lw = np.full(self.N, 1.0 / self.N), np.full(self.N, -np.log(self.N))
-        new.setdefault("ess", 1.0 / (w @ w))
+        new.setdefault("ess", kish_ess(w))
         new.setdefault("log_likelihood", None)
         new.update(sigmas=s, _weights=w, _log_weights=lw)
         return new

@@ -42,6 +42,7 @@ from scipy.stats import qmc
 
 from ._validation import as_generator
 from .resampling import multinomial_resample, systematic_resample
+from .weights import logsumexp
 
 # scipy >= 1.15 takes the Generator as rng= (SPEC 7; seed= is deprecated
 # there); 1.9-1.14 take it as seed=, and use it the same way.
@@ -69,18 +70,6 @@ def _chunk_rows(n_points, n_components, dim=None):
     if dim is not None:
         cap = min(cap, max(_CACHE_ELEMENTS // max(n_components, 1), _MIN_ROWS_PER_DIM * dim))
     return max(1, min(n_points, cap))
-
-
-def logsumexp(a):
-    """``log(sum(exp(a)))`` of a 1-D array, stable; ``-inf`` if every entry is ``-inf``.
-
-    Plain numpy: about 10x cheaper than ``scipy.special.logsumexp`` per call,
-    which matters in per-update bookkeeping.
-    """
-    m = np.max(a)
-    if not np.isfinite(m):
-        return m
-    return m + np.log(np.sum(np.exp(a - m)))
 
 
 class GaussianMixture:

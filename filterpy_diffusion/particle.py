@@ -23,9 +23,11 @@ import numpy as np
 from scipy.linalg import cholesky, solve_triangular
 from scipy.special import logsumexp
 
+from .bandwidth import scott_factor
 from .ensemble import EnsembleFilter, ensemble_moments
-from .resampling import (multinomial_resample, residual_resample, stratified_resample,
-                         systematic_resample)
+from .resampling import (jitter_duplicates, multinomial_resample, residual_resample,
+                         stratified_resample, systematic_resample)
+from .weights import effective_sample_size, kish_ess
 
 __all__ = ["ParticleFilter", "gaussian_log_likelihood", "scott_factor", "systematic_resample",
            "stratified_resample", "multinomial_resample", "residual_resample",
@@ -45,11 +47,6 @@ DEFAULT_RESAMPLE_THRESHOLD = 0.2
 #: particle carries nearly all the weight) after which the filter warns
 #: that it has lost track.
 COLLAPSE_CYCLES = 5
-
-
-def scott_factor(N, dim):
-    """Scott's rule-of-thumb bandwidth factor ``N^(-1/(dim + 4))`` (of the std, not the variance)."""
-    return float(N) ** (-1.0 / (dim + 4))
 
 
 def _takes_rng(resampler):
@@ -139,9 +136,10 @@ class ParticleFilter(EnsembleFilter):
         standard deviation is ``reg * N**(-1/(dim_x + 4))`` times the weighted
         ensemble's (Scott's rule of thumb with a tuned factor, as DAPPER's
         ``PartFilt(reg=)``). 0 turns it off: without process noise the
-        ensemble then collapses onto one particle. If the weights are
-        degenerate (one weight within 1e-10 of 1) ``C`` is the unweighted
-        covariance, so the jitter does not vanish with the spread.
+        ensemble then collapses onto one particle. If one member holds
+        all the weight (``1 - sum w_i^2 <= 1e-12``) ``C`` is the unweighted
+        covariance, so the jitter does not vanish with the spread
+        (:func:`~filterpy_diffusion.resampling.jitter_duplicates`).
     jitter : float >= 0, optional
         The fixed alternative to ``reg`` (the behaviour before 0.1.0): add
         N(0, jitter**2 * C) to *every* particle after resampling, no Scott
@@ -371,12 +369,12 @@ class ParticleFilter(EnsembleFilter):
                 "every particle has zero likelihood for this z; keeping the prior weights",
                 RuntimeWarning, stacklevel=3)
             return {"sigmas": sigmas, "log_weights": self.log_weights, "log_likelihood": -np.inf,
-                    "ess": float(np.exp(-logsumexp(2 * self.log_weights))), "resampled": False,
+                    "ess": effective_sample_size(self.log_weights), "resampled": False,
                     "distinct_ess": None, "low_ess_updates": self.low_ess_updates, **gain}
 
         log_w = a - total
         # log_weights were normalised, so `total` is log sum_i w_i p(z | x_i).
-        out = {"log_likelihood": float(total), "ess": float(np.exp(-logsumexp(2 * log_w))),
+        out = {"log_likelihood": float(total), "ess": effective_sample_size(log_w),
                "sigmas": sigmas, "log_weights": log_w, "resampled": False, **gain}
         if out["ess"] < self.resample_threshold * self.N:
             w = np.exp(log_w)
@@ -388,7 +386,7 @@ class ParticleFilter(EnsembleFilter):
         # onto a few particles (Q = 0, no regularisation) that the ESS hides.
         _, inv = np.unique(sigmas, axis=0, return_inverse=True)
         wd = np.bincount(inv.ravel(), weights=np.exp(log_w))
-        out["distinct_ess"] = float(1.0 / (wd @ wd))
+        out["distinct_ess"] = kish_ess(wd)
         out["low_ess_updates"] = self.low_ess_updates + 1 if out["distinct_ess"] < 2.0 else 0
         self._warn_if_collapsed(out)
         return out
@@ -403,15 +401,8 @@ class ParticleFilter(EnsembleFilter):
             return new
         if not self.reg > 0:
             return new
-        # Degenerate weights give C = 0 and no jitter exactly when it is needed
-        # most; DAPPER's raw_C12 then uses the unweighted covariance.
-        _, C = ensemble_moments(sigmas, None if w.max() > 1.0 - 1e-10 else w)
-        dup = np.bincount(idx, minlength=self.N)[idx] > 1
-        n = int(dup.sum())
-        if n:
-            s = self.reg * scott_factor(self.N, self.dim_x)
-            new[dup] += self._gaussian_noise(s ** 2 * C, n)
-        return new
+        return jitter_duplicates(sigmas, w, idx, self.reg * scott_factor(self.N, self.dim_x),
+                                 self.rng)[0]
 
     def _warn_if_collapsed(self, out):
         s = out["sigmas"]
