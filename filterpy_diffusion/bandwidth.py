@@ -11,21 +11,28 @@ standard deviation), as in :class:`~filterpy_diffusion.ConditionalKDE`.
 A callable receives ``(states, measurements)`` and returns a bandwidth
 (a positive float or a per-coordinate vector).
 """
+from __future__ import annotations
+
 import warnings
+from typing import Callable, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from .weights import effective_sample_size
+
+__all__ = ["RULES", "scott_factor", "silverman_factor", "coordinate_scale", "rule_factor",
+           "resolve_bandwidth", "effective_sample_size", "select_by_ess"]
 
 RULES = ('scott', 'silverman')
 
 
-def scott_factor(n, dim):
+def scott_factor(n: float, dim: int) -> float:
     """Scott's rule ``n ** (-1 / (dim + 4))``."""
     return float(n) ** (-1.0 / (dim + 4))
 
 
-def silverman_factor(n, dim):
+def silverman_factor(n: float, dim: int) -> float:
     """Silverman's rule ``(n (dim + 2) / 4) ** (-1 / (dim + 4))``."""
     return (float(n) * (dim + 2) / 4.0) ** (-1.0 / (dim + 4))
 
@@ -33,7 +40,7 @@ def silverman_factor(n, dim):
 _FACTORS = {'scott': scott_factor, 'silverman': silverman_factor}
 
 
-def coordinate_scale(a, name):
+def coordinate_scale(a: np.ndarray, name: str) -> np.ndarray:
     """Per-coordinate standard deviation of an ensemble (N, k), floored when it collapsed.
 
     A coordinate with zero spread gets ``sqrt(eps) * (1 + |mean|)``, so the
@@ -52,7 +59,7 @@ def coordinate_scale(a, name):
     return np.where(collapsed, floor, std)
 
 
-def rule_factor(rule, n, dim):
+def rule_factor(rule: str, n: float, dim: int) -> float:
     """The dimensionless factor of a named rule."""
     try:
         return _FACTORS[rule](n, dim)
@@ -60,7 +67,8 @@ def rule_factor(rule, n, dim):
         raise ValueError(f"bandwidth rule must be one of {RULES}, got {rule!r}") from None
 
 
-def resolve_bandwidth(spec, block, other, name, joint_dim):
+def resolve_bandwidth(spec: Union[float, npt.ArrayLike, str, Callable], block: np.ndarray,
+                      other: np.ndarray, name: str, joint_dim: int) -> np.ndarray:
     """Turn a bandwidth specification into a positive (k,) vector for one block.
 
     Parameters
@@ -95,7 +103,8 @@ def resolve_bandwidth(spec, block, other, name, joint_dim):
     return h.copy()
 
 
-def select_by_ess(log_weights_at, target, lo, hi, iters=16):
+def select_by_ess(log_weights_at: Callable[[float], np.ndarray], target: float, lo: float,
+                  hi: float, iters: int = 16) -> float:
     """Smallest bandwidth in ``[lo, hi]`` whose weights keep ``ESS >= target``.
 
     The weights' ESS grows with the bandwidth (wider kernels weigh members

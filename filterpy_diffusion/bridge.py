@@ -38,9 +38,12 @@ Everything here is a pure function on arrays; weights are kept as log
 weights. The derivation, the tuning-seed table and the driver are in
 ``docs/bridge.md``.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import solve_triangular
 
 from ._validation import as_covariance, as_ensemble, as_generator, as_vector
@@ -64,7 +67,7 @@ __all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
 MEMBERS_PER_DIM = 2.0
 
 
-def weighted_mean(X, log_w):
+def weighted_mean(X: npt.ArrayLike, log_w: npt.ArrayLike) -> np.ndarray:
     """The weighted ensemble mean ``sum_i w_i x_i``, shape (dim_x,)."""
     X = as_ensemble(X, "X")
     return normalised_weights(check_log_weights(log_w, N=X.shape[0])) @ X
@@ -132,7 +135,7 @@ def _check_members_per_dim(c):
                          f"informed direction), got {c!r}")
 
 
-def tempered_log_weights(log_w, log_lik, gamma):
+def tempered_log_weights(log_w: np.ndarray, log_lik: np.ndarray, gamma: float) -> np.ndarray:
     """``log_w + gamma * log_lik``, with ``gamma = 0`` leaving zero likelihoods alone.
 
     Parameters

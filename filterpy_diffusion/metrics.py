@@ -2,7 +2,12 @@
 
 Ensembles are ``(N, dim)``; a 1-D ensemble may be given as ``(N,)``.
 """
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment, linprog
 from scipy.sparse import coo_matrix
 
@@ -40,7 +45,8 @@ def _mean(X, w):
     return X.mean(axis=0) if w is None else w @ X
 
 
-def rmse(ensemble, truth, weights=None):
+def rmse(ensemble: npt.ArrayLike, truth: npt.ArrayLike,
+         weights: Optional[npt.ArrayLike] = None) -> float:
     """Root-mean-square error of the ensemble mean: ``sqrt(mean_j (mean_i x_ij - x_true_j)^2)``.
 
     Parameters
@@ -69,7 +75,7 @@ def rmse(ensemble, truth, weights=None):
     return float(np.sqrt(np.mean((_mean(X, w) - t) ** 2)))
 
 
-def spread(ensemble, weights=None):
+def spread(ensemble: npt.ArrayLike, weights: Optional[npt.ArrayLike] = None) -> float:
     """Ensemble spread ``sqrt(mean_j var_i x_ij)`` with the unbiased (ddof=1) variance.
 
     Parameters
@@ -99,7 +105,7 @@ def spread(ensemble, weights=None):
     return float(np.sqrt(np.mean(var)))
 
 
-def wasserstein2(a, b):
+def wasserstein2(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """Exact 2-Wasserstein distance between two point clouds with uniform weights.
 
     Parameters
@@ -155,7 +161,7 @@ def wasserstein2(a, b):
     return float(np.sqrt(max(res.fun, 0.0)))
 
 
-def lost_track(rmse_values, threshold):
+def lost_track(rmse_values: npt.ArrayLike, threshold: Optional[float]) -> bool:
     """Whether a run has lost track: its time-mean RMSE exceeds ``threshold``.
 
     Parameters

@@ -16,13 +16,18 @@ default therefore regularises (Musso, Oudjane and Le Gland 2001; DAPPER's
 covariance ``(reg h)^2 C``, ``C`` the weighted ensemble covariance and ``h =
 N^(-1/(d+4))`` Scott's rule-of-thumb factor.
 """
+from __future__ import annotations
+
 import inspect
 import warnings
+from typing import Callable, Optional
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import cholesky, solve_triangular
 from scipy.special import logsumexp
 
+from ._validation import RngLike
 from .bandwidth import scott_factor
 from .ensemble import EnsembleFilter, ensemble_moments
 from .resampling import (jitter_duplicates, multinomial_resample, residual_resample,
@@ -74,7 +79,7 @@ def _takes_rng(resampler):
 
 
 # ---------------------------------------------------------------- likelihood
-def gaussian_log_likelihood(z, sigmas_h, R):
+def gaussian_log_likelihood(z: npt.ArrayLike, sigmas_h: np.ndarray, R: npt.ArrayLike) -> np.ndarray:
     """``log N(z; h_i, R)`` for every row ``h_i`` of ``sigmas_h``, without loops.
 
     Parameters
@@ -297,10 +302,13 @@ class ParticleFilter(EnsembleFilter):
     >>> pf.predict(); pf.update(4.)
     """
 
-    def __init__(self, x, P, dim_z, dt, N, hx, fx, *,
-                 resample_threshold=DEFAULT_RESAMPLE_THRESHOLD, reg=None, jitter=None,
-                 log_likelihood_fn=None, resampler=systematic_resample,
-                 rng=None, vectorized=False, simulate=None):
+    def __init__(self, x: npt.ArrayLike, P: npt.ArrayLike, dim_z: int, dt: float, N: int,
+                 hx: Callable[..., np.ndarray], fx: Callable[..., np.ndarray], *,
+                 resample_threshold: float = DEFAULT_RESAMPLE_THRESHOLD,
+                 reg: Optional[float] = None, jitter: Optional[float] = None,
+                 log_likelihood_fn: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
+                 resampler: Callable[..., np.ndarray] = systematic_resample,
+                 rng: RngLike = None, vectorized: bool = False, simulate: None = None):
         if simulate is not None:
             raise ValueError(
                 "ParticleFilter weights particles by a likelihood and cannot use a measurement "
@@ -332,7 +340,7 @@ class ParticleFilter(EnsembleFilter):
         self.distinct_ess = None
 
     @property
-    def resampler(self):
+    def resampler(self) -> Callable[..., np.ndarray]:
         """The resampling function; assigning one re-reads its signature."""
         return self._resampler
 

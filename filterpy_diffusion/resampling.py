@@ -20,11 +20,15 @@ Examples
 >>> systematic_resample(w, np.random.default_rng(0)).tolist()
 [0, 0, 2, 3]
 """
+from __future__ import annotations
+
 import numbers
+from typing import Callable, Optional
 
 import numpy as np
+import numpy.typing as npt
 
-from ._validation import as_ensemble, as_generator, psd_factor
+from ._validation import RngLike, as_ensemble, as_generator, psd_factor
 from .bandwidth import scott_factor
 from .weights import check_log_weights, effective_sample_size, normalise_weights, normalised_weights
 
@@ -50,7 +54,8 @@ def _invert(c, u):
     return np.minimum(idx, np.searchsorted(c, 1.0, side="left"))
 
 
-def systematic_resample(weights, rng, n=None):
+def systematic_resample(weights: npt.ArrayLike, rng: np.random.Generator,
+                        n: Optional[int] = None) -> np.ndarray:
     """Systematic resampling: one uniform shifted over n evenly spaced points.
 
     Parameters
@@ -72,7 +77,7 @@ def systematic_resample(weights, rng, n=None):
     return _invert(c, (rng.random() + np.arange(n)) / n)
 
 
-def stratified_resample(weights, rng):
+def stratified_resample(weights: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
     """Stratified resampling: one uniform in each of N equal strata of [0, 1).
 
     Parameters
@@ -91,7 +96,8 @@ def stratified_resample(weights, rng):
     return _invert(c, (rng.random(N) + np.arange(N)) / N)
 
 
-def multinomial_resample(weights, rng, n=None):
+def multinomial_resample(weights: npt.ArrayLike, rng: np.random.Generator,
+                         n: Optional[int] = None) -> np.ndarray:
     """Multinomial resampling: n independent draws from the weights.
 
     Parameters
@@ -112,7 +118,7 @@ def multinomial_resample(weights, rng, n=None):
     return _invert(c, np.sort(rng.random(c.size if n is None else int(n))))
 
 
-def residual_resample(weights, rng):
+def residual_resample(weights: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
     """Residual resampling: ``floor(N w_i)`` copies, the rest multinomially.
 
     The remaining ``R = N - sum floor(N w_i)`` offspring are drawn from the
@@ -142,7 +148,7 @@ def residual_resample(weights, rng):
 
 
 # ---------------------------------------------------------------- regularisation
-def jitter_factor(n_eff, dim):
+def jitter_factor(n_eff: float, dim: int) -> float:
     """Scott's factor ``n_eff^(-1 / (dim + 4))``: kernel sd in units of the covariance.
 
     The rule-of-thumb bandwidth of a Gaussian kernel density estimate from
@@ -156,7 +162,8 @@ def jitter_factor(n_eff, dim):
     return scott_factor(n_eff, dim)
 
 
-def jitter_duplicates(X, w, idx, h, rng):
+def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """``X[idx]`` with noise ``N(0, h^2 C_w)`` on every member drawn more than once.
 
     ``C_w`` is the weighted covariance of ``X`` before resampling (unbiased,
@@ -201,7 +208,9 @@ def jitter_duplicates(X, w, idx, h, rng):
     return Xn, n_dup
 
 
-def regularised_resample(X, log_w, rng, resample=systematic_resample):
+def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
+                         resample: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+                         = systematic_resample) -> tuple[np.ndarray, dict]:
     """Resample a weighted ensemble to equal weights, jittering the copies.
 
     Indices from ``resample`` and, on every member drawn more than once,

@@ -18,13 +18,18 @@ array([0.25, 0.25, 0.5 ])
 >>> effective_sample_size(np.zeros(5))           # equal weights: exactly N
 5.0
 """
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["logsumexp", "check_weights", "normalise_weights", "check_log_weights",
            "normalised_weights", "kish_ess", "effective_sample_size"]
 
 
-def logsumexp(a):
+def logsumexp(a: np.ndarray) -> float:
     """``log(sum(exp(a)))`` of a 1-D array, stable; ``-inf`` if every entry is ``-inf``.
 
     Plain numpy: about 10x cheaper than ``scipy.special.logsumexp`` per call,
@@ -43,7 +48,7 @@ def logsumexp(a):
     return m + np.log(np.sum(np.exp(a - m)))
 
 
-def check_weights(w, name="weights", N=None):
+def check_weights(w: npt.ArrayLike, name: str = "weights", N: Optional[int] = None) -> np.ndarray:
     """Linear weights as a float array, or a ValueError saying what is wrong.
 
     Parameters
@@ -69,7 +74,8 @@ def check_weights(w, name="weights", N=None):
     return w
 
 
-def normalise_weights(w, name="weights", N=None):
+def normalise_weights(w: npt.ArrayLike, name: str = "weights",
+                      N: Optional[int] = None) -> np.ndarray:
     """Checked linear weights (:func:`check_weights`) scaled to sum to one.
 
     Divided by their maximum first, so the sum cannot overflow.
@@ -83,7 +89,8 @@ def normalise_weights(w, name="weights", N=None):
     return w / w.sum()
 
 
-def check_log_weights(log_w, name="log weights", N=None):
+def check_log_weights(log_w: npt.ArrayLike, name: str = "log weights",
+                      N: Optional[int] = None) -> np.ndarray:
     """Log weights as a float array, or a ValueError saying what is wrong.
 
     Parameters
@@ -111,7 +118,7 @@ def check_log_weights(log_w, name="log weights", N=None):
     return log_w
 
 
-def normalised_weights(log_w):
+def normalised_weights(log_w: npt.ArrayLike) -> np.ndarray:
     """Weights ``w_i ∝ exp(log_w_i)`` summing to one, computed without overflow.
 
     Parameters
@@ -128,7 +135,7 @@ def normalised_weights(log_w):
     return w / w.sum()
 
 
-def kish_ess(w):
+def kish_ess(w: np.ndarray) -> float:
     """Kish's effective sample size ``(sum w_i)^2 / sum w_i^2`` of linear weights.
 
     ``1 / sum w_i^2`` for normalised weights; taking the sum as it is (not
@@ -147,7 +154,7 @@ def kish_ess(w):
     return float(w.sum() ** 2 / (w @ w))
 
 
-def effective_sample_size(log_w):
+def effective_sample_size(log_w: npt.ArrayLike) -> float:
     """Kish's effective sample size of the weights ``exp(log_w)``, from log weights.
 
     Between 1 (one member carries all the weight) and N (equal weights,
