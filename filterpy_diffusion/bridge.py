@@ -261,6 +261,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     Examples
     --------
     >>> import numpy as np
+    >>> from filterpy_diffusion.bridge import bridge_analysis
     >>> def core(X, hz, z, R, gamma):   # stochastic EnKF, enough for the example
     ...     P = np.cov(X.T); K = P @ np.linalg.inv(P + R)
     ...     D = rng.multivariate_normal(np.zeros(len(z)), R, size=len(X))

@@ -387,6 +387,7 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     Examples
     --------
     >>> import numpy as np
+    >>> from filterpy_diffusion.etkf import etkf_analysis
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(20, 2))
     >>> Xa, info = etkf_analysis(X, X[:, :1], np.array([0.5]), np.eye(1) * 0.1)
