@@ -12,6 +12,7 @@ from scipy.optimize import linear_sum_assignment, linprog
 from scipy.sparse import coo_matrix
 
 from ._validation import as_ensemble
+from .weights import check_weights
 
 __all__ = ["rmse", "spread", "wasserstein2", "lost_track"]
 
@@ -30,15 +31,8 @@ def _ensemble(a, name):
 def _weights(weights, N):
     if weights is None:
         return None
-    w = np.asarray(weights, dtype=float)
-    if w.shape != (N,):
-        raise ValueError(f"weights must have shape ({N},) (one per member), got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be finite and non-negative")
-    s = w.sum()
-    if s <= 0:
-        raise ValueError("weights must not all be zero")
-    return w / s
+    w = check_weights(weights, "weights", N)
+    return w / w.sum()
 
 
 def _mean(X, w):

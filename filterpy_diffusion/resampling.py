@@ -33,7 +33,7 @@ from .bandwidth import scott_factor
 from .weights import check_log_weights, effective_sample_size, normalise_weights, normalised_weights
 
 __all__ = ["systematic_resample", "stratified_resample", "multinomial_resample",
-           "residual_resample", "jitter_factor", "jitter_duplicates", "regularised_resample"]
+           "residual_resample", "inverse_cdf_rows", "jitter_factor", "jitter_duplicates", "regularised_resample"]
 
 
 def _cumulative_weights(weights):
@@ -145,6 +145,35 @@ def residual_resample(weights: npt.ArrayLike, rng: np.random.Generator) -> np.nd
         extra = _invert(_cumulative_weights(Nw - counts), np.sort(rng.random(rest)))
         counts += np.bincount(extra, minlength=N)
     return np.repeat(np.arange(N), counts)
+
+
+def inverse_cdf_rows(log_w: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse CDF of every row of log weights (d, N) at the uniforms u (d, n).
+
+    The batched form of the schemes' inversion, for many independent
+    weight vectors (the local filter's domains): entry ``[j, k]`` is the
+    member ``i`` with ``c_j[i-1] <= u[j, k] < c_j[i]``, ``c_j`` the
+    normalised cumulative weights of row j; zero-weight members own an
+    empty interval. One ``searchsorted`` for all rows: row j's CDF is
+    shifted to [j, j + 1], which keeps the concatenation sorted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.resampling import inverse_cdf_rows
+    >>> lw = np.log([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])    # CDFs .5 .75 1 and .1 .2 1
+    >>> inverse_cdf_rows(lw, np.array([[0.2, 0.7], [0.15, 0.5]])).tolist()
+    [[0, 1], [1, 2]]
+    """
+    d, N = log_w.shape
+    c = np.cumsum(np.exp(log_w), axis=1)
+    c /= c[:, -1:]
+    # Zero-weight members own an empty interval; u just below 1 may pass the
+    # last positive weight by rounding, so clamp to it.
+    last = np.argmax(c >= 1.0, axis=1)
+    off = np.arange(d)[:, None]
+    idx = np.searchsorted((c + off).ravel(), (np.minimum(u, 1.0) + off).ravel(), side="right")
+    return np.minimum(idx.reshape(u.shape) - off * N, last[:, None])
 
 
 # ---------------------------------------------------------------- regularisation

@@ -26,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["logsumexp", "check_weights", "normalise_weights", "check_log_weights",
-           "normalised_weights", "kish_ess", "effective_sample_size"]
+           "normalised_weights", "kish_ess", "effective_sample_size",
+           "effective_sample_size_rows"]
 
 
 def logsumexp(a: np.ndarray) -> float:
@@ -183,3 +184,29 @@ def effective_sample_size(log_w: npt.ArrayLike) -> float:
     if m == -np.inf:
         return 0.0
     return kish_ess(np.exp(log_w - m))
+
+
+def effective_sample_size_rows(log_w: np.ndarray) -> np.ndarray:
+    """:func:`effective_sample_size` of every row of log weights (..., N) at once.
+
+    The batched form for many domains (the local filter's): each row is
+    shifted by its own maximum. Rows are not checked, and a row of all
+    ``-inf`` gives NaN.
+
+    Parameters
+    ----------
+    log_w : ndarray (..., N)
+
+    Returns
+    -------
+    ndarray (...)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.weights import effective_sample_size_rows
+    >>> effective_sample_size_rows(np.array([[0.0, 0.0, 0.0], [0.0, -np.inf, -np.inf]]))
+    array([3., 1.])
+    """
+    w = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
+    return w.sum(-1) ** 2 / np.einsum('...i,...i->...', w, w)

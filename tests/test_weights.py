@@ -129,3 +129,32 @@ def test_jitter_duplicates_draws_through_the_smaller_side_when_dim_exceeds_n():
     A = X - w @ X
     coef, *_ = np.linalg.lstsq(A.T, (Xn[:2] - X[0]).T, rcond=None)
     np.testing.assert_allclose(A.T @ coef, (Xn[:2] - X[0]).T, atol=1e-10)
+
+
+# ------------------------------------------------------------ batched forms
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 12)),
+              elements=st.floats(-300, 300, allow_nan=False, allow_infinity=False)))
+def test_row_ess_is_the_ess_of_each_row(lw):
+    rows = weights.effective_sample_size_rows(lw)
+    assert rows.shape == lw.shape[:1]
+    for j in range(lw.shape[0]):
+        assert rows[j] == pytest.approx(effective_sample_size(lw[j]), rel=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 10)),
+              elements=st.floats(0.0, 1.0)),
+       arrays(np.float64, 6, elements=st.floats(0.0, 1.0, exclude_max=True)))
+def test_row_inverse_cdf_matches_the_one_dimensional_inversion(w, u):
+    w[:, 0] += 1e-3                      # every row has some weight
+    U = np.broadcast_to(u, (w.shape[0], u.size))
+    with np.errstate(divide="ignore"):
+        idx = resampling.inverse_cdf_rows(np.log(w), U)
+    for j in range(w.shape[0]):
+        c = np.cumsum(w[j]) / w[j].sum()
+        # Member i owns [c[i-1], c[i]); a zero-weight member owns nothing.
+        i = idx[j]
+        assert np.all(w[j][i] > 0)
+        lower = np.where(i > 0, c[np.maximum(i - 1, 0)], 0.0)
+        assert np.all(lower <= u + 1e-12) and np.all((u < c[i] + 1e-12) | (i == w.shape[1] - 1))
