@@ -22,7 +22,7 @@ import numpy.typing as npt
 from .weights import effective_sample_size
 
 __all__ = ["RULES", "scott_factor", "silverman_factor", "coordinate_scale", "rule_factor",
-           "resolve_bandwidth", "effective_sample_size", "select_by_ess"]
+           "resolve_bandwidth", "effective_sample_size", "select_by_ess", "select_by_ess_rows"]
 
 RULES = ('scott', 'silverman')
 
@@ -128,15 +128,57 @@ def select_by_ess(log_weights_at: Callable[[float], np.ndarray], target: float, 
     -------
     float
     """
-    if effective_sample_size(log_weights_at(lo)) >= target:
-        return lo
-    if effective_sample_size(log_weights_at(hi)) < target:
-        return hi
-    a, b = np.log(lo), np.log(hi)
-    for _ in range(iters):
-        c = 0.5 * (a + b)
-        if effective_sample_size(log_weights_at(np.exp(c))) >= target:
-            b = c
-        else:
-            a = c
-    return float(np.exp(b))
+    def ess_at(h):
+        return np.array([effective_sample_size(log_weights_at(float(h[0])))])
+    return float(select_by_ess_rows(ess_at, target, lo, hi, 1, iters)[0])
+
+
+def select_by_ess_rows(ess_at: Callable[[np.ndarray], np.ndarray], target: Union[float, np.ndarray],
+                       lo: float, hi: float, d: int, iters: int = 16) -> np.ndarray:
+    """:func:`select_by_ess` for d independent searches at once (one per domain).
+
+    The one bisection: row j gets the smallest ``h_j`` in ``[lo, hi]`` with
+    ``ess_at(h)[j] >= target``, ``lo`` if ``lo`` already suffices and ``hi``
+    if even ``hi`` falls short, after ``iters`` halvings of ``log(hi /
+    lo)``. Rows are independent, so each row's answer is what the scalar
+    search would give it.
+
+    Parameters
+    ----------
+    ess_at : callable ``h (d,) -> ndarray (d,)``
+        Effective sample size of every row's weights at its bandwidth.
+    target : float or ndarray (d,)
+    lo, hi : float
+        Search interval, ``0 < lo < hi``.
+    d : int
+        Number of rows.
+    iters : int, default 16
+
+    Returns
+    -------
+    ndarray (d,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.bandwidth import select_by_ess_rows
+    >>> from filterpy_diffusion.weights import effective_sample_size_rows
+    >>> dist2 = np.array([[0.0, 1.0, 4.0, 9.0], [0.0, 0.0, 0.0, 0.0]])   # (d, N)
+    >>> ess_at = lambda h: effective_sample_size_rows(-0.5 * dist2 / (h * h)[:, None])
+    >>> h = select_by_ess_rows(ess_at, 2.0, 1e-3, 10.0, 2)
+    >>> bool(abs(ess_at(h)[0] - 2.0) < 1e-3), float(h[1])     # row 1: equal weights at any h
+    (True, 0.001)
+    """
+    lo_ok = ess_at(np.full(d, lo)) >= target
+    hi_bad = ess_at(np.full(d, hi)) < target
+    a, c = np.full(d, np.log(lo)), np.full(d, np.log(hi))
+    if not (lo_ok | hi_bad).all():
+        for _ in range(iters):
+            mid = 0.5 * (a + c)
+            ok = ess_at(np.exp(mid)) >= target
+            c = np.where(ok, mid, c)
+            a = np.where(ok, a, mid)
+    h = np.exp(c)
+    h[lo_ok] = lo
+    h[hi_bad & ~lo_ok] = hi
+    return h

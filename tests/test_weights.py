@@ -158,3 +158,20 @@ def test_row_inverse_cdf_matches_the_one_dimensional_inversion(w, u):
         assert np.all(w[j][i] > 0)
         lower = np.where(i > 0, c[np.maximum(i - 1, 0)], 0.0)
         assert np.all(lower <= u + 1e-12) and np.all((u < c[i] + 1e-12) | (i == w.shape[1] - 1))
+
+
+# ------------------------------------------------------------ the one ESS bisection
+def test_ess_bisection_finds_the_exact_bandwidth_of_two_members():
+    # Log weights 0 and -D / (2 h^2): with e = exp(-D / (2 h^2)) the ESS is
+    # (1 + e)^2 / (1 + e^2), so ESS = t solves a quadratic in e.
+    D, t = 3.0, 1.5
+    # (1 + e)^2 = t (1 + e^2)  ->  (1 - t) e^2 + 2 e + (1 - t) = 0, root in (0, 1)
+    e = (-2 + np.sqrt(4 - 4 * (1 - t) ** 2)) / (2 * (1 - t))
+    h_exact = np.sqrt(-D / (2 * np.log(e)))
+    lw = lambda h: np.array([0.0, -D / (2 * h * h)])      # noqa: E731
+    h = bandwidth.select_by_ess(lw, t, 1e-3, 10.0)
+    assert h == pytest.approx(h_exact, rel=1e-3)
+    # Rows are independent: a batch of the same search and two trivial rows.
+    rows = bandwidth.select_by_ess_rows(
+        lambda hs: np.array([effective_sample_size(lw(hs[0])), 2.0, 1.0]), t, 1e-3, 10.0, 3)
+    assert rows[0] == h and rows[1] == 1e-3 and rows[2] == 10.0
