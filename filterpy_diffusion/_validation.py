@@ -3,16 +3,28 @@
 Every check raises ``ValueError`` with a message that says what was wrong and
 what was expected, so a user can fix the call without reading our code.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Optional, Union
 
 import numpy as np
+import numpy.typing as npt
+
+__all__ = ["RngLike", "MAGNITUDE_HEADROOM", "magnitude_limit", "check_magnitude",
+           "as_generator", "as_ensemble", "as_vector", "as_bandwidth", "as_covariance",
+           "is_singular", "psd_factor"]
+
+#: What every ``rng`` argument accepts: None (fresh OS entropy), an int seed,
+#: a SeedSequence or a Generator (used as is).
+RngLike = Union[None, int, np.random.SeedSequence, np.random.Generator]
 
 #: Headroom of :func:`magnitude_limit`: inflation (variance x 10), sums
 #: such as ``2 e - a (b_i + b_j)`` and chained products stay finite.
 MAGNITUDE_HEADROOM = 64
 
 
-def magnitude_limit(n_terms):
+def magnitude_limit(n_terms: int) -> float:
     """Largest ``|value|`` whose squares, summed over ``n_terms`` terms, cannot overflow.
 
     ``sqrt(float max / (MAGNITUDE_HEADROOM * n_terms))``: the filters sum
@@ -24,7 +36,8 @@ def magnitude_limit(n_terms):
     return float(np.sqrt(np.finfo(float).max / (MAGNITUDE_HEADROOM * max(int(n_terms), 1))))
 
 
-def check_magnitude(a, name, limit, squared=False, hint="rescale the units of the model"):
+def check_magnitude(a: npt.ArrayLike, name: str, limit: float, squared: bool = False,
+                    hint: str = "rescale the units of the model") -> None:
     """Raise ValueError if ``|a|`` exceeds ``limit`` (``limit ** 2`` for a covariance)."""
     if squared:
         limit = limit * limit
@@ -36,7 +49,7 @@ def check_magnitude(a, name, limit, squared=False, hint="rescale the units of th
             f" (squared distances and covariances would overflow); {hint}")
 
 
-def as_generator(rng):
+def as_generator(rng: RngLike) -> np.random.Generator:
     """Return a ``numpy.random.Generator`` from ``None``, an int seed or a Generator.
 
     ``None`` draws fresh OS entropy (not the global numpy RNG).
@@ -49,7 +62,8 @@ def as_generator(rng):
         f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
 
 
-def as_ensemble(a, name, dim=None, min_rows=1):
+def as_ensemble(a: npt.ArrayLike, name: str, dim: Optional[int] = None,
+                min_rows: int = 1) -> np.ndarray:
     """Check an ensemble: a finite float array of shape (N, dim) with N >= min_rows."""
     a = np.asarray(a, dtype=float)
     if a.ndim == 1 and dim == 1:
@@ -68,7 +82,7 @@ def as_ensemble(a, name, dim=None, min_rows=1):
     return a
 
 
-def as_vector(v, name, dim):
+def as_vector(v: npt.ArrayLike, name: str, dim: int) -> np.ndarray:
     """Check a finite vector of length ``dim``; accepts (dim,), (dim, 1) or a scalar when dim == 1."""
     v = np.asarray(v, dtype=float)
     if v.ndim == 0 and dim == 1:
@@ -82,7 +96,7 @@ def as_vector(v, name, dim):
     return v
 
 
-def as_bandwidth(h, name, dim):
+def as_bandwidth(h: npt.ArrayLike, name: str, dim: int) -> np.ndarray:
     """A positive finite bandwidth: a scalar, or a vector of length ``dim`` (one per coordinate)."""
     h = np.asarray(h, dtype=float)
     if h.ndim == 1 and h.shape != (dim,):
@@ -94,7 +108,8 @@ def as_bandwidth(h, name, dim):
     return h
 
 
-def as_covariance(P, name, dim, allow_singular=True):
+def as_covariance(P: npt.ArrayLike, name: str, dim: int,
+                  allow_singular: bool = True) -> np.ndarray:
     """Check a symmetric positive (semi-)definite (dim, dim) matrix; scalars mean P * I."""
     P = np.asarray(P, dtype=float)
     if P.ndim == 0:
@@ -116,7 +131,7 @@ def as_covariance(P, name, dim, allow_singular=True):
     return 0.5 * P + 0.5 * P.T
 
 
-def is_singular(C):
+def is_singular(C: npt.ArrayLike) -> bool:
     """Whether a symmetric PSD matrix is singular to working precision.
 
     True if its smallest eigenvalue is at most ``dim * eps`` times its
@@ -127,7 +142,7 @@ def is_singular(C):
     return bool(ev.min() <= len(ev) * np.finfo(float).eps * max(ev.max(), 0.0))
 
 
-def psd_factor(C):
+def psd_factor(C: npt.ArrayLike) -> np.ndarray:
     """A square root ``L`` with ``L @ L.T == C`` for a symmetric PSD matrix.
 
     An eigendecomposition rather than Cholesky, so singular covariances (a

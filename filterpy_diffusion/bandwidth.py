@@ -11,19 +11,28 @@ standard deviation), as in :class:`~filterpy_diffusion.ConditionalKDE`.
 A callable receives ``(states, measurements)`` and returns a bandwidth
 (a positive float or a per-coordinate vector).
 """
+from __future__ import annotations
+
 import warnings
+from typing import Callable, Union
 
 import numpy as np
+import numpy.typing as npt
+
+from .weights import effective_sample_size
+
+__all__ = ["RULES", "scott_factor", "silverman_factor", "coordinate_scale", "rule_factor",
+           "resolve_bandwidth", "effective_sample_size", "select_by_ess", "select_by_ess_rows"]
 
 RULES = ('scott', 'silverman')
 
 
-def scott_factor(n, dim):
+def scott_factor(n: float, dim: int) -> float:
     """Scott's rule ``n ** (-1 / (dim + 4))``."""
     return float(n) ** (-1.0 / (dim + 4))
 
 
-def silverman_factor(n, dim):
+def silverman_factor(n: float, dim: int) -> float:
     """Silverman's rule ``(n (dim + 2) / 4) ** (-1 / (dim + 4))``."""
     return (float(n) * (dim + 2) / 4.0) ** (-1.0 / (dim + 4))
 
@@ -31,7 +40,7 @@ def silverman_factor(n, dim):
 _FACTORS = {'scott': scott_factor, 'silverman': silverman_factor}
 
 
-def coordinate_scale(a, name):
+def coordinate_scale(a: np.ndarray, name: str) -> np.ndarray:
     """Per-coordinate standard deviation of an ensemble (N, k), floored when it collapsed.
 
     A coordinate with zero spread gets ``sqrt(eps) * (1 + |mean|)``, so the
@@ -50,7 +59,7 @@ def coordinate_scale(a, name):
     return np.where(collapsed, floor, std)
 
 
-def rule_factor(rule, n, dim):
+def rule_factor(rule: str, n: float, dim: int) -> float:
     """The dimensionless factor of a named rule."""
     try:
         return _FACTORS[rule](n, dim)
@@ -58,7 +67,8 @@ def rule_factor(rule, n, dim):
         raise ValueError(f"bandwidth rule must be one of {RULES}, got {rule!r}") from None
 
 
-def resolve_bandwidth(spec, block, other, name, joint_dim):
+def resolve_bandwidth(spec: Union[float, npt.ArrayLike, str, Callable], block: np.ndarray,
+                      other: np.ndarray, name: str, joint_dim: int) -> np.ndarray:
     """Turn a bandwidth specification into a positive (k,) vector for one block.
 
     Parameters
@@ -93,15 +103,8 @@ def resolve_bandwidth(spec, block, other, name, joint_dim):
     return h.copy()
 
 
-def effective_sample_size(log_weights):
-    """``1 / sum w_i^2`` of normalised weights given (unnormalised) log weights."""
-    lw = np.asarray(log_weights, dtype=float)
-    lw = lw - lw.max()
-    w = np.exp(lw)
-    return float(w.sum() ** 2 / (w @ w))
-
-
-def select_by_ess(log_weights_at, target, lo, hi, iters=16):
+def select_by_ess(log_weights_at: Callable[[float], np.ndarray], target: float, lo: float,
+                  hi: float, iters: int = 16) -> float:
     """Smallest bandwidth in ``[lo, hi]`` whose weights keep ``ESS >= target``.
 
     The weights' ESS grows with the bandwidth (wider kernels weigh members
@@ -125,15 +128,57 @@ def select_by_ess(log_weights_at, target, lo, hi, iters=16):
     -------
     float
     """
-    if effective_sample_size(log_weights_at(lo)) >= target:
-        return lo
-    if effective_sample_size(log_weights_at(hi)) < target:
-        return hi
-    a, b = np.log(lo), np.log(hi)
-    for _ in range(iters):
-        c = 0.5 * (a + b)
-        if effective_sample_size(log_weights_at(np.exp(c))) >= target:
-            b = c
-        else:
-            a = c
-    return float(np.exp(b))
+    def ess_at(h):
+        return np.array([effective_sample_size(log_weights_at(float(h[0])))])
+    return float(select_by_ess_rows(ess_at, target, lo, hi, 1, iters)[0])
+
+
+def select_by_ess_rows(ess_at: Callable[[np.ndarray], np.ndarray], target: Union[float, np.ndarray],
+                       lo: float, hi: float, d: int, iters: int = 16) -> np.ndarray:
+    """:func:`select_by_ess` for d independent searches at once (one per domain).
+
+    The one bisection: row j gets the smallest ``h_j`` in ``[lo, hi]`` with
+    ``ess_at(h)[j] >= target``, ``lo`` if ``lo`` already suffices and ``hi``
+    if even ``hi`` falls short, after ``iters`` halvings of ``log(hi /
+    lo)``. Rows are independent, so each row's answer is what the scalar
+    search would give it.
+
+    Parameters
+    ----------
+    ess_at : callable ``h (d,) -> ndarray (d,)``
+        Effective sample size of every row's weights at its bandwidth.
+    target : float or ndarray (d,)
+    lo, hi : float
+        Search interval, ``0 < lo < hi``.
+    d : int
+        Number of rows.
+    iters : int, default 16
+
+    Returns
+    -------
+    ndarray (d,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.bandwidth import select_by_ess_rows
+    >>> from filterpy_diffusion.weights import effective_sample_size_rows
+    >>> dist2 = np.array([[0.0, 1.0, 4.0, 9.0], [0.0, 0.0, 0.0, 0.0]])   # (d, N)
+    >>> ess_at = lambda h: effective_sample_size_rows(-0.5 * dist2 / (h * h)[:, None])
+    >>> h = select_by_ess_rows(ess_at, 2.0, 1e-3, 10.0, 2)
+    >>> bool(abs(ess_at(h)[0] - 2.0) < 1e-3), float(h[1])     # row 1: equal weights at any h
+    (True, 0.001)
+    """
+    lo_ok = ess_at(np.full(d, lo)) >= target
+    hi_bad = ess_at(np.full(d, hi)) < target
+    a, c = np.full(d, np.log(lo)), np.full(d, np.log(hi))
+    if not (lo_ok | hi_bad).all():
+        for _ in range(iters):
+            mid = 0.5 * (a + c)
+            ok = ess_at(np.exp(mid)) >= target
+            c = np.where(ok, mid, c)
+            a = np.where(ok, a, mid)
+    h = np.exp(c)
+    h[lo_ok] = lo
+    h[hi_bad & ~lo_ok] = hi
+    return h

@@ -38,14 +38,20 @@ Everything here is a pure function on arrays; weights are kept as log
 weights. The derivation, the tuning-seed table and the driver are in
 ``docs/bridge.md``.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import solve_triangular
 
-from ._validation import as_covariance, as_ensemble, as_generator, as_vector, psd_factor
-from .particle import gaussian_log_likelihood, scott_factor
-from .resampling import systematic_resample
+from ._validation import as_covariance, as_ensemble, as_generator, as_vector
+from .particle import gaussian_log_likelihood
+# The weight and resampling helpers live in weights.py and resampling.py;
+# they are re-exported here, where they were first defined.
+from .resampling import jitter_factor, regularised_resample
+from .weights import check_log_weights, effective_sample_size, normalised_weights
 
 __all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
            "weighted_mean", "informed_dimension", "required_ess",
@@ -61,57 +67,10 @@ __all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
 MEMBERS_PER_DIM = 2.0
 
 
-def _as_log_weights(log_w, N=None):
-    log_w = np.asarray(log_w, dtype=float)
-    if log_w.ndim != 1 or log_w.size == 0 or (N is not None and log_w.size != N):
-        want = f"({N},)" if N is not None else "(N,)"
-        raise ValueError(f"log weights must have shape {want}, got {log_w.shape}")
-    if np.any(np.isnan(log_w)) or np.any(log_w == np.inf):
-        raise ValueError("log weights must not be NaN or +inf (-inf is a zero weight)")
-    if not np.any(np.isfinite(log_w)):
-        raise ValueError("log weights are all -inf: every member has zero weight")
-    return log_w
-
-
-def normalised_weights(log_w):
-    """Weights ``w_i ∝ exp(log_w_i)`` summing to one, computed without overflow.
-
-    Parameters
-    ----------
-    log_w : ndarray (N,)
-        Log weights, up to a constant; ``-inf`` is a zero weight.
-
-    Returns
-    -------
-    ndarray (N,)
-    """
-    log_w = _as_log_weights(log_w)
-    w = np.exp(log_w - log_w.max())
-    return w / w.sum()
-
-
-def effective_sample_size(log_w):
-    """Kish's effective sample size ``1 / sum(w_i^2)`` of normalised weights.
-
-    Between 1 (one member carries all the weight) and N (equal weights);
-    unchanged by adding a constant to ``log_w``.
-
-    Parameters
-    ----------
-    log_w : ndarray (N,)
-
-    Returns
-    -------
-    float
-    """
-    w = normalised_weights(log_w)
-    return float(1.0 / np.sum(w * w))
-
-
-def weighted_mean(X, log_w):
+def weighted_mean(X: npt.ArrayLike, log_w: npt.ArrayLike) -> np.ndarray:
     """The weighted ensemble mean ``sum_i w_i x_i``, shape (dim_x,)."""
     X = as_ensemble(X, "X")
-    return normalised_weights(_as_log_weights(log_w, X.shape[0])) @ X
+    return normalised_weights(check_log_weights(log_w, N=X.shape[0])) @ X
 
 
 def informed_dimension(hz, R):
@@ -176,7 +135,7 @@ def _check_members_per_dim(c):
                          f"informed direction), got {c!r}")
 
 
-def tempered_log_weights(log_w, log_lik, gamma):
+def tempered_log_weights(log_w: np.ndarray, log_lik: np.ndarray, gamma: float) -> np.ndarray:
     """``log_w + gamma * log_lik``, with ``gamma = 0`` leaving zero likelihoods alone.
 
     Parameters
@@ -228,7 +187,7 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
     -------
     float
     """
-    log_w = _as_log_weights(log_w)
+    log_w = check_log_weights(log_w)
     log_lik = _as_log_lik(log_lik, log_w.size)
     if not (np.isfinite(n_required) and n_required > 0):
         raise ValueError(f"n_required must be a positive number, got {n_required!r}")
@@ -253,74 +212,6 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
         else:
             hi = g
     return lo
-
-
-def jitter_factor(n_eff, dim):
-    """Scott's factor ``n_eff^(-1 / (dim + 4))``: kernel sd in units of the covariance.
-
-    The rule-of-thumb bandwidth of a Gaussian kernel density estimate from
-    ``n_eff`` points in ``dim`` dimensions; it vanishes as ``n_eff`` grows
-    (the regularisation bias of the particle filter goes to zero).
-    """
-    if not (np.isfinite(n_eff) and n_eff >= 1):
-        raise ValueError(f"n_eff must be >= 1, got {n_eff!r}")
-    if not (isinstance(dim, numbers.Integral) and dim >= 1):
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
-    return scott_factor(n_eff, dim)
-
-
-def regularised_resample(X, log_w, rng, resample=systematic_resample):
-    """Resample a weighted ensemble to equal weights, jittering the copies.
-
-    Every member drawn more than once (all its copies) gets independent
-    noise ``N(0, h^2 C_w)``, with ``C_w`` the weighted covariance of the
-    ensemble before resampling (unbiased, ``1 / (1 - sum w^2)``) and ``h``
-    Scott's factor for its effective sample size (:func:`jitter_factor`).
-    Members drawn once are kept as they are. Equal weights return a copy.
-    If one member holds all the weight (``C_w = 0``) the unweighted
-    covariance is used instead.
-
-    Parameters
-    ----------
-    X : ndarray (N, dim_x)
-    log_w : ndarray (N,)
-    rng : None, int or numpy.random.Generator
-    resample : callable ``(weights, rng) -> indices``, default systematic
-
-    Returns
-    -------
-    X_new : ndarray (N, dim_x)
-        Equally weighted.
-    info : dict
-        ``'indices'`` the resampled indices (None for equal weights),
-        ``'h'`` the jitter factor, ``'n_jittered'``.
-    """
-    X = as_ensemble(X, "X")
-    N, d = X.shape
-    log_w = _as_log_weights(log_w, N)
-    rng = as_generator(rng)
-    if np.all(log_w == log_w[0]):
-        return X.copy(), {'indices': None, 'h': 0.0, 'n_jittered': 0}
-    w = normalised_weights(log_w)
-    n_eff = 1.0 / np.sum(w * w)
-    h = jitter_factor(n_eff, d)
-    idx = np.asarray(resample(w, rng))
-    Xn = X[idx]
-    dup = np.bincount(idx, minlength=N)[idx] > 1
-    n_dup = int(dup.sum())
-    if n_dup:
-        # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
-        # side: a (d, d) factor of C_w when d <= N, else G (n_dup, N) @ C12.
-        wc = w if 1.0 - np.sum(w * w) > 1e-12 else np.full(N, 1.0 / N)
-        # One member holds all the weight: C_w = 0, so jitter with the
-        # unweighted covariance instead (as DAPPER's PartFilt does).
-        C12 = np.sqrt(wc / (1.0 - np.sum(wc * wc)))[:, None] * (X - wc @ X)
-        if d <= N:
-            noise = rng.standard_normal((n_dup, d)) @ psd_factor(C12.T @ C12).T
-        else:
-            noise = rng.standard_normal((n_dup, N)) @ C12
-        Xn[dup] += h * noise
-    return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}
 
 
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
@@ -370,6 +261,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     Examples
     --------
     >>> import numpy as np
+    >>> from filterpy_diffusion.bridge import bridge_analysis
     >>> def core(X, hz, z, R, gamma):   # stochastic EnKF, enough for the example
     ...     P = np.cov(X.T); K = P @ np.linalg.inv(P + R)
     ...     D = rng.multivariate_normal(np.zeros(len(z)), R, size=len(X))
@@ -383,7 +275,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     """
     X = as_ensemble(X, "X", min_rows=2)
     N = X.shape[0]
-    log_w = _as_log_weights(log_w, N)
+    log_w = check_log_weights(log_w, N=N)
     _check_members_per_dim(members_per_dim)
     rng = as_generator(rng)
     hz = as_ensemble(hx(X) if hz is None else hz, "hz")

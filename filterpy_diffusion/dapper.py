@@ -51,9 +51,12 @@ Examples
 ...     xp.assimilate(HMM, xx, yy); xp.stats.average_in_time()
 >>> print(xps.tabulate_avrgs(["rmse.a", "rmv.a"]))          # doctest: +SKIP
 """
+from __future__ import annotations
+
 import inspect
 import numbers
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -68,7 +71,8 @@ except ImportError as err:  # pragma: no cover - exercised only without DAPPER
 
 from .ensemble import ensemble_moments
 from .filter import DiffusionKDEFilter
-from .localization import DEFAULT_RADIUS, LocalDiffusionKDEFilter, local_observations_from_callable
+from .localization import (DEFAULT_RADIUS, LocalDiffusionKDEFilter, LocalObs,
+                           local_observations_from_callable)
 
 __all__ = ["DiffusionKDE", "LocalDiffusionKDE", "GC_RADIUS_FACTOR", "DEFAULT_LOC_RAD",
            "filter_options", "localizer_local_obs"]
@@ -91,7 +95,7 @@ _LOCAL_GEOMETRY = frozenset({"state_positions", "obs_positions", "domain_length"
                              "radius"})
 
 
-def filter_options(filter_cls, exclude=()):
+def filter_options(filter_cls: type, exclude: Iterable[str] = ()) -> dict:
     """Keyword options of a filter's constructor, with their defaults.
 
     Parameters
@@ -112,7 +116,8 @@ def filter_options(filter_cls, exclude=()):
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in exclude}
 
 
-def localizer_local_obs(localizer, dim_x, dim_z, loc_rad, taper="GC"):
+def localizer_local_obs(localizer: Callable, dim_x: int, dim_z: int, loc_rad: float,
+                        taper: str = "GC") -> LocalObs:
     """Our padded local observation lists from a DAPPER ``Obs.localizer``.
 
     Parameters

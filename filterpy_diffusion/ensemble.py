@@ -12,21 +12,27 @@ Every public step is all-or-nothing: new state is computed into fresh arrays
 and assigned only once nothing can fail any more, and the random generator is
 rewound if a step raises, so an exception leaves the filter exactly as it was.
 """
+from __future__ import annotations
+
 from contextlib import contextmanager
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 import numbers
+from typing import Any, Callable, Optional
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import logsumexp
 from filterpy.common import pretty_str
 
-from ._validation import (as_covariance, as_generator, check_magnitude, magnitude_limit,
+from ._validation import (RngLike, as_covariance, as_generator, check_magnitude, magnitude_limit,
                           psd_factor)
+from .weights import check_log_weights, kish_ess, normalise_weights
 
 __all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]
 
 
-def ensemble_moments(sigmas, weights=None):
+def ensemble_moments(sigmas: npt.ArrayLike, weights: Optional[npt.ArrayLike] = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean and unbiased covariance of an ensemble.
 
     Parameters
@@ -66,7 +72,10 @@ def ensemble_moments(sigmas, weights=None):
     return x, 0.5 * (P + P.T)
 
 
-def ensemble_gain(X, hz, R, *, weights=None, inv=np.linalg.inv):
+def ensemble_gain(X: npt.ArrayLike, hz: npt.ArrayLike, R: npt.ArrayLike, *,
+                  weights: Optional[npt.ArrayLike] = None,
+                  inv: Callable[[np.ndarray], np.ndarray] = np.linalg.inv
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ensemble Kalman gain of a forecast ensemble: ``K, S, SI``.
 
     The linear-Gaussian summary of the forecast that filterpy's
@@ -302,8 +311,9 @@ class EnsembleFilter:
         "dim_z", "dt", "N", "hx", "fx", "Q", "R", "rng", "vectorized",
         "simulate"})
 
-    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, rng=None,
-                 vectorized=False, simulate=None):
+    def __init__(self, x: npt.ArrayLike, P: npt.ArrayLike, dim_z: int, dt: float, N: int,
+                 hx: Callable[..., np.ndarray], fx: Callable[..., np.ndarray], *, rng: RngLike = None,
+                 vectorized: bool = False, simulate: Optional[Callable[..., np.ndarray]] = None):
         if not _is_int(N) or N < 2:
             raise ValueError(f"N must be at least 2 ensemble members, got {N!r}")
         if not _is_int(dim_z) or dim_z < 1:
@@ -332,7 +342,7 @@ class EnsembleFilter:
 
     # ------------------------------------------------------------ weights
     @property
-    def weights(self):
+    def weights(self) -> np.ndarray:
         """ndarray (N,): normalised member weights."""
         return self._weights
 
@@ -341,7 +351,7 @@ class EnsembleFilter:
         self._weights, self._log_weights = self._normalise_weights(w, "weights")
 
     @property
-    def log_weights(self):
+    def log_weights(self) -> np.ndarray:
         """ndarray (N,): log of the normalised member weights (may hold -inf)."""
         return self._log_weights
 
@@ -350,22 +360,12 @@ class EnsembleFilter:
         self._weights, self._log_weights = self._normalise_log_weights(lw, "log_weights")
 
     def _normalise_weights(self, w, name):
-        w = np.asarray(w, dtype=float)
-        if w.shape != (self.N,):
-            raise ValueError(f"{name} must have shape (N,) = ({self.N},), got {w.shape}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-            raise ValueError(f"{name} must be finite, non-negative and not all zero, got {w}")
-        w = w / w.max()     # so that the sum cannot overflow
-        w = w / w.sum()
+        w = normalise_weights(w, name, self.N)
         with np.errstate(divide="ignore"):
             return w, np.log(w)
 
     def _normalise_log_weights(self, lw, name):
-        lw = np.asarray(lw, dtype=float)
-        if lw.shape != (self.N,):
-            raise ValueError(f"{name} must have shape (N,) = ({self.N},), got {lw.shape}")
-        if np.any(np.isnan(lw)) or np.any(lw == np.inf) or np.all(lw == -np.inf):
-            raise ValueError(f"{name} must be < +inf, not NaN and not all -inf, got {lw}")
+        lw = check_log_weights(lw, name, self.N)
         lw = lw - logsumexp(lw)
         return np.exp(lw), lw
 
@@ -624,7 +624,7 @@ class EnsembleFilter:
         return []
 
     # ------------------------------------------------------------ public
-    def initialize(self, x, P):
+    def initialize(self, x: npt.ArrayLike, P: npt.ArrayLike) -> None:
         """Reset the ensemble to N draws from N(x, P).
 
         Parameters
@@ -660,7 +660,7 @@ class EnsembleFilter:
         self._set_uniform_weights()
         self._reset()
 
-    def predict(self):
+    def predict(self) -> None:
         """Propagate every member: ``x_i <- fx(x_i, dt) + w_i``, ``w_i ~ N(0, Q)``.
 
         Weights are kept. Sets ``sigmas``, ``x``, ``P`` (weighted ensemble
@@ -691,7 +691,7 @@ class EnsembleFilter:
         self.x_prior = x.copy()
         self.P_prior = P.copy()
 
-    def update(self, z, R=None):
+    def update(self, z: Optional[npt.ArrayLike], R: Optional[npt.ArrayLike] = None) -> None:
         """Assimilate the measurement ``z``.
 
         Parameters
@@ -801,12 +801,13 @@ class EnsembleFilter:
             w, lw = self._normalise_log_weights(new.pop("log_weights"), "log_weights returned by _analysis")
         else:
             w, lw = np.full(self.N, 1.0 / self.N), np.full(self.N, -np.log(self.N))
-        new.setdefault("ess", 1.0 / (w @ w))
+        new.setdefault("ess", kish_ess(w))
         new.setdefault("log_likelihood", None)
         new.update(sigmas=s, _weights=w, _log_weights=lw)
         return new
 
-    def batch_filter(self, zs, Rs=None, update_first=False, saver=None):
+    def batch_filter(self, zs: Sequence, Rs: Optional[Sequence] = None, update_first: bool = False,
+                     saver: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Run predict/update over a sequence of measurements.
 
         Exactly equivalent to calling ``predict()`` and ``update(z, R)`` in a

@@ -22,20 +22,28 @@ so the cost is ``O(N dim_z min(N, dim_z) + N dim_x min(N, dim_z))`` and no
 ``R`` must be positive definite here (a singular ``R`` has no whitened
 frame; a ValueError says so).
 """
+from __future__ import annotations
+
 import numbers
+from typing import Union
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import solve_triangular
 from scipy.optimize import minimize_scalar
 
-from ._validation import as_covariance, as_ensemble, as_generator, as_vector
+from ._validation import RngLike, as_covariance, as_ensemble, as_generator, as_vector
+
+__all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
+           "mean_preserving_rotation", "rotate_anomalies", "check_whitening",
+           "finite_size_factor", "etkf_analysis"]
 
 #: The string values of ``inflation`` besides a float and None.
 INFLATIONS = ('finite-size',)
 _LOG_2PI = np.log(2.0 * np.pi)
 
 
-def finite_size_coefficients(s, N, xN=1.0):
+def finite_size_coefficients(s: np.ndarray, N: int, xN: float = 1.0) -> tuple[float, float]:
     """Coefficients ``(eps_N, c_L)`` of the finite-size prior's inflation cost.
 
     The EnKF-N cost of the inflation ``l`` (the anomaly factor) is
@@ -74,7 +82,7 @@ def finite_size_coefficients(s, N, xN=1.0):
     return xN * eN / corr, xN * cL * corr
 
 
-def finite_size_inflation(s, du, N, xN=1.0):
+def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0) -> float:
     """The finite-size (EnKF-N) inflation: the global minimiser of the dual cost.
 
     Minimises, over ``u = log l^2``,
@@ -167,7 +175,7 @@ def _newton_bisection(fp, fpp, a, b, tol=1e-12, maxiter=100):
     return u
 
 
-def mean_preserving_rotation(N, rng):
+def mean_preserving_rotation(N: int, rng: RngLike) -> np.ndarray:
     """A random orthogonal ``(N, N)`` matrix ``Q`` with ``Q 1 = 1``.
 
     Haar-distributed on the orthogonal group of the complement of the ones
@@ -192,7 +200,7 @@ def mean_preserving_rotation(N, rng):
     return _householder_ones(_householder_ones(B).T).T
 
 
-def rotate_anomalies(A, rng):
+def rotate_anomalies(A: np.ndarray, rng: RngLike) -> np.ndarray:
     """``Q A`` for centred anomalies ``A`` and a Haar mean-preserving rotation ``Q``, without ``Q``.
 
     Same distribution as ``mean_preserving_rotation(N, rng) @ A`` at
@@ -240,7 +248,7 @@ def _householder_ones(M):
     return M - np.outer(v, (2.0 / vv) * (v @ M))
 
 
-def check_whitening(R, m):
+def check_whitening(R: npt.ArrayLike, m: int) -> np.ndarray:
     """Lower Cholesky factor ``L`` (``R = L L^T``) of a positive definite R, or a ValueError.
 
     Parameters
@@ -283,7 +291,8 @@ def _whitened_svd(Y, d, L, ref):
     return U, s, Vt, solve_triangular(L, d, lower=True)
 
 
-def finite_size_factor(hz, z, R, xN=1.0):
+def finite_size_factor(hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike,
+                       xN: float = 1.0) -> float:
     """The finite-size (EnKF-N) inflation factor of the anomalies for this update.
 
     The same ``l`` that ``etkf_analysis(..., inflation='finite-size')`` uses,
@@ -320,8 +329,10 @@ def _check_inflation(inflation):
                      f"factor), got {inflation!r}")
 
 
-def etkf_analysis(X, hz, z, R, *, inflation=None, rot=False, rng=None, xN=1.0,
-                  return_transform=False):
+def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike, *,
+                  inflation: Union[None, float, str] = None, rot: bool = False,
+                  rng: RngLike = None, xN: float = 1.0,
+                  return_transform: bool = False) -> tuple[np.ndarray, dict]:
     """One ensemble-transform Kalman analysis (symmetric square root, mean-preserving).
 
     With forecast anomalies ``A = X - mean(X)`` and ``Y = hz - mean(hz)``,
@@ -376,6 +387,7 @@ def etkf_analysis(X, hz, z, R, *, inflation=None, rot=False, rng=None, xN=1.0,
     Examples
     --------
     >>> import numpy as np
+    >>> from filterpy_diffusion.etkf import etkf_analysis
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(20, 2))
     >>> Xa, info = etkf_analysis(X, X[:, :1], np.array([0.5]), np.eye(1) * 0.1)

@@ -1,13 +1,18 @@
 """Adaptive multiplicative inflation from innovation statistics."""
+from __future__ import annotations
+
 import numpy as np
 
 from ._validation import is_singular
+
+__all__ = ["LAMBDA_RANGE", "innovation_lambda"]
 
 #: Range of the inflation estimate (applied as ``max(lam, 1)``).
 LAMBDA_RANGE = (0.5, 10.0)
 
 
-def innovation_lambda(hz, z, R, lam_b, v_b):
+def innovation_lambda(hz: np.ndarray, z: np.ndarray, R: np.ndarray, lam_b: float,
+                      v_b: float) -> float:
     """Posterior mean of the variance inflation factor from one innovation (Miyoshi 2011).
 
     ``lam_o = (d^T R^-1 d - m) / tr(R^-1 HPH^T)`` with ``d = z - mean(hz)``

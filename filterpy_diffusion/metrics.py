@@ -2,11 +2,17 @@
 
 Ensembles are ``(N, dim)``; a 1-D ensemble may be given as ``(N,)``.
 """
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment, linprog
 from scipy.sparse import coo_matrix
 
 from ._validation import as_ensemble
+from .weights import check_weights
 
 __all__ = ["rmse", "spread", "wasserstein2", "lost_track"]
 
@@ -25,22 +31,16 @@ def _ensemble(a, name):
 def _weights(weights, N):
     if weights is None:
         return None
-    w = np.asarray(weights, dtype=float)
-    if w.shape != (N,):
-        raise ValueError(f"weights must have shape ({N},) (one per member), got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be finite and non-negative")
-    s = w.sum()
-    if s <= 0:
-        raise ValueError("weights must not all be zero")
-    return w / s
+    w = check_weights(weights, "weights", N)
+    return w / w.sum()
 
 
 def _mean(X, w):
     return X.mean(axis=0) if w is None else w @ X
 
 
-def rmse(ensemble, truth, weights=None):
+def rmse(ensemble: npt.ArrayLike, truth: npt.ArrayLike,
+         weights: Optional[npt.ArrayLike] = None) -> float:
     """Root-mean-square error of the ensemble mean: ``sqrt(mean_j (mean_i x_ij - x_true_j)^2)``.
 
     Parameters
@@ -69,7 +69,7 @@ def rmse(ensemble, truth, weights=None):
     return float(np.sqrt(np.mean((_mean(X, w) - t) ** 2)))
 
 
-def spread(ensemble, weights=None):
+def spread(ensemble: npt.ArrayLike, weights: Optional[npt.ArrayLike] = None) -> float:
     """Ensemble spread ``sqrt(mean_j var_i x_ij)`` with the unbiased (ddof=1) variance.
 
     Parameters
@@ -99,7 +99,7 @@ def spread(ensemble, weights=None):
     return float(np.sqrt(np.mean(var)))
 
 
-def wasserstein2(a, b):
+def wasserstein2(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """Exact 2-Wasserstein distance between two point clouds with uniform weights.
 
     Parameters
@@ -155,7 +155,7 @@ def wasserstein2(a, b):
     return float(np.sqrt(max(res.fun, 0.0)))
 
 
-def lost_track(rmse_values, threshold):
+def lost_track(rmse_values: npt.ArrayLike, threshold: Optional[float]) -> bool:
     """Whether a run has lost track: its time-mean RMSE exceeds ``threshold``.
 
     Parameters

@@ -33,15 +33,23 @@ finite number, are recomputed with the max-shifted softmax, so the result
 equals the straightforward computation to rounding. Components with zero
 weight (log weight ``-inf``) contribute exactly nothing and are dropped.
 """
+from __future__ import annotations
+
 import inspect
 import warnings
+from typing import Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtri
 from scipy.stats import qmc
 
-from ._validation import as_generator
+from ._validation import RngLike, as_generator
 from .resampling import multinomial_resample, systematic_resample
+from .weights import logsumexp
+
+__all__ = ["GaussianMixture", "logsumexp", "pick_components", "sobol_min_bits",
+           "stratified_normal"]
 
 # scipy >= 1.15 takes the Generator as rng= (SPEC 7; seed= is deprecated
 # there); 1.9-1.14 take it as seed=, and use it the same way.
@@ -71,18 +79,6 @@ def _chunk_rows(n_points, n_components, dim=None):
     return max(1, min(n_points, cap))
 
 
-def logsumexp(a):
-    """``log(sum(exp(a)))`` of a 1-D array, stable; ``-inf`` if every entry is ``-inf``.
-
-    Plain numpy: about 10x cheaper than ``scipy.special.logsumexp`` per call,
-    which matters in per-update bookkeeping.
-    """
-    m = np.max(a)
-    if not np.isfinite(m):
-        return m
-    return m + np.log(np.sum(np.exp(a - m)))
-
-
 class GaussianMixture:
     """Mixture ``sum_i w_i N(m_i, U diag(v + sigma^2) U^T)``, noised to level sigma.
 
@@ -107,7 +103,8 @@ class GaussianMixture:
         Normalised log weights.
     """
 
-    def __init__(self, centres, log_weights, var, basis=None):
+    def __init__(self, centres: npt.ArrayLike, log_weights: npt.ArrayLike,
+                 var: Union[float, npt.ArrayLike], basis: Optional[npt.ArrayLike] = None):
         self.centres = np.asarray(centres, dtype=float)
         N, d = self.centres.shape
         lw = np.asarray(log_weights, dtype=float)
@@ -137,17 +134,17 @@ class GaussianMixture:
         self._cov0_eigmax = None
 
     # -- frames --------------------------------------------------------------
-    def to_frame(self, x):
+    def to_frame(self, x: np.ndarray) -> np.ndarray:
         """Coordinates ``u = U^T (x - origin)`` in which every component is diagonal."""
         x = x - self._origin
         return x if self.basis is None else x @ self.basis
 
-    def from_frame(self, u):
+    def from_frame(self, u: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`to_frame`."""
         x = u if self.basis is None else u @ self.basis.T
         return x + self._origin
 
-    def total_var(self, sigma):
+    def total_var(self, sigma: float) -> np.ndarray:
         """Per-coordinate variance ``v + sigma^2`` of a component at noise level sigma."""
         return self.var + float(sigma) ** 2
 
@@ -210,7 +207,7 @@ class GaussianMixture:
                 f"x must have shape ({self.dim},) or (M, {self.dim}), got {x.shape}")
         return single, X
 
-    def log_prob(self, x, sigma=0.0):
+    def log_prob(self, x: npt.ArrayLike, sigma: float = 0.0) -> Union[float, np.ndarray]:
         """Log density ``log p_sigma(x)``; x (d,) or (M, d) -> float or (M,)."""
         single, X = self._blocks(x)
         tv = self.total_var(sigma)
@@ -229,7 +226,7 @@ class GaussianMixture:
         out += const
         return out[0] if single else out
 
-    def denoise(self, x, sigma=0.0):
+    def denoise(self, x: npt.ArrayLike, sigma: float = 0.0) -> np.ndarray:
         """Posterior mean of the component centre given x: ``sum_i wbar_i(x) m_i``.
 
         This is the diffusion 'denoiser' D(x, sigma); the score is
@@ -239,7 +236,7 @@ class GaussianMixture:
         D = self.from_frame(self.denoise_frame(self.to_frame(X), self.total_var(sigma)))
         return D[0] if single else D
 
-    def denoise_frame(self, U, tv):
+    def denoise_frame(self, U: npt.ArrayLike, tv: Union[float, np.ndarray]) -> np.ndarray:
         """:meth:`denoise` for points already in the frame, with total variance tv."""
         U = np.asarray(U, dtype=float)
         d, M = self.dim, len(U)
@@ -273,7 +270,7 @@ class GaussianMixture:
             np.divide(nd[:, :d], den[:, None], out=out[a:a + step])
         return out
 
-    def score(self, x, sigma=0.0):
+    def score(self, x: npt.ArrayLike, sigma: float = 0.0) -> np.ndarray:
         """Gradient of ``log p_sigma`` at x; same shape as x."""
         single, X = self._blocks(x)
         tv = self.total_var(sigma)
@@ -284,7 +281,8 @@ class GaussianMixture:
         G = G if self.basis is None else G @ self.basis.T
         return G[0] if single else G
 
-    def sample(self, n, rng=None, sigma=0.0, stratified=True, ordered=False):
+    def sample(self, n: int, rng: RngLike = None, sigma: float = 0.0, stratified: bool = True,
+               ordered: bool = False) -> np.ndarray:
         """Exact draws from ``p_sigma``: a component by weight, plus Gaussian noise.
 
         With ``stratified=True`` (default) the set is spread more evenly
@@ -327,7 +325,7 @@ class GaussianMixture:
         eps += self.centres[idx]
         return eps
 
-    def mean(self):
+    def mean(self) -> np.ndarray:
         """Mixture mean ``sum_i w_i m_i`` (d,)."""
         return self._origin.copy()
 
@@ -338,19 +336,20 @@ class GaussianMixture:
             self._cov0 = (c * self.weights[:, None]).T @ c
         return self._cov0
 
-    def cov(self, sigma=0.0):
+    def cov(self, sigma: float = 0.0) -> np.ndarray:
         """Mixture covariance: component covariance plus the weighted spread of the centres."""
         B = np.eye(self.dim) if self.basis is None else self.basis
         return self._between() + (B * self.total_var(sigma)) @ B.T
 
-    def max_variance(self):
+    def max_variance(self) -> float:
         """Largest eigenvalue of :meth:`cov` at sigma = 0 (computed once)."""
         if self._cov0_eigmax is None:
             self._cov0_eigmax = float(np.linalg.eigvalsh(self.cov()).max())
         return self._cov0_eigmax
 
 
-def pick_components(weights, n, rng, systematic=False, ordered=False):
+def pick_components(weights: npt.ArrayLike, n: int, rng: np.random.Generator,
+                    systematic: bool = False, ordered: bool = False) -> np.ndarray:
     """Indices of n components with probabilities ``weights``, in random order.
 
     Systematic resampling (component i gets ``floor`` or ``ceil`` of
@@ -373,7 +372,7 @@ def _totient(n):
     return result - result // m if m > 1 else result
 
 
-def sobol_min_bits(d):
+def sobol_min_bits(d: int) -> int:
     """Bits a Sobol generator needs for its first d dimensions.
 
     Dimension 1 is the van der Corput sequence; the next ones take the
@@ -388,7 +387,7 @@ def sobol_min_bits(d):
     return s
 
 
-def stratified_normal(n, d, rng):
+def stratified_normal(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     """n standard-normal vectors from a scrambled Sobol sequence, ndarray (n, d).
 
     Each point of an Owen-scrambled Sobol sequence (jittered within its

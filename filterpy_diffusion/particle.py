@@ -16,16 +16,23 @@ default therefore regularises (Musso, Oudjane and Le Gland 2001; DAPPER's
 covariance ``(reg h)^2 C``, ``C`` the weighted ensemble covariance and ``h =
 N^(-1/(d+4))`` Scott's rule-of-thumb factor.
 """
+from __future__ import annotations
+
 import inspect
 import warnings
+from typing import Callable, Optional
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import cholesky, solve_triangular
 from scipy.special import logsumexp
 
+from ._validation import RngLike
+from .bandwidth import scott_factor
 from .ensemble import EnsembleFilter, ensemble_moments
-from .resampling import (multinomial_resample, residual_resample, stratified_resample,
-                         systematic_resample)
+from .resampling import (jitter_duplicates, multinomial_resample, residual_resample,
+                         stratified_resample, systematic_resample)
+from .weights import effective_sample_size, kish_ess
 
 __all__ = ["ParticleFilter", "gaussian_log_likelihood", "scott_factor", "systematic_resample",
            "stratified_resample", "multinomial_resample", "residual_resample",
@@ -45,11 +52,6 @@ DEFAULT_RESAMPLE_THRESHOLD = 0.2
 #: particle carries nearly all the weight) after which the filter warns
 #: that it has lost track.
 COLLAPSE_CYCLES = 5
-
-
-def scott_factor(N, dim):
-    """Scott's rule-of-thumb bandwidth factor ``N^(-1/(dim + 4))`` (of the std, not the variance)."""
-    return float(N) ** (-1.0 / (dim + 4))
 
 
 def _takes_rng(resampler):
@@ -77,7 +79,7 @@ def _takes_rng(resampler):
 
 
 # ---------------------------------------------------------------- likelihood
-def gaussian_log_likelihood(z, sigmas_h, R):
+def gaussian_log_likelihood(z: npt.ArrayLike, sigmas_h: np.ndarray, R: npt.ArrayLike) -> np.ndarray:
     """``log N(z; h_i, R)`` for every row ``h_i`` of ``sigmas_h``, without loops.
 
     Parameters
@@ -139,9 +141,10 @@ class ParticleFilter(EnsembleFilter):
         standard deviation is ``reg * N**(-1/(dim_x + 4))`` times the weighted
         ensemble's (Scott's rule of thumb with a tuned factor, as DAPPER's
         ``PartFilt(reg=)``). 0 turns it off: without process noise the
-        ensemble then collapses onto one particle. If the weights are
-        degenerate (one weight within 1e-10 of 1) ``C`` is the unweighted
-        covariance, so the jitter does not vanish with the spread.
+        ensemble then collapses onto one particle. If one member holds
+        all the weight (``1 - sum w_i^2 <= 1e-12``) ``C`` is the unweighted
+        covariance, so the jitter does not vanish with the spread
+        (:func:`~filterpy_diffusion.resampling.jitter_duplicates`).
     jitter : float >= 0, optional
         The fixed alternative to ``reg`` (the behaviour before 0.1.0): add
         N(0, jitter**2 * C) to *every* particle after resampling, no Scott
@@ -299,10 +302,13 @@ class ParticleFilter(EnsembleFilter):
     >>> pf.predict(); pf.update(4.)
     """
 
-    def __init__(self, x, P, dim_z, dt, N, hx, fx, *,
-                 resample_threshold=DEFAULT_RESAMPLE_THRESHOLD, reg=None, jitter=None,
-                 log_likelihood_fn=None, resampler=systematic_resample,
-                 rng=None, vectorized=False, simulate=None):
+    def __init__(self, x: npt.ArrayLike, P: npt.ArrayLike, dim_z: int, dt: float, N: int,
+                 hx: Callable[..., np.ndarray], fx: Callable[..., np.ndarray], *,
+                 resample_threshold: float = DEFAULT_RESAMPLE_THRESHOLD,
+                 reg: Optional[float] = None, jitter: Optional[float] = None,
+                 log_likelihood_fn: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
+                 resampler: Callable[..., np.ndarray] = systematic_resample,
+                 rng: RngLike = None, vectorized: bool = False, simulate: None = None):
         if simulate is not None:
             raise ValueError(
                 "ParticleFilter weights particles by a likelihood and cannot use a measurement "
@@ -334,7 +340,7 @@ class ParticleFilter(EnsembleFilter):
         self.distinct_ess = None
 
     @property
-    def resampler(self):
+    def resampler(self) -> Callable[..., np.ndarray]:
         """The resampling function; assigning one re-reads its signature."""
         return self._resampler
 
@@ -371,12 +377,12 @@ class ParticleFilter(EnsembleFilter):
                 "every particle has zero likelihood for this z; keeping the prior weights",
                 RuntimeWarning, stacklevel=3)
             return {"sigmas": sigmas, "log_weights": self.log_weights, "log_likelihood": -np.inf,
-                    "ess": float(np.exp(-logsumexp(2 * self.log_weights))), "resampled": False,
+                    "ess": effective_sample_size(self.log_weights), "resampled": False,
                     "distinct_ess": None, "low_ess_updates": self.low_ess_updates, **gain}
 
         log_w = a - total
         # log_weights were normalised, so `total` is log sum_i w_i p(z | x_i).
-        out = {"log_likelihood": float(total), "ess": float(np.exp(-logsumexp(2 * log_w))),
+        out = {"log_likelihood": float(total), "ess": effective_sample_size(log_w),
                "sigmas": sigmas, "log_weights": log_w, "resampled": False, **gain}
         if out["ess"] < self.resample_threshold * self.N:
             w = np.exp(log_w)
@@ -388,7 +394,7 @@ class ParticleFilter(EnsembleFilter):
         # onto a few particles (Q = 0, no regularisation) that the ESS hides.
         _, inv = np.unique(sigmas, axis=0, return_inverse=True)
         wd = np.bincount(inv.ravel(), weights=np.exp(log_w))
-        out["distinct_ess"] = float(1.0 / (wd @ wd))
+        out["distinct_ess"] = kish_ess(wd)
         out["low_ess_updates"] = self.low_ess_updates + 1 if out["distinct_ess"] < 2.0 else 0
         self._warn_if_collapsed(out)
         return out
@@ -403,15 +409,8 @@ class ParticleFilter(EnsembleFilter):
             return new
         if not self.reg > 0:
             return new
-        # Degenerate weights give C = 0 and no jitter exactly when it is needed
-        # most; DAPPER's raw_C12 then uses the unweighted covariance.
-        _, C = ensemble_moments(sigmas, None if w.max() > 1.0 - 1e-10 else w)
-        dup = np.bincount(idx, minlength=self.N)[idx] > 1
-        n = int(dup.sum())
-        if n:
-            s = self.reg * scott_factor(self.N, self.dim_x)
-            new[dup] += self._gaussian_noise(s ** 2 * C, n)
-        return new
+        return jitter_duplicates(sigmas, w, idx, self.reg * scott_factor(self.N, self.dim_x),
+                                 self.rng)[0]
 
     def _warn_if_collapsed(self, out):
         s = out["sigmas"]

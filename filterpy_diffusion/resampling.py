@@ -1,28 +1,44 @@
-"""Resampling schemes: plain functions ``f(weights, rng) -> indices``.
+"""Resampling: index schemes ``f(weights, rng) -> indices`` and regularised resampling.
 
-Our own, used by the particle filter and by exact mixture sampling
-(filterpy's ``residual_resample`` is biased, filterpy issue #290). Each is
-unbiased: member i gets ``n w_i`` offspring in expectation.
+The schemes are our own, used by the particle filter, the bridge and exact
+mixture sampling (filterpy's ``residual_resample`` is biased, filterpy issue
+#290). Each is unbiased: member i gets ``n w_i`` offspring in expectation.
+
+:func:`jitter_duplicates` is the one regularisation step (Musso, Oudjane and
+Le Gland 2001; DAPPER's ``PartFilt(reg=)``): the copies of a member drawn
+more than once get Gaussian noise shaped by the weighted covariance, so a
+deterministic model does not collapse the ensemble onto a few particles.
+:func:`regularised_resample` is resampling plus that step with Scott's
+factor for the weights' effective sample size (the bridge's rule); the
+particle filter calls :func:`jitter_duplicates` with its own factor.
+
+Examples
+--------
+>>> import numpy as np
+>>> from filterpy_diffusion.resampling import systematic_resample
+>>> w = np.array([0.5, 0.0, 0.25, 0.25])     # n w = 2, 0, 1, 1: exact for systematic
+>>> systematic_resample(w, np.random.default_rng(0)).tolist()
+[0, 0, 2, 3]
 """
+from __future__ import annotations
+
+import numbers
+from typing import Callable, Optional
+
 import numpy as np
+import numpy.typing as npt
+
+from ._validation import RngLike, as_ensemble, as_generator, psd_factor
+from .bandwidth import scott_factor
+from .weights import check_log_weights, effective_sample_size, normalise_weights, normalised_weights
 
 __all__ = ["systematic_resample", "stratified_resample", "multinomial_resample",
-           "residual_resample"]
-
-
-def _normalised(weights):
-    w = np.asarray(weights, dtype=float)
-    if w.ndim != 1 or w.size == 0:
-        raise ValueError(f"weights must be a non-empty 1-D array, got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-        raise ValueError(f"weights must be finite, non-negative and not all zero, got {w}")
-    w = w / w.max()         # so that the sum cannot overflow
-    return w / w.sum()
+           "residual_resample", "inverse_cdf_rows", "jitter_factor", "jitter_duplicates", "regularised_resample"]
 
 
 def _cumulative_weights(weights):
     """Cumulative sum of the weights scaled so its last entry is exactly 1.0."""
-    c = np.cumsum(_normalised(weights))
+    c = np.cumsum(normalise_weights(weights))
     # Dividing by the total (rather than trusting normalised weights to sum
     # to 1) makes every entry from the last positive weight on exactly 1.0
     # and keeps c sorted: no uniform in [0, 1) can fall past the end, and
@@ -38,7 +54,8 @@ def _invert(c, u):
     return np.minimum(idx, np.searchsorted(c, 1.0, side="left"))
 
 
-def systematic_resample(weights, rng, n=None):
+def systematic_resample(weights: npt.ArrayLike, rng: np.random.Generator,
+                        n: Optional[int] = None) -> np.ndarray:
     """Systematic resampling: one uniform shifted over n evenly spaced points.
 
     Parameters
@@ -60,7 +77,7 @@ def systematic_resample(weights, rng, n=None):
     return _invert(c, (rng.random() + np.arange(n)) / n)
 
 
-def stratified_resample(weights, rng):
+def stratified_resample(weights: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
     """Stratified resampling: one uniform in each of N equal strata of [0, 1).
 
     Parameters
@@ -79,7 +96,8 @@ def stratified_resample(weights, rng):
     return _invert(c, (rng.random(N) + np.arange(N)) / N)
 
 
-def multinomial_resample(weights, rng, n=None):
+def multinomial_resample(weights: npt.ArrayLike, rng: np.random.Generator,
+                         n: Optional[int] = None) -> np.ndarray:
     """Multinomial resampling: n independent draws from the weights.
 
     Parameters
@@ -100,7 +118,7 @@ def multinomial_resample(weights, rng, n=None):
     return _invert(c, np.sort(rng.random(c.size if n is None else int(n))))
 
 
-def residual_resample(weights, rng):
+def residual_resample(weights: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
     """Residual resampling: ``floor(N w_i)`` copies, the rest multinomially.
 
     The remaining ``R = N - sum floor(N w_i)`` offspring are drawn from the
@@ -118,7 +136,7 @@ def residual_resample(weights, rng):
     indices : ndarray (N,) of int
         Sorted.
     """
-    w = _normalised(weights)
+    w = normalise_weights(weights)
     N = w.size
     Nw = N * w
     counts = np.floor(Nw).astype(np.intp)
@@ -127,3 +145,140 @@ def residual_resample(weights, rng):
         extra = _invert(_cumulative_weights(Nw - counts), np.sort(rng.random(rest)))
         counts += np.bincount(extra, minlength=N)
     return np.repeat(np.arange(N), counts)
+
+
+def inverse_cdf_rows(log_w: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse CDF of every row of log weights (d, N) at the uniforms u (d, n).
+
+    The batched form of the schemes' inversion, for many independent
+    weight vectors (the local filter's domains): entry ``[j, k]`` is the
+    member ``i`` with ``c_j[i-1] <= u[j, k] < c_j[i]``, ``c_j`` the
+    normalised cumulative weights of row j; zero-weight members own an
+    empty interval. One ``searchsorted`` for all rows: row j's CDF is
+    shifted to [j, j + 1], which keeps the concatenation sorted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.resampling import inverse_cdf_rows
+    >>> lw = np.log([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])    # CDFs .5 .75 1 and .1 .2 1
+    >>> inverse_cdf_rows(lw, np.array([[0.2, 0.7], [0.15, 0.5]])).tolist()
+    [[0, 1], [1, 2]]
+    """
+    d, N = log_w.shape
+    c = np.cumsum(np.exp(log_w), axis=1)
+    c /= c[:, -1:]
+    # Zero-weight members own an empty interval; u just below 1 may pass the
+    # last positive weight by rounding, so clamp to it.
+    last = np.argmax(c >= 1.0, axis=1)
+    off = np.arange(d)[:, None]
+    idx = np.searchsorted((c + off).ravel(), (np.minimum(u, 1.0) + off).ravel(), side="right")
+    return np.minimum(idx.reshape(u.shape) - off * N, last[:, None])
+
+
+# ---------------------------------------------------------------- regularisation
+def jitter_factor(n_eff: float, dim: int) -> float:
+    """Scott's factor ``n_eff^(-1 / (dim + 4))``: kernel sd in units of the covariance.
+
+    The rule-of-thumb bandwidth of a Gaussian kernel density estimate from
+    ``n_eff`` points in ``dim`` dimensions; it vanishes as ``n_eff`` grows
+    (the regularisation bias of the particle filter goes to zero).
+    """
+    if not (np.isfinite(n_eff) and n_eff >= 1):
+        raise ValueError(f"n_eff must be >= 1, got {n_eff!r}")
+    if not (isinstance(dim, numbers.Integral) and dim >= 1):
+        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    return scott_factor(n_eff, dim)
+
+
+def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """``X[idx]`` with noise ``N(0, h^2 C_w)`` on every member drawn more than once.
+
+    ``C_w`` is the weighted covariance of ``X`` before resampling (unbiased,
+    ``1 / (1 - sum w^2)``). If one member holds all the weight (``1 - sum
+    w^2 <= 1e-12``, so ``C_w`` is 0 up to rounding) the unweighted
+    covariance is used instead, as DAPPER's ``PartFilt`` does: the jitter
+    must not vanish exactly when the ensemble has collapsed. Members drawn
+    once are kept as they are.
+
+    Parameters
+    ----------
+    X : ndarray (N, dim_x)
+        Members before resampling.
+    w : ndarray (N,)
+        Their normalised weights.
+    idx : ndarray (n,) of int
+        Resampled indices into ``X``.
+    h : float >= 0
+        Jitter factor (standard deviation in units of ``C_w``'s).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    X_new : ndarray (n, dim_x)
+    n_jittered : int
+        Number of rows that got noise.
+    """
+    N, d = X.shape
+    Xn = X[idx]
+    dup = np.bincount(idx, minlength=N)[idx] > 1
+    n_dup = int(dup.sum())
+    if n_dup:
+        # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
+        # side: a (d, d) factor of C_w when d <= N, else G (n_dup, N) @ C12.
+        wc = w if 1.0 - np.sum(w * w) > 1e-12 else np.full(N, 1.0 / N)
+        C12 = np.sqrt(wc / (1.0 - np.sum(wc * wc)))[:, None] * (X - wc @ X)
+        if d <= N:
+            noise = rng.standard_normal((n_dup, d)) @ psd_factor(C12.T @ C12).T
+        else:
+            noise = rng.standard_normal((n_dup, N)) @ C12
+        Xn[dup] += h * noise
+    return Xn, n_dup
+
+
+def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
+                         resample: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+                         = systematic_resample) -> tuple[np.ndarray, dict]:
+    """Resample a weighted ensemble to equal weights, jittering the copies.
+
+    Indices from ``resample`` and, on every member drawn more than once,
+    noise ``N(0, h^2 C_w)`` (:func:`jitter_duplicates`) with ``h`` Scott's
+    factor for the weights' effective sample size (:func:`jitter_factor`).
+    Equal weights return a copy (no draw).
+
+    Parameters
+    ----------
+    X : ndarray (N, dim_x)
+    log_w : ndarray (N,)
+    rng : None, int or numpy.random.Generator
+    resample : callable ``(weights, rng) -> indices``, default systematic
+
+    Returns
+    -------
+    X_new : ndarray (N, dim_x)
+        Equally weighted.
+    info : dict
+        ``'indices'`` the resampled indices (None for equal weights),
+        ``'h'`` the jitter factor, ``'n_jittered'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.resampling import regularised_resample
+    >>> X = np.arange(8.0).reshape(4, 2)
+    >>> Xn, info = regularised_resample(X, np.log([0.7, 0.1, 0.1, 0.1]), rng=0)
+    >>> Xn.shape, info['indices'].tolist(), info['n_jittered']
+    ((4, 2), [0, 0, 0, 3], 3)
+    """
+    X = as_ensemble(X, "X")
+    N, d = X.shape
+    log_w = check_log_weights(log_w, N=N)
+    rng = as_generator(rng)
+    if np.all(log_w == log_w[0]):
+        return X.copy(), {'indices': None, 'h': 0.0, 'n_jittered': 0}
+    h = jitter_factor(effective_sample_size(log_w), d)
+    w = normalised_weights(log_w)
+    idx = np.asarray(resample(w, rng))
+    Xn, n_dup = jitter_duplicates(X, w, idx, h, rng)
+    return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}
