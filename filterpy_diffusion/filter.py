@@ -20,12 +20,15 @@ from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sa
 from .clustering import split_ensemble
 from ._validation import is_singular
 from .ensemble import EnsembleFilter
-from .inflation import innovation_lambda
+from .inflation import LAMBDA_RANGE, innovation_lambda
 from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
                   check_evidence_threshold)
 from .kde import _log_prior as log_prior_weights
 from .policy import DEFAULT_POLICY, Policy
 from .resampling import systematic_resample
+from .weights import kish_ess
+
+__all__ = ["DiffusionKDEFilter", "KERNELS", "GAUSSIAN_CORES", "H_RANGE"]
 
 # exp(x) underflows to 0 below this: every kernel weight would be 0 in linear space.
 _LOG_TINY = np.log(np.finfo(float).tiny)
@@ -502,7 +505,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam_o = d @ np.linalg.pinv(Cyy) @ d / m
         v_o = 2.0 / m * lam_b ** 2
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
-        return float(np.clip(lam, 0.5, 10.0))
+        return float(np.clip(lam, *LAMBDA_RANGE))
 
     def _mode_labels(self, Z):
         """kernel='auto': the cluster of every row of the joint ``Z`` (all 0 for one mode).
@@ -799,7 +802,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         default_steps = {'ode': DEFAULT_ODE_STEPS, 'sde': DEFAULT_SDE_STEPS}.get(sampler, 0)
         return {
             'sigmas': new,
-            'ess': float(1.0 / np.sum(kde.weights(z) ** 2)),
+            'ess': kish_ess(kde.weights(z)),
             'log_likelihood': kde.log_marginal(z),
             'h': h,
             'bandwidth_x': bx,

@@ -29,11 +29,17 @@ from scipy.special import logsumexp as _logsumexp
 from ._validation import (as_bandwidth, as_covariance, as_ensemble, as_vector,
                           magnitude_limit)
 from .clustering import bonferroni_normaltest
-from .mixture import GaussianMixture, logsumexp
+from .mixture import GaussianMixture
+from .weights import logsumexp
+
+__all__ = ["ConditionalKDE", "CovarianceKDE", "ClusteredKDE", "EnKPFDensity",
+           "check_evidence_threshold", "EVIDENCE_THRESHOLD", "MIN_INFORMATIVE_LAM",
+           "FAR_LOG_KERNEL"]
 
 #: ClusteredKDE ignores cluster log-evidence differences below this many
 #: standard errors (chosen on tuning seeds 0-2 of toy-abs and l63-z among
 #: 1, 3, 5, 10 and 10^6: 10 scored about as well as never moving mass).
+#: The filter's default is ``Policy.evidence_threshold``.
 EVIDENCE_THRESHOLD = 10.0
 #: EnKPFDensity.normality_pvalue tests directions whose forecast variance is at
 #: least this multiple of the (whitened) noise variance.

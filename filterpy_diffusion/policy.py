@@ -16,6 +16,11 @@ never the reporting seeds 100-104).
 import dataclasses
 import numbers
 
+# The modules' own defaults, one source for each number.
+from .bridge import MEMBERS_PER_DIM
+from .clustering import MAX_AXES, MIN_SEPARATION, REFINE_SEPARATION
+from .kde import EVIDENCE_THRESHOLD
+
 __all__ = ["Policy", "DEFAULT_POLICY"]
 
 
@@ -95,12 +100,12 @@ class Policy:
         Confidence in the finite-size inflation's prior (DAPPER's ``xN``;
         1 is ``EnKF_N``'s untuned default).
     """
-    mode_axes: int = 3
+    mode_axes: int = MAX_AXES
     mode_screen: float = 3.0
-    min_separation: float = 4.0
-    refine_separation: float = 3.0
-    evidence_threshold: float = 10.0
-    members_per_dim: float = 2.0
+    min_separation: float = MIN_SEPARATION
+    refine_separation: float = REFINE_SEPARATION
+    evidence_threshold: float = EVIDENCE_THRESHOLD
+    members_per_dim: float = MEMBERS_PER_DIM
     ess_target: float = 0.5
     mode_ess_target: float = 0.7
     enkpf_ess_target: float = 0.9
