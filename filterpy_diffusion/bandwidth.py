@@ -94,14 +94,20 @@ def resolve_bandwidth(spec, block, other, name, joint_dim):
 
 
 def effective_sample_size(log_weights):
-    """``1 / sum w_i^2`` of normalised weights given (unnormalised) log weights."""
+    """``1 / sum w_i^2`` of normalised weights given (unnormalised) log weights.
+
+    ``log_weights`` (N,) gives a float; (..., N) the ESS of every row, ndarray (...).
+    """
     lw = np.asarray(log_weights, dtype=float)
+    if lw.ndim > 1:
+        w = np.exp(lw - lw.max(axis=-1, keepdims=True))
+        return w.sum(-1) ** 2 / np.einsum('...i,...i->...', w, w)
     lw = lw - lw.max()
     w = np.exp(lw)
     return float(w.sum() ** 2 / (w @ w))
 
 
-def select_by_ess(log_weights_at, target, lo, hi, iters=16):
+def select_by_ess(log_weights_at, target, lo, hi, iters=16, batch=None):
     """Smallest bandwidth in ``[lo, hi]`` whose weights keep ``ESS >= target``.
 
     The weights' ESS grows with the bandwidth (wider kernels weigh members
@@ -115,16 +121,23 @@ def select_by_ess(log_weights_at, target, lo, hi, iters=16):
     Parameters
     ----------
     log_weights_at : callable ``h -> ndarray (N,)``
-        Unnormalised log weights at bandwidth h.
+        Unnormalised log weights at bandwidth h. With ``batch``: ``h`` is an
+        ndarray (batch,) and the result (batch, N), one row per problem.
     target : float
         Required effective sample size.
     lo, hi : float
         Search interval, ``0 < lo < hi``.
+    iters : int, default 16
+    batch : int, optional
+        Solve ``batch`` independent searches at once (e.g. one per local
+        domain): the same bisection, elementwise.
 
     Returns
     -------
-    float
+    float, or ndarray (batch,) with ``batch``
     """
+    if batch is not None:
+        return _select_by_ess_batch(log_weights_at, target, lo, hi, iters, int(batch))
     if effective_sample_size(log_weights_at(lo)) >= target:
         return lo
     if effective_sample_size(log_weights_at(hi)) < target:
@@ -137,3 +150,21 @@ def select_by_ess(log_weights_at, target, lo, hi, iters=16):
         else:
             a = c
     return float(np.exp(b))
+
+
+def _select_by_ess_batch(log_weights_at, target, lo, hi, iters, n):
+    """:func:`select_by_ess` for n problems at once, elementwise the same steps."""
+    lo_ok = effective_sample_size(log_weights_at(np.full(n, lo))) >= target
+    hi_bad = effective_sample_size(log_weights_at(np.full(n, hi))) < target
+    h = np.full(n, float(hi))
+    h[lo_ok] = lo
+    todo = ~(lo_ok | hi_bad)
+    if todo.any():
+        a, b = np.full(n, np.log(lo)), np.full(n, np.log(hi))
+        for _ in range(iters):
+            c = 0.5 * (a + b)
+            ok = effective_sample_size(log_weights_at(np.exp(c))) >= target
+            b = np.where(ok, c, b)
+            a = np.where(ok, a, c)
+        h[todo] = np.exp(b[todo])
+    return h

@@ -6,10 +6,11 @@ import pytest
 
 from filterpy_diffusion.bandwidth import select_by_ess
 from filterpy_diffusion.diffusion import _dpm2m, karras_schedule
+from filterpy_diffusion.localization.stitching import _local_schedule, _ode_local
 from filterpy_diffusion.filter import H_RANGE
 from filterpy_diffusion.kde import CovarianceKDE
 from filterpy_diffusion.localization import (
-    DEFAULT_LETKF_INFLATION, LETKF, LocalDiffusionKDEFilter, LocalKDE, _ode_local, gaspari_cohn, local_covariance_kde,
+    DEFAULT_LETKF_INFLATION, LETKF, LocalDiffusionKDEFilter, LocalKDE, gaspari_cohn, local_covariance_kde,
     local_observations, local_observations_from_callable, sample_local)
 from filterpy_diffusion.mixture import GaussianMixture
 from filterpy_diffusion.systems import IdentityObs, LorenzModel
@@ -201,15 +202,19 @@ def test_letkf_defaults_beat_no_inflation_on_deterministic_lorenz96():
 
 
 def test_batched_ode_equals_the_package_sampler_per_domain():
+    # The local ODE is diffusion.dpm2m batched over domains: per domain it is
+    # the package's solver on the domain's 1-D GaussianMixture and its schedule.
     X, hz, Y, z, R, loc = _random_problem(5, N=15)
     kde = local_covariance_kde(X, hz, Y, z, R, loc, 0.5)
     rng = np.random.default_rng(0)
     v = kde.S
     start = kde.centres[:, :1] + 3.0 * rng.normal(size=kde.centres.shape)
-    out = _ode_local(kde.centres, kde.log_weights, v, start, 10)
+    tv = _local_schedule(kde.centres, kde.log_weights, v, 10)
+    out = _ode_local(kde.centres, kde.log_weights, start, tv)
     for j in range(X.shape[1]):
         mix = GaussianMixture(kde.centres[j][:, None], kde.log_weights[j], v[j])
         sig = karras_schedule(mix, 10)
+        np.testing.assert_allclose(tv[:, j], v[j] + sig ** 2, rtol=1e-12)
         ref = mix.from_frame(_dpm2m(mix, mix.to_frame(start[j][:, None]), sig))[:, 0]
         np.testing.assert_allclose(out[j], ref, rtol=1e-9, atol=1e-9)
 
