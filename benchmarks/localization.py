@@ -28,15 +28,19 @@ Commands::
     python benchmarks/localization.py --quick            # l96-40, N = 20, 2 seeds, 300 cycles (20 s)
     python benchmarks/localization.py                    # the full table (about an hour, 1 core)
     python benchmarks/localization.py --dims 40 --N 20 --seeds 100 101 102
-    python benchmarks/localization.py --experiment stitching --dims 40 --N 20
-    python benchmarks/localization.py --experiment sampler --dims 40 --N 20
+    python benchmarks/localization.py --experiment stitching --dims 40 --N 10 20 --seeds 0 1 2 \
+        --cycles 500 --spinup 100 --abort
+    python benchmarks/localization.py --experiment sampler --dims 40 --N 20 --seeds 0 1 2 \
+        --cycles 500 --spinup 100 --abort
     python benchmarks/localization.py --experiment radius --dims 40 --N 20 --seeds 0 1 2 \
         --cycles 500 --spinup 100
     python benchmarks/localization.py --experiment ess --dims 40 --N 20 --seeds 0 1 2 \
         --cycles 500 --spinup 100
 
-(the defaults' design experiments -- radius, ESS target -- use the tuning
-seeds 0-2; the stitching and sampler comparisons the reporting seeds).
+(the defaults' design experiments -- radius, ESS target, stitching, sampler
+-- use the tuning seeds 0-2; ``--abort`` stops a run as lost once 100 scored
+cycles average an RMSE above 3, as tuning runs do; ``docs/localization.md``
+and ``docs/data/local_tuning.json`` hold their results).
 
 Filters take options as ``name:key=value,...`` (Python literals), e.g.
 ``ldkf:stitching='independent'`` or ``letkf:knob=1.05`` (fixed knob: no
@@ -213,6 +217,9 @@ def main(argv=None):
     p.add_argument("--spinup", type=int, default=None)
     p.add_argument("--quick", action="store_true",
                    help="l96-40, N = 20, seeds 100 101, tuning seed 0, 300 cycles / 60 spin-up")
+    p.add_argument("--abort", action="store_true",
+                   help=f"stop a run as lost once 100 scored cycles average an RMSE above "
+                        f"{ABORT_RMSE} (as tuning runs do)")
     p.add_argument("--out", default=None, help="write the records as JSON")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -250,7 +257,7 @@ def main(argv=None):
                     knob = tune(spec, l96_problem(d, a.cycles, a.spinup), N, a.tuning_seeds,
                                 GRIDS[name], log)
                 t0 = time.perf_counter()
-                recs = [run(spec, problem, N, s, knob) for s in a.seeds]
+                recs = [run(spec, problem, N, s, knob, abort=a.abort) for s in a.seeds]
                 row = {"problem": problem.name, "N": N, "filter": spec, "knob": knob,
                        "records": recs, "summary": summarise(recs)}
                 rows.append(row)

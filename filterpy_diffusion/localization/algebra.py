@@ -14,8 +14,10 @@ over the domains.
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
 from ..bandwidth import effective_sample_size, select_by_ess
+from ..etkf import mean_weights, transform_anomalies
 from ..filter import H_RANGE
 
 __all__ = ["LocalKDE", "local_covariance_kde", "LOCAL_ESS_TARGET"]
@@ -169,17 +171,28 @@ def _whitened(states, predictions, z, R, local, blocks=None):
     return dict(mu=mu, A=A, Cxx=Cxx, F=F, sr=sr, e=e, b=b, lam=lam, g=g)
 
 
-def _etkf_anomalies(A, b, lam, g):
-    """LETKF analysis anomalies ``A_j T_j`` (d, N) with ``T = sqrt((N-1) ((N-1) I + W^T W)^-1)``.
+def letkf_analysis(w):
+    """Every domain's ETKF analysis in the frame of :func:`_whitened`: mean (d,), anomalies (d, N).
 
-    On the range of ``W^T`` (eigenvectors ``b_l / sqrt((N-1) lam_l)``) T
-    scales by ``1 / sqrt(1 + lam_l)`` and is the identity elsewhere, so
-    ``A_j T = A_j + sum_l g_l (1/sqrt(1 + lam_l) - 1) / lam_l b_l``. Their
-    sample variance is exactly the Kalman ``Pa_j``.
+    Domain j is :func:`filterpy_diffusion.etkf.etkf_analysis` of the state
+    variable ``x_j`` on its scaled local observations: the whitened
+    anomalies ``W^T`` (N, k) have the thin SVD ``U s V^T`` with ``V`` the
+    frame's eigenvectors, ``s = sqrt((N - 1) lam)`` and ``U = b^T / s``, and
+    the whitened innovation in the basis V is ``e``; the mean and the
+    symmetric square-root transform are then etkf's
+    :func:`~filterpy_diffusion.etkf.mean_weights` and
+    :func:`~filterpy_diffusion.etkf.transform_anomalies`, batched over the
+    domains. The anomalies' sample variance is exactly the Kalman ``Pa_j``.
     """
+    lam, A = w["lam"], w["A"]
+    N = A.shape[0]
+    # Directions without spread (padding, rounding-level eigenvalues) carry no
+    # information: s = 0 there leaves them untransformed.
     pos = lam > 1e-12 * max(lam.max(), np.finfo(float).tiny)
-    coef = np.where(pos, (1.0 / np.sqrt(1.0 + lam) - 1.0) / np.where(pos, lam, 1.0), 0.0)
-    return A.T + np.einsum('jk,jkn->jn', g * coef, b)
+    s = np.where(pos, np.sqrt((N - 1) * np.where(pos, lam, 1.0)), 0.0)
+    U = np.swapaxes(w["b"], 1, 2) * np.where(pos, 1.0 / np.where(pos, s, 1.0), 0.0)[:, None, :]
+    mean = w["mu"] + np.einsum('jn,nj->j', mean_weights(U, s, w["e"]), A)
+    return mean, transform_anomalies(A.T[:, :, None], U, s)[:, :, 0]
 
 
 def local_covariance_kde(states, predictions, measurements, z, R, local, bandwidth="auto",
@@ -248,13 +261,12 @@ def local_covariance_kde(states, predictions, measurements, z, R, local, bandwid
     else:
         h = np.full(d, float(bandwidth))
     lk = _log_kernel(e, b, h)
-    lw = lk - lk.max(1, keepdims=True)
-    lw -= np.log(np.exp(lw).sum(1, keepdims=True))
+    lw = lk - logsumexp(lk, axis=1, keepdims=True)
     a = np.sqrt(1.0 - h * h)
     D = A.T - np.einsum('jk,jkn->jn', gw, b)              # (d, N) perturbed-obs anomalies
     mean = w["mu"] + np.einsum('jk,jk->j', gw, e)
     gain = np.einsum('jlk,jl->jk', F, s * gw)             # Cxy Cyy^-1 in scaled coordinates
     return LocalKDE(centres=mean[:, None] + a[:, None] * D, log_weights=lw, S=h * h * Pa, h=h,
                     ess=effective_sample_size(lw), mean=mean, Pa=Pa,
-                    anomalies=_etkf_anomalies(A, w["b"], lam, w["g"]), gain=gain)
+                    anomalies=letkf_analysis(w)[1], gain=gain)
 

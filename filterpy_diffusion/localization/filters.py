@@ -13,9 +13,10 @@ import numpy as np
 
 from ..diffusion import DEFAULT_ODE_STEPS
 from ..ensemble import EnsembleFilter
+from ..etkf import rotate_anomalies
 from ..inflation import LAMBDA_PRIOR_VAR, adaptive_factor
-from .algebra import LOCAL_ESS_TARGET, _etkf_anomalies, _r_blocks, _whitened, local_covariance_kde
-from .stitching import SAMPLERS, _resolve_stitching, _rotate, sample_local
+from .algebra import LOCAL_ESS_TARGET, _r_blocks, _whitened, letkf_analysis, local_covariance_kde
+from .stitching import SAMPLERS, _resolve_stitching, sample_local
 from .taper import _build_local, _local_radius
 
 __all__ = ["LocalDiffusionKDEFilter", "LETKF", "DEFAULT_LETKF_INFLATION"]
@@ -411,13 +412,11 @@ class LETKF(_Inflating, EnsembleFilter):
         self._check_uniform_weights()
         X = self._checked_sigmas()
         X, hz, f, lam = self._inflated(X, z, R)
-        w = _whitened(X, hz, z, R, self.local, self._blocks(R))
-        # Mean increment A_j wbar = sum_l g_l e_l / (1 + lam_l) in the whitened frame.
-        mean = w["mu"] + np.einsum('jk,jk->j', w["g"] * w["e"], 1.0 / (1.0 + w["lam"]))
-        A = _etkf_anomalies(w["A"], w["b"], w["lam"], w["g"]).T            # (N, d)
+        mean, A = letkf_analysis(_whitened(X, hz, z, R, self.local, self._blocks(R)))
+        A = A.T                                                            # (N, d)
         if self.rot:
             # One rotation for all domains keeps the analysis continuous across them.
-            A = _rotate(A - A.mean(0), self.rng)
+            A = rotate_anomalies(A - A.mean(0), self.rng)
         return {"sigmas": mean + A, "inflation_factor": f, "inflation_mean": lam,
                 **self._gain(X, hz, R)}
 

@@ -54,6 +54,7 @@ coherent starting noise gives coherent samples.
 import numpy as np
 
 from ..diffusion import DEFAULT_ODE_STEPS, RHO, SIGMA_MAX_FACTOR, dpm2m, karras_sigmas
+from ..etkf import rotate_anomalies
 
 __all__ = ["sample_local", "STITCHING", "SAMPLERS"]
 
@@ -127,49 +128,8 @@ def _draw_start(kde, rng, selection, noise):
         if noise == "ensemble":   # member i gets sum_k G_ik t_jk
             xi = t @ rng.standard_normal((N, N)).T
         else:                     # rotation: sqrt(N-1) Omega t_j, Omega a random rotation fixing 1
-            xi = np.sqrt(N - 1) * _rotate(t.T, rng).T
+            xi = np.sqrt(N - 1) * rotate_anomalies(t.T, rng).T
     return comp, xi
-
-
-def _helmert(N):
-    """Orthonormal basis (N, N-1) of the vectors orthogonal to (1, ..., 1)."""
-    H = np.zeros((N, N - 1))
-    for k in range(1, N):
-        H[:k, k - 1] = 1.0 / np.sqrt(k * (k + 1))
-        H[k, k - 1] = -k / np.sqrt(k * (k + 1))
-    return H
-
-
-def _haar_frame(N, r, rng):
-    """Haar-random orthonormal (N, r) frame orthogonal to (1, ..., 1), r <= N - 1.
-
-    QR of Gaussian vectors with their mean removed, with the sign fix of
-    Mezzadri (2007) that makes the frame exactly Haar distributed.
-    """
-    G = rng.standard_normal((N, r))
-    Q, Rq = np.linalg.qr(G - G.mean(0))
-    return Q * np.where(np.diag(Rq) < 0, -1.0, 1.0)
-
-
-def _rotate(T, rng):
-    """``Omega T`` for a Haar-random rotation Omega of the mean-zero subspace, T (N, d) mean-zero.
-
-    Omega maps (1, ..., 1) to itself, so every column keeps mean zero and its
-    norm, and the columns keep their inner products: noise built from it
-    has exactly zero sample mean and the sample covariance of the
-    anomalies. Only the span of T matters: with ``T = Q R`` (Q an
-    orthonormal basis of a subspace containing span T, r columns), ``Omega
-    Q`` is a Haar-random r-frame, so ``Omega T = V R`` with V from
-    :func:`_haar_frame` -- O(N r^2) with ``r = min(d, N - 1)`` instead of an
-    N x N rotation.
-    """
-    N, d = T.shape
-    if d < N - 1:
-        Q, Rt = np.linalg.qr(T)
-    else:   # the mean-zero subspace itself, through a fixed (Helmert) basis
-        Q = _helmert(N)
-        Rt = Q.T @ T
-    return _haar_frame(N, Q.shape[1], rng) @ Rt
 
 
 def _denoise_1d(U, tv, M, lw):
