@@ -96,8 +96,8 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     Every state variable is analysed with its own shrunk covariance-kernel
     conditional KDE (as ``DiffusionKDEFilter(kernel='covariance')``) built
     from its local, R-localized observations; the d local mixtures are
-    computed and sampled at once and stitched into one ensemble (module
-    docstring). Same positional arguments and attributes as
+    computed and sampled at once and stitched into one ensemble
+    (:mod:`filterpy_diffusion.localization.stitching`). Same positional arguments and attributes as
     :class:`~filterpy_diffusion.DiffusionKDEFilter` / filterpy's
     ``EnsembleKalmanFilter``. Measurements are simulated as ``hx(x_i) +
     N(0, R)`` (R-localization needs R, so there is no ``simulate``); the
@@ -151,7 +151,8 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         observations, applied as ``sqrt(max(lambda, 1))``.
     sampler : 'exact' or 'ode', default 'exact'
         Exact mixture sampling, or the probability-flow ODE of every 1-D
-        local mixture (DPM-Solver++(2M), ``steps`` steps).
+        local mixture (:func:`filterpy_diffusion.diffusion.dpm2m`, DPM-Solver++(2M),
+        ``steps`` steps, batched over the domains).
     steps : int, optional
         ODE steps (default
         :data:`~filterpy_diffusion.diffusion.DEFAULT_ODE_STEPS`); a
@@ -160,7 +161,7 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         How domains' draws are made consistent: ``'coherent'`` (systematic
         selection in member order; kernel noise a random rotation of the
         local ETKF anomalies), ``'shared'``, ``'independent'``, or a
-        (selection, noise) tuple (module docstring).
+        (selection, noise) tuple (:mod:`filterpy_diffusion.localization.stitching`).
     rng : None, int or numpy.random.Generator
         Source of every draw.
     vectorized : bool, default False
@@ -361,13 +362,15 @@ class LETKF(_Inflating, EnsembleFilter):
     (hx(x_i) - mean))[O_j]`` (k, N), ``L L^T = R_sub`` and the whitened
     innovation ``dt``: ``Pa~ = ((N-1) I + W^T W)^-1``, mean weights ``wbar =
     Pa~ W^T dt``, transform ``T = sqrt((N-1) Pa~)``; ``x_a = mean_j +
-    A_j (wbar + T)``. It is computed from the eigenpairs of the k x k
-    matrix ``W W^T`` (k local observations), batched over all domains:
-    ``A_j wbar = sum_l g_l e_l / (1 + lam_l)`` and ``A_j T = A_j + sum_l g_l
-    (1/sqrt(1 + lam_l) - 1) / lam_l b_l`` in the rotated frame (``lam = eig
-    W W^T / (N-1)``, ``b = U^T W``, ``e = U^T dt``, ``g = b A_j / (N-1)``).
-    ``tests/test_localization.py`` checks it against the textbook N x N
-    loop.
+    A_j (wbar + T)``: :func:`filterpy_diffusion.etkf.etkf_analysis` of
+    ``x_j`` on the scaled local observations. The decomposition comes from
+    the eigenpairs of the k x k matrix ``W W^T`` (k local observations),
+    batched over all domains, and the mean and transform are etkf's
+    :func:`~filterpy_diffusion.etkf.mean_weights` and
+    :func:`~filterpy_diffusion.etkf.transform_anomalies`
+    (:func:`filterpy_diffusion.localization.algebra.letkf_analysis`).
+    ``tests/test_localization.py`` checks it against ``etkf_analysis`` per
+    domain and against the textbook N x N loop.
 
     Why the default: without inflation a small ensemble underestimates its
     spread (sampling error) and can lose track on deterministic models. On

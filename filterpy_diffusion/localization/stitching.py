@@ -188,7 +188,7 @@ def sample_local(kde, rng, sampler="exact", stitching="coherent", steps=None):
     rng : numpy.random.Generator
     sampler : {'exact', 'ode'}
     stitching : str or (selection, noise)
-        See the module docstring.
+        Named scheme (:data:`STITCHING`) or a tuple; see the module docstring.
     steps : int, optional
         ODE steps (default :data:`~filterpy_diffusion.diffusion.DEFAULT_ODE_STEPS`).
 
