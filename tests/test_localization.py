@@ -265,7 +265,7 @@ def test_batched_ode_equals_the_package_sampler_per_domain():
         np.testing.assert_allclose(out[j], ref, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("stitching", ["independent", "shared", "coherent",
+@pytest.mark.parametrize("stitching", ["independent", "shared", "coherent", "rotation",
                                        ("systematic", "ensemble")])
 def test_stitched_draws_have_each_domains_mixture_moments(stitching):
     rng = np.random.default_rng(1)

@@ -74,7 +74,7 @@ References
 """
 from .algebra import LOCAL_ESS_TARGET, LocalKDE, local_covariance_kde
 from .filters import DEFAULT_LETKF_INFLATION, LETKF, LocalDiffusionKDEFilter
-from .stitching import STITCHING, sample_local
+from .stitching import DEFAULT_STITCHING, STITCHING, sample_local
 from .taper import (DEFAULT_RADIUS, LocalObs, gaspari_cohn, local_observations,
                     local_observations_from_callable)
 
@@ -83,4 +83,5 @@ __all__ = [
     "LocalKDE", "local_covariance_kde", "sample_local",
     "LocalDiffusionKDEFilter", "LETKF",
     "DEFAULT_RADIUS", "DEFAULT_LETKF_INFLATION", "LOCAL_ESS_TARGET", "STITCHING",
+    "DEFAULT_STITCHING",
 ]

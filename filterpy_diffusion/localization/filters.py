@@ -16,7 +16,7 @@ from ..ensemble import EnsembleFilter
 from ..etkf import rotate_anomalies
 from ..inflation import LAMBDA_PRIOR_VAR, adaptive_factor
 from .algebra import LOCAL_ESS_TARGET, _r_blocks, _whitened, letkf_analysis, local_covariance_kde
-from .stitching import SAMPLERS, _resolve_stitching, sample_local
+from .stitching import DEFAULT_STITCHING, SAMPLERS, _resolve_stitching, sample_local
 from .taper import _build_local, _local_radius
 
 __all__ = ["LocalDiffusionKDEFilter", "LETKF", "DEFAULT_LETKF_INFLATION"]
@@ -157,11 +157,14 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         ODE steps (default
         :data:`~filterpy_diffusion.diffusion.DEFAULT_ODE_STEPS`); a
         ValueError with ``sampler='exact'``.
-    stitching : str or (selection, noise), default 'coherent'
-        How domains' draws are made consistent: ``'coherent'`` (systematic
-        selection in member order; kernel noise a random rotation of the
-        local ETKF anomalies), ``'shared'``, ``'independent'``, or a
-        (selection, noise) tuple (:mod:`filterpy_diffusion.localization.stitching`).
+    stitching : str or (selection, noise), default 'rotation'
+        How domains' draws are made consistent (:data:`STITCHING`):
+        ``'rotation'`` (components chosen independently per domain; kernel
+        noise a random rotation of the local ETKF anomalies, so it is smooth
+        in space and adds no error to the mean), ``'coherent'`` (the same
+        noise, systematic selection in member order; the default before),
+        ``'shared'``, ``'independent'``, or a (selection, noise) tuple
+        (:mod:`filterpy_diffusion.localization.stitching`).
     rng : None, int or numpy.random.Generator
         Source of every draw.
     vectorized : bool, default False
@@ -218,7 +221,7 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
                  domain_length=None, local_obs=None, radius=None, bandwidth="auto",
                  ess_target=None, inflation="adaptive", sampler="exact", steps=None,
-                 stitching="coherent", rng=None, vectorized=False):
+                 stitching=DEFAULT_STITCHING, rng=None, vectorized=False):
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)

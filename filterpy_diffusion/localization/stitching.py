@@ -56,17 +56,23 @@ import numpy as np
 from ..diffusion import DEFAULT_ODE_STEPS, RHO, SIGMA_MAX_FACTOR, dpm2m, karras_sigmas
 from ..etkf import rotate_anomalies
 
-__all__ = ["sample_local", "STITCHING", "SAMPLERS"]
+__all__ = ["sample_local", "STITCHING", "DEFAULT_STITCHING", "SAMPLERS"]
 
-#: Named stitching schemes: (selection, noise). ``'coherent'`` is the
-#: default of :class:`~filterpy_diffusion.localization.LocalDiffusionKDEFilter`;
-#: how it was chosen (tuning seeds 0-2 of l96-40) is in ``docs/localization.md``
-#: (data ``docs/data/local_tuning.json``).
+#: Named stitching schemes: (selection, noise). ``'rotation'`` is the default
+#: of :class:`~filterpy_diffusion.localization.LocalDiffusionKDEFilter`
+#: (:data:`DEFAULT_STITCHING`); how it was chosen (tuning seeds 0-2 of
+#: l96-40, N = 10 and 20) is in ``docs/localization.md``, data in
+#: ``docs/data/local_tuning.json``.
 STITCHING = {
     "independent": ("independent", "independent"),
     "shared": ("shared", "shared"),
     "coherent": ("systematic", "rotation"),
+    "rotation": ("independent", "rotation"),
 }
+#: Default stitching: independent selection per domain, kernel noise a random
+#: rotation of the local ETKF anomalies (the smallest mean RMSE on the tuning
+#: seeds at N = 10 and at N = 20; ``'coherent'`` before).
+DEFAULT_STITCHING = "rotation"
 _SELECTIONS = ("independent", "shared", "systematic")
 _NOISES = ("independent", "shared", "ensemble", "rotation")
 #: The local samplers: exact mixture draws, or the probability-flow ODE.
@@ -179,7 +185,7 @@ def _ode_local(M, lw, u, tv):
     return out.T + mbar[:, None]
 
 
-def sample_local(kde, rng, sampler="exact", stitching="coherent", steps=None):
+def sample_local(kde, rng, sampler="exact", stitching=DEFAULT_STITCHING, steps=None):
     """Draw the stitched analysis ensemble from every domain's mixture.
 
     Parameters
