@@ -206,6 +206,8 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.localization import LocalDiffusionKDEFilter
     >>> from filterpy_diffusion.systems import LorenzModel, IdentityObs
     >>> d = 12
     >>> f = LocalDiffusionKDEFilter(np.full(d, 8.0), np.eye(d), d, 0.05, 10, IdentityObs(),
@@ -400,6 +402,19 @@ class LETKF(_Inflating, EnsembleFilter):
     ``dapper.set_seed(seed); xx, yy = HMM.simulate()`` with
     ``dapper.mods.Lorenz96.sakov2008``, then ``predict(); update(yy[k])``
     scored against ``xx[k + 1]`` after DAPPER's burn-in (400 cycles).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.localization import LETKF
+    >>> from filterpy_diffusion.systems import LorenzModel, IdentityObs
+    >>> d = 12
+    >>> f = LETKF(np.full(d, 8.0), np.eye(d), d, 0.05, 10, IdentityObs(), LorenzModel('l96', 0.05, 1),
+    ...           state_positions=np.arange(d), obs_positions=np.arange(d), domain_length=d,
+    ...           rng=0, vectorized=True)
+    >>> f.predict(); f.update(np.full(d, 8.0))
+    >>> f.sigmas.shape, f.inflation_factor
+    ((10, 12), 1.02)
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,

@@ -52,6 +52,8 @@ def gaspari_cohn(r):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.localization import gaspari_cohn
     >>> gaspari_cohn(np.array([0.0, 1.0, 2.0, 3.0])).round(4)
     array([1.    , 0.2083, 0.    , 0.    ])
     """
@@ -231,6 +233,8 @@ def local_observations(state_positions, obs_positions, radius, domain_length=Non
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.localization import local_observations
     >>> loc = local_observations(np.arange(10), np.arange(10), radius=1.0, domain_length=10)
     >>> loc.indices[0][loc.mask[0]]
     array([0, 1, 9])
