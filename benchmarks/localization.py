@@ -6,7 +6,7 @@ the time-mean RMSE exceeds 2), for d = 40 and d = 100, comparing
 
 * ``ldkf``: :class:`~filterpy_diffusion.localization.LocalDiffusionKDEFilter`
   with its defaults (automatic bandwidth, adaptive inflation, Gaspari-Cohn
-  half-width 7, coherent stitching, exact sampling);
+  half-width 7, ``'rotation'`` stitching, exact sampling);
 * ``letkf``: our :class:`~filterpy_diffusion.localization.LETKF` (the same
   localization), multiplicative inflation tuned on the tuning seeds;
 * ``enkf``: filterpy's ``EnsembleKalmanFilter`` through
@@ -28,15 +28,19 @@ Commands::
     python benchmarks/localization.py --quick            # l96-40, N = 20, 2 seeds, 300 cycles (20 s)
     python benchmarks/localization.py                    # the full table (about an hour, 1 core)
     python benchmarks/localization.py --dims 40 --N 20 --seeds 100 101 102
-    python benchmarks/localization.py --experiment stitching --dims 40 --N 20
-    python benchmarks/localization.py --experiment sampler --dims 40 --N 20
+    python benchmarks/localization.py --experiment stitching --dims 40 --N 10 20 --seeds 0 1 2 \
+        --cycles 500 --spinup 100 --abort
+    python benchmarks/localization.py --experiment sampler --dims 40 --N 20 --seeds 0 1 2 \
+        --cycles 500 --spinup 100 --abort
     python benchmarks/localization.py --experiment radius --dims 40 --N 20 --seeds 0 1 2 \
         --cycles 500 --spinup 100
     python benchmarks/localization.py --experiment ess --dims 40 --N 20 --seeds 0 1 2 \
         --cycles 500 --spinup 100
 
-(the defaults' design experiments -- radius, ESS target -- use the tuning
-seeds 0-2; the stitching and sampler comparisons the reporting seeds).
+(the defaults' design experiments -- radius, ESS target, stitching, sampler
+-- use the tuning seeds 0-2; ``--abort`` stops a run as lost once 100 scored
+cycles average an RMSE above 3, as tuning runs do; ``docs/localization.md``
+and ``docs/data/local_tuning.json`` hold their results).
 
 Filters are specs of the benchmark registry, ``name:key=value,...``
 (:func:`filterpy_diffusion.bench.parse_filter_spec`), e.g.
@@ -174,6 +178,37 @@ def table(rows, title):
               f"{s['ms_cycle']:.2f} | {s['ms_analysis']:.2f} |", flush=True)
 
 
+def compact(paths, out):
+    """Merge ``--out`` JSON files into one small table (``docs/data/local_tuning.json``).
+
+    One entry per (experiment command, N, filter): RMSE per seed (None for a
+    lost run), mean over the kept runs, lost count, ms per analysis.
+    """
+    runs = []
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        argv = data["argv"]
+        cmd = "python benchmarks/localization.py " + " ".join(
+            a for a in argv[1:] if not a.endswith(".json") and a != "--out")
+        rows = []
+        for row in data["rows"]:
+            recs = row["records"]
+            kept = [r["rmse"] for r in recs if not r["lost"]]
+            rows.append({"problem": row["problem"], "N": row["N"], "filter": row["filter"],
+                         "seeds": [r["seed"] for r in recs],
+                         "rmse": [None if r["lost"] else round(r["rmse"], 4) for r in recs],
+                         "rmse_mean_kept": round(float(np.mean(kept)), 4) if kept else None,
+                         "lost": sum(r["lost"] for r in recs),
+                         "ms_analysis": round(row["summary"]["ms_analysis"], 2)})
+        runs.append({"command": cmd, "rows": rows})
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as fh:
+        json.dump({"note": "tuning seeds only; ms_analysis measured on a shared, loaded machine",
+                   "runs": runs}, fh, indent=1)
+        fh.write("\n")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--experiment", choices=("table", "stitching", "radius", "ess", "sampler"),
@@ -187,9 +222,18 @@ def main(argv=None):
     p.add_argument("--spinup", type=int, default=None)
     p.add_argument("--quick", action="store_true",
                    help="l96-40, N = 20, seeds 100 101, tuning seed 0, 300 cycles / 60 spin-up")
+    p.add_argument("--abort", action="store_true",
+                   help=f"stop a run as lost once 100 scored cycles average an RMSE above "
+                        f"{ABORT_RMSE} (as tuning runs do)")
     p.add_argument("--out", default=None, help="write the records as JSON")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--compact", nargs="+", metavar="JSON",
+                   help="merge --out files into --to (no runs)")
+    p.add_argument("--to", default=os.path.join("docs", "data", "local_tuning.json"))
     a = p.parse_args(argv)
+    if a.compact:
+        compact(a.compact, a.to)
+        return []
     if a.quick:
         a.dims, a.N, a.seeds, a.tuning_seeds = [40], [20], [100, 101], [0]
         a.cycles = a.cycles or 300
@@ -199,6 +243,7 @@ def main(argv=None):
     stitchings = ["'independent'", "'shared'", "('independent','rotation')",
                   "('shared','rotation')", "('systematic','independent')",
                   "('systematic','shared')", "('systematic','ensemble')", "'coherent'"]
+    # ('independent','rotation') is the named scheme 'rotation', the default.
     experiments = {
         # at the default bandwidth (median h ~ 0.99), then at ESS target 0.5
         # (h ~ 0.93) where the weights and hence the selection rule matter more
@@ -209,8 +254,7 @@ def main(argv=None):
         "radius": [f"ldkf:radius={c}" for c in (2, 3, 4, 5, 6, 7, 8, 10)]
                   + [f"letkf:radius={c}" for c in (2, 3, 4, 5, 6, 7, 8, 10)],
         "ess": [f"ldkf:ess_target={t}" for t in (0.5, 0.7, 0.8, 0.9, 0.95)],
-        "sampler": ["ldkf", "ldkf:sampler='ode'", "ldkf:sampler='ode',stitching='independent'",
-                    "ldkf:sampler='ode',stitching=('independent','rotation')"],
+        "sampler": ["ldkf", "ldkf:sampler='ode'", "ldkf:sampler='ode',steps=24"],
     }
     filters = a.filters if a.experiment == "table" else experiments[a.experiment]
     rows = []
@@ -224,7 +268,7 @@ def main(argv=None):
                     knob = tune(spec, l96_problem(d, a.cycles, a.spinup), N, a.tuning_seeds,
                                 GRIDS[name], log)
                 t0 = time.perf_counter()
-                recs = [run(spec, problem, N, s, knob) for s in a.seeds]
+                recs = [run(spec, problem, N, s, knob, abort=a.abort) for s in a.seeds]
                 row = {"problem": problem.name, "N": N, "filter": spec, "knob": knob,
                        "records": recs, "summary": summarise(recs)}
                 rows.append(row)

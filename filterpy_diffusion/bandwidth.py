@@ -14,12 +14,12 @@ A callable receives ``(states, measurements)`` and returns a bandwidth
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from .weights import effective_sample_size
+from .weights import effective_sample_size, effective_sample_size_rows
 
 __all__ = ["RULES", "scott_factor", "silverman_factor", "coordinate_scale", "rule_factor",
            "resolve_bandwidth", "effective_sample_size", "select_by_ess", "select_by_ess_rows"]
@@ -104,7 +104,7 @@ def resolve_bandwidth(spec: Union[float, npt.ArrayLike, str, Callable], block: n
 
 
 def select_by_ess(log_weights_at: Callable[[float], np.ndarray], target: float, lo: float,
-                  hi: float, iters: int = 16) -> float:
+                  hi: float, iters: int = 16, batch: Optional[int] = None):
     """Smallest bandwidth in ``[lo, hi]`` whose weights keep ``ESS >= target``.
 
     The weights' ESS grows with the bandwidth (wider kernels weigh members
@@ -118,16 +118,26 @@ def select_by_ess(log_weights_at: Callable[[float], np.ndarray], target: float, 
     Parameters
     ----------
     log_weights_at : callable ``h -> ndarray (N,)``
-        Unnormalised log weights at bandwidth h.
+        Unnormalised log weights at bandwidth h. With ``batch``: ``h`` is an
+        ndarray (batch,) and the result (batch, N), one row per problem.
     target : float
         Required effective sample size.
     lo, hi : float
         Search interval, ``0 < lo < hi``.
+    iters : int, default 16
+    batch : int, optional
+        Solve ``batch`` independent searches at once (e.g. one per local
+        domain): the same bisection, elementwise.
 
     Returns
     -------
-    float
+    float, or ndarray (batch,) with ``batch``
     """
+    if batch is not None:
+        # n searches at once: log_weights_at(h (n,)) gives (n, N) rows
+        return select_by_ess_rows(lambda h: effective_sample_size_rows(log_weights_at(h)),
+                                  target, lo, hi, int(batch), iters)
+
     def ess_at(h):
         return np.array([effective_sample_size(log_weights_at(float(h[0])))])
     return float(select_by_ess_rows(ess_at, target, lo, hi, 1, iters)[0])

@@ -33,6 +33,11 @@ import numpy as np
 from ._validation import as_generator
 from .mixture import GaussianMixture
 
+__all__ = ["DEFAULT_ODE_STEPS", "DEFAULT_SDE_STEPS", "SIGMA_MAX_FACTOR", "RHO", "SAMPLERS",
+           "ODE_SOLVERS", "default_sigma_max", "karras_schedule", "karras_sigmas", "dpm2m",
+           "number_of_evaluations", "sample_exact", "sample_ode", "sample_sde", "sample",
+           "sampler_keywords", "check_sampler_options"]
+
 #: Default number of ODE steps (one denoiser evaluation each with 'dpm2m').
 #: Chosen from the step/accuracy curve in ``benchmarks/sampler_steps.py``.
 DEFAULT_ODE_STEPS = 12
@@ -65,16 +70,40 @@ def karras_schedule(mixture, steps, sigma_max=None, rho=RHO):
     ``t = sqrt(v + sigma^2)`` (with v the smallest kernel variance), which
     runs from ``t_max`` to ``sqrt(v) > 0``: steps concentrate where the
     mixture still has structure, not at sigma << kernel width where nothing
-    changes.
+    changes (:func:`karras_sigmas`).
     """
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps}")
     smax = default_sigma_max(mixture) if sigma_max is None else float(sigma_max)
     if not np.isfinite(smax) or smax <= 0:
         raise ValueError(f"sigma_max must be positive and finite, got {smax}")
-    v = float(mixture.var.min())
+    return karras_sigmas(float(mixture.var.min()), smax, int(steps), rho)
+
+
+def karras_sigmas(v, sigma_max, steps, rho=RHO):
+    """The Karras/EDM noise levels for kernel variance ``v``, batched over its shape.
+
+    Parameters
+    ----------
+    v : float or ndarray (B,)
+        Kernel variance (> 0) of each mixture of a batch.
+    sigma_max : float or ndarray (B,)
+        Starting noise level of each.
+    steps : int >= 1
+    rho : float, default :data:`RHO`
+
+    Returns
+    -------
+    ndarray (steps + 1,) or (steps + 1, B)
+        ``sigma_0 = sigma_max > ... > sigma_steps = 0``, equally spaced in
+        ``t^(1/rho)`` with ``t = sqrt(v + sigma^2)``.
+    """
+    v = np.asarray(v, dtype=float) if np.ndim(v) else v
+    smax = np.asarray(sigma_max, dtype=float) if np.ndim(sigma_max) else sigma_max
     tmax, tmin = np.sqrt(v + smax ** 2), np.sqrt(v)
     i = np.arange(int(steps) + 1) / int(steps)
+    if np.ndim(tmax) or np.ndim(tmin):
+        i = i.reshape((-1,) + (1,) * max(np.ndim(tmax), np.ndim(tmin)))
     t = (tmax ** (1 / rho) + i * (tmin ** (1 / rho) - tmax ** (1 / rho))) ** rho
     sig = np.sqrt(np.maximum(t ** 2 - v, 0.0))
     sig[0], sig[-1] = smax, 0.0
@@ -147,21 +176,45 @@ def _total_vars(mixture, sig):
 
 
 def _dpm2m(mixture, u, sig):
-    # DPM-Solver++(2M) in lambda = -log t, per frame coordinate (t differs by
-    # coordinate when the kernel is anisotropic). The schedule's t, ratios
-    # and step sizes are computed once; u is updated in place.
-    tv = _total_vars(mixture, sig)
+    return dpm2m(mixture.denoise_frame, u, _total_vars(mixture, sig))
+
+
+def dpm2m(denoise, u, tv):
+    """DPM-Solver++(2M) for the probability-flow ODE in the frame of diagonal kernels.
+
+    In ``lambda = -log t`` per frame coordinate (``t = sqrt(tv)`` differs by
+    coordinate when the kernel is anisotropic, or when the coordinates are a
+    batch of independent mixtures with their own schedules).
+
+    Parameters
+    ----------
+    denoise : callable ``denoise(u, tv_k) -> ndarray like u``
+        The denoiser in the frame at total variance ``tv_k`` (one row of tv).
+    u : ndarray (n, d)
+        Start, a draw at total variance ``tv[0]``.
+    tv : ndarray (steps + 1,) or (steps + 1, d)
+        Total variances ``v + sigma_k^2`` of the schedule, decreasing.
+
+    Returns
+    -------
+    ndarray (n, d)
+    """
+    # The schedule's t, ratios and step sizes are computed once; u is
+    # updated in place.
     t = np.sqrt(tv)
     ratio = t[1:] / t[:-1]
     h = np.log(t[:-1] / t[1:])
     u = np.array(u, dtype=float)
     D_prev = None
-    for k in range(len(sig) - 1):
-        D = mixture.denoise_frame(u, tv[k])
+    for k in range(len(tv) - 1):
+        D = denoise(u, tv[k])
         if D_prev is None:
             D_eff = D.copy()
         else:
-            r = h[k - 1] / h[k]
+            # h = 0 only where a coordinate has no spread (t constant): there
+            # ratio = 1 and D_eff is multiplied by 0, so any finite r will do.
+            r = h[k - 1] / np.where(h[k] > 0, h[k], 1.0)
+            r = np.where(r > 0, r, 1.0)
             D_eff = D * (1 + 0.5 / r)
             D_eff -= (0.5 / r) * D_prev
         u *= ratio[k]

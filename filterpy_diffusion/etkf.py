@@ -319,6 +319,58 @@ def finite_size_factor(hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike,
     return finite_size_inflation(s, Vt @ dw, hz.shape[0], xN)
 
 
+def mean_weights(U, s, du, l1=1.0):
+    """Weights ``w`` of the ETKF analysis mean ``mean(X) + w^T A``, batched over leading axes.
+
+    ``w = U diag(l^2 s / (l^2 s^2 + N - 1)) du``, from the thin SVD ``U s V^T``
+    of the whitened predicted-measurement anomalies and the whitened
+    innovation ``du`` in the basis V.
+
+    Parameters
+    ----------
+    U : ndarray (..., N, r)
+    s : ndarray (..., r)
+    du : ndarray (..., r)
+    l1 : float, default 1
+        Prior anomaly inflation.
+
+    Returns
+    -------
+    ndarray (..., N)
+    """
+    l2 = l1 * l1
+    dg = l2 * s ** 2 + (U.shape[-2] - 1)
+    c = l2 * s * du / dg
+    return U @ c if U.ndim == 2 else (U @ c[..., None])[..., 0]
+
+
+def transform_anomalies(A, U, s, l1=1.0):
+    """The symmetric square-root transform ``l T A``, batched over leading axes.
+
+    ``T = sqrt(N - 1) (l^2 Y R^-1 Y^T + (N - 1) I)^-1/2 = I + U diag(c) U^T``
+    with ``c = sqrt((N - 1) / (l^2 s^2 + N - 1)) - 1``: U spans the informed
+    directions only, elsewhere T is the identity. ``T 1 = 1``, so centred
+    anomalies stay centred.
+
+    Parameters
+    ----------
+    A : ndarray (..., N, n)
+        Forecast anomalies.
+    U : ndarray (..., N, r)
+        Left singular vectors of the whitened predicted-measurement anomalies.
+    s : ndarray (..., r)
+        Their singular values.
+    l1 : float, default 1
+
+    Returns
+    -------
+    ndarray (..., N, n)
+    """
+    N1 = U.shape[-2] - 1
+    c = np.sqrt(N1 / (l1 * l1 * s ** 2 + N1)) - 1.0
+    return l1 * (A + U @ (c[..., :, None] * (np.swapaxes(U, -1, -2) @ A)))
+
+
 def _check_inflation(inflation):
     if inflation is None or (isinstance(inflation, str) and inflation in INFLATIONS):
         return inflation
@@ -421,10 +473,8 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     l2 = l1 * l1
     dg = l2 * s ** 2 + N1                                    # eigenvalues of the ensemble-space Hessian
 
-    w = U @ (l2 * s * du / dg)
-    # T = I + U diag(sqrt(N1 / dg) - 1) U^T: U spans the informed directions only.
-    c = np.sqrt(N1 / dg) - 1.0
-    Aa = l1 * (A + U @ (c[:, None] * (U.T @ A)))
+    w = mean_weights(U, s, du, l1)
+    Aa = transform_anomalies(A, U, s, l1)
     Rot = None
     if rot and return_transform:
         Rot = mean_preserving_rotation(N, rng)
@@ -443,6 +493,7 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     info = {'inflation': l1, 'K': K, 'S': S, 'w': w,
             'log_likelihood': float(-0.5 * (m * _LOG_2PI + logdet + quad))}
     if return_transform:
+        c = np.sqrt(N1 / dg) - 1.0
         T = np.eye(N) + (U * c) @ U.T
         T = l1 * (T if Rot is None else Rot @ T)
         info['T'] = T

@@ -9,6 +9,20 @@ __all__ = ["LAMBDA_RANGE", "innovation_lambda"]
 
 #: Range of the inflation estimate (applied as ``max(lam, 1)``).
 LAMBDA_RANGE = (0.5, 10.0)
+#: Prior variance of the running estimate of ``lambda = f^2`` per update
+#: (Miyoshi 2011): how fast lambda may move.
+LAMBDA_PRIOR_VAR = 0.1 ** 2
+
+
+def adaptive_factor(hz, z, R, lam_b, v_b=LAMBDA_PRIOR_VAR):
+    """The adaptive anomaly factor of one update and the new running estimate.
+
+    Returns ``(f, lam)``: ``lam`` from :func:`innovation_lambda` with the
+    prior ``(lam_b, v_b)``, and ``f = sqrt(max(lam, 1))``, the factor applied
+    to the anomalies (never a deflation).
+    """
+    lam = innovation_lambda(hz, z, R, lam_b, v_b)
+    return float(np.sqrt(max(lam, 1.0))), lam
 
 
 def innovation_lambda(hz: np.ndarray, z: np.ndarray, R: np.ndarray, lam_b: float,

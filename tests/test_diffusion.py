@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 from filterpy_diffusion import ConditionalKDE, GaussianMixture
 from filterpy_diffusion.diffusion import (
-    DEFAULT_ODE_STEPS, default_sigma_max, karras_schedule, sample)
+    DEFAULT_ODE_STEPS, default_sigma_max, dpm2m, karras_schedule, karras_sigmas, sample)
 
 
 def bimodal_mixture():
@@ -203,3 +204,48 @@ def test_stratified_draws_depend_on_the_generator_state_only():
     first = stratified_normal(40, 3, a)
     a.bit_generator.state = state
     np.testing.assert_array_equal(stratified_normal(40, 3, a), first)
+
+
+# ---------------------------------------------------------------- batched schedule and solver
+@settings(max_examples=30, deadline=None)
+@given(v=hnp.arrays(np.float64, st.integers(1, 6), elements=st.floats(1e-4, 10.0)),
+       factor=st.floats(1.5, 50.0), steps=st.integers(1, 20))
+def test_batched_karras_sigmas_equal_the_schedule_of_each_mixture(v, factor, steps):
+    # One schedule per batch column, bit-identical to the unbatched schedule
+    # of that column's mixture (the local filter batches it over domains).
+    smax = factor * np.sqrt(v)
+    sig = karras_sigmas(v, smax, steps)
+    assert sig.shape == (steps + 1, len(v))
+    for j in range(len(v)):
+        mix = GaussianMixture(np.zeros((1, 1)), [0.0], v[j])
+        np.testing.assert_array_equal(sig[:, j], karras_schedule(mix, steps, smax[j]))
+    assert np.all(sig[0] == smax) and np.all(sig[-1] == 0) and np.all(np.diff(sig, axis=0) < 0)
+
+
+@pytest.mark.parametrize("mix", ["isotropic", "anisotropic"])
+def test_ode_sampler_is_dpm2m_on_the_mixture_denoiser(mix):
+    # sample_ode is the shared solver dpm2m on the mixture's denoiser, unchanged.
+    if mix == "isotropic":
+        mix = bimodal_mixture()
+    else:
+        rng = np.random.default_rng(12)
+        Q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        mix = GaussianMixture(rng.normal(size=(30, 3)) * 2, rng.normal(size=30),
+                              np.array([0.05, 0.5, 2.0]), basis=Q)
+    sig = karras_schedule(mix, 9)
+    u0 = mix.to_frame(mix.sample(64, np.random.default_rng(4), sigma=sig[0]))
+    tv = np.stack([mix.total_var(s) for s in sig])
+    tv = tv[:, 0] if np.all(tv == tv[:, :1]) else tv
+    out = mix.from_frame(dpm2m(mix.denoise_frame, u0, tv))
+    np.testing.assert_array_equal(out, sample(mix, 64, 4, 'ode', 9))
+
+
+def test_dpm2m_batch_with_a_coordinate_without_spread_stays_finite():
+    # A batch column whose schedule is constant (no spread at all) has step
+    # size 0: the solver must leave it at its denoised value, not divide by 0.
+    tv = np.stack([np.linspace(4.0, 0.25, 6), np.full(6, 0.25)], axis=1)   # (steps + 1, 2)
+    u = np.array([[1.0, 0.3], [-1.0, 0.3]])
+    out = dpm2m(lambda U, tvk: np.zeros_like(U), u, tv)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out[:, 1], 0.3)          # ratio 1: nothing moves
+    np.testing.assert_allclose(out[:, 0], u[:, 0] * np.sqrt(0.25 / 4.0))   # the linear flow

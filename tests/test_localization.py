@@ -3,13 +3,17 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 from filterpy_diffusion.bandwidth import select_by_ess
 from filterpy_diffusion.diffusion import _dpm2m, karras_schedule
+from filterpy_diffusion.localization.stitching import _local_schedule, _ode_local
+from filterpy_diffusion.etkf import etkf_analysis
 from filterpy_diffusion.filter import H_RANGE
 from filterpy_diffusion.kde import CovarianceKDE
 from filterpy_diffusion.localization import (
-    DEFAULT_LETKF_INFLATION, LETKF, LocalDiffusionKDEFilter, LocalKDE, _ode_local, gaspari_cohn, local_covariance_kde,
+    DEFAULT_LETKF_INFLATION, LETKF, LocalDiffusionKDEFilter, LocalKDE, gaspari_cohn, local_covariance_kde,
     local_observations, local_observations_from_callable, sample_local)
 from filterpy_diffusion.mixture import GaussianMixture
 from filterpy_diffusion.systems import IdentityObs, LorenzModel
@@ -143,6 +147,49 @@ def test_letkf_equals_a_per_domain_loop():
     np.testing.assert_allclose(f.sigmas, ref, atol=1e-12)
 
 
+def test_letkf_is_the_etkf_core_per_domain():
+    # One ETKF: domain j of the LETKF is etkf_analysis of x_j on its
+    # R-localized observations (scaled by sqrt(rho), the same as R / rho).
+    X, hz, Y, z, R, loc = _random_problem(6, N=12)
+    N, d = X.shape
+    f = LETKF(np.zeros(d), np.eye(d), R.shape[0], 1.0, N, _hx, _linear, local_obs=loc,
+              inflation=None, rot=False)
+    f.R = R
+    f.sigmas = X.copy()
+    f.update(z)
+    for j, (idx, rho) in enumerate(loc.lists()):
+        s = np.sqrt(rho)
+        Xa, _ = etkf_analysis(X[:, [j]], hz[:, idx] * s, z[idx] * s, R[np.ix_(idx, idx)])
+        np.testing.assert_allclose(f.sigmas[:, j], Xa[:, 0], rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(lw=hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(2, 12)),
+                     elements=st.floats(-5.0, 5.0)),
+       frac=st.floats(0.05, 1.0))
+def test_batched_bandwidth_search_is_the_scalar_search_per_row(lw, frac):
+    # The local filter's bandwidth search is bandwidth.select_by_ess batched
+    # over domains: row by row it returns what the scalar search returns.
+    lo, hi = H_RANGE
+    at = lambda h: lw / np.asarray(h)[..., None] ** 2           # ESS grows with h
+    target = frac * lw.shape[1]
+    batch = select_by_ess(at, target, lo, hi, batch=len(lw))
+    for j in range(len(lw)):
+        assert batch[j] == select_by_ess(lambda h: lw[j] / h ** 2, target, lo, hi)
+
+
+def test_docstrings_are_not_assembled_at_run_time():
+    import inspect
+    import filterpy_diffusion.localization as pkg
+    from filterpy_diffusion.localization import algebra, filters, stitching, taper
+    for mod in (pkg, algebra, filters, stitching, taper):
+        assert "__doc__ =" not in inspect.getsource(mod) and ".__doc__.replace" not in \
+            inspect.getsource(mod)
+    for cls in (LocalDiffusionKDEFilter, LETKF):
+        assert "state_positions : ndarray (dim_x,), optional" in cls.__doc__
+        assert "{local}" not in cls.__doc__
+
+
 def test_letkf_rotation_keeps_the_analysis_mean_and_covariance():
     X, hz, Y, z, R, loc = _random_problem(4, N=12)
     N, d = X.shape
@@ -201,20 +248,24 @@ def test_letkf_defaults_beat_no_inflation_on_deterministic_lorenz96():
 
 
 def test_batched_ode_equals_the_package_sampler_per_domain():
+    # The local ODE is diffusion.dpm2m batched over domains: per domain it is
+    # the package's solver on the domain's 1-D GaussianMixture and its schedule.
     X, hz, Y, z, R, loc = _random_problem(5, N=15)
     kde = local_covariance_kde(X, hz, Y, z, R, loc, 0.5)
     rng = np.random.default_rng(0)
     v = kde.S
     start = kde.centres[:, :1] + 3.0 * rng.normal(size=kde.centres.shape)
-    out = _ode_local(kde.centres, kde.log_weights, v, start, 10)
+    tv = _local_schedule(kde.centres, kde.log_weights, v, 10)
+    out = _ode_local(kde.centres, kde.log_weights, start, tv)
     for j in range(X.shape[1]):
         mix = GaussianMixture(kde.centres[j][:, None], kde.log_weights[j], v[j])
         sig = karras_schedule(mix, 10)
+        np.testing.assert_allclose(tv[:, j], v[j] + sig ** 2, rtol=1e-12)
         ref = mix.from_frame(_dpm2m(mix, mix.to_frame(start[j][:, None]), sig))[:, 0]
         np.testing.assert_allclose(out[j], ref, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("stitching", ["independent", "shared", "coherent",
+@pytest.mark.parametrize("stitching", ["independent", "shared", "coherent", "rotation",
                                        ("systematic", "ensemble")])
 def test_stitched_draws_have_each_domains_mixture_moments(stitching):
     rng = np.random.default_rng(1)

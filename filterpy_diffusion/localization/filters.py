@@ -1,0 +1,446 @@
+"""The localized filters: :class:`LocalDiffusionKDEFilter` and :class:`LETKF`.
+
+Both analyse every state variable from its own R-localized observations
+(:mod:`.taper`), batched over the domains (:mod:`.algebra`); the KDE filter
+draws its d local mixtures and stitches them into one ensemble
+(:mod:`.stitching`). Both share the adaptive inflation of
+:class:`~filterpy_diffusion.DiffusionKDEFilter`
+(:func:`filterpy_diffusion.inflation.adaptive_factor`).
+"""
+import numbers
+
+import numpy as np
+
+from ..diffusion import DEFAULT_ODE_STEPS
+from ..ensemble import EnsembleFilter
+from ..etkf import rotate_anomalies
+from ..inflation import LAMBDA_PRIOR_VAR, adaptive_factor
+from .algebra import LOCAL_ESS_TARGET, _r_blocks, _whitened, letkf_analysis, local_covariance_kde
+from .stitching import DEFAULT_STITCHING, SAMPLERS, _resolve_stitching, sample_local
+from .taper import _build_local, _local_radius
+
+__all__ = ["LocalDiffusionKDEFilter", "LETKF", "DEFAULT_LETKF_INFLATION"]
+
+#: Default LETKF anomaly inflation (with ``rot=True``): DAPPER's customary
+#: 1.02 for the LETKF on Lorenz-96. Measured on DAPPER's ``sakov2008``
+#: (N = 20, seeds 1-3; see the LETKF docstring).
+DEFAULT_LETKF_INFLATION = 1.02
+
+
+def _check_inflation(inflation):
+    if not (inflation is None or (isinstance(inflation, str) and inflation == "adaptive")
+            or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
+                and np.isfinite(inflation) and inflation >= 1)):
+        raise ValueError(f"inflation must be 'adaptive', None or a float >= 1 (the anomaly factor), "
+                         f"got {inflation!r}")
+    return inflation
+
+
+class _Inflating:
+    """Prior inflation shared by the local filters (mixin over EnsembleFilter)."""
+
+    def _observed_attributes(self, idx):
+        # Missing observations: the lists of the observed ones only.
+        return {"local": self.local.observed(idx)}
+
+    def _init_inflation(self, inflation):
+        self.inflation = _check_inflation(inflation)
+        # Prior variance of the variance factor's running estimate (Miyoshi 2011).
+        self.inflation_var = LAMBDA_PRIOR_VAR
+
+    def _reset(self):
+        super()._reset()
+        self.inflation_factor = 1.0
+        # Running Gaussian estimate of the variance factor (Miyoshi 2011).
+        self.inflation_mean = 1.0
+        # The cache of R-dependent factors goes too: a fresh filter has none.
+        self.__dict__.pop("_blocks_key", None)
+        self.__dict__.pop("_blocks_val", None)
+
+    def _check_uniform_weights(self):
+        w = self.weights
+        if not np.all(w == w[0]):
+            raise ValueError(
+                f"{type(self).__name__} analyses equally weighted members; the prior weights are "
+                f"not uniform (min {w.min():.3g}, max {w.max():.3g}). Resample first (e.g. "
+                f"f.sigmas = f.sigmas[systematic_resample(f.weights, rng)]) and reset "
+                f"f.weights = np.full(f.N, 1 / f.N)")
+
+    def _blocks(self, R):
+        """R-dependent local factors, recomputed only when R or the lists change."""
+        key = getattr(self, "_blocks_key", None)
+        if key is None or key[0] is not self.local or not np.array_equal(key[1], R):
+            # Computed before the key is stored, so a failure caches nothing.
+            val = _r_blocks(self.local, R)
+            self._blocks_key = (self.local, np.array(R, dtype=float))
+            self._blocks_val = val
+        return self._blocks_val
+
+    def _inflated(self, X, z, R):
+        """Forecast ensemble after inflation, its hx, the factor and the new lambda estimate."""
+        hz = self._measure(X)
+        lam = self.inflation_mean
+        if isinstance(self.inflation, str):
+            f, lam = adaptive_factor(hz, z, R, self.inflation_mean, self.inflation_var)
+        else:
+            f = float(self.inflation or 1.0)
+        if f != 1.0:
+            X = X.mean(0) + f * (X - X.mean(0))
+            hz = self._measure(X)
+        return X, hz, f, lam
+
+
+class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
+    """Domain-localized covariance-kernel conditional KDE filter.
+
+    Every state variable is analysed with its own shrunk covariance-kernel
+    conditional KDE (as ``DiffusionKDEFilter(kernel='covariance')``) built
+    from its local, R-localized observations; the d local mixtures are
+    computed and sampled at once and stitched into one ensemble
+    (:mod:`filterpy_diffusion.localization.stitching`). Same positional arguments and attributes as
+    :class:`~filterpy_diffusion.DiffusionKDEFilter` / filterpy's
+    ``EnsembleKalmanFilter``. Measurements are simulated as ``hx(x_i) +
+    N(0, R)`` (R-localization needs R, so there is no ``simulate``); the
+    noise is drawn once per cycle for all observations and centred.
+
+    Missing observations (masked or None entries of ``z``) are dropped from
+    every domain's list (:meth:`LocalObs.observed`). R must be positive
+    definite on every domain's observations: each domain is whitened by its
+    block of R (a singular block is a ValueError).
+
+    Parameters
+    ----------
+    x : ndarray (dim_x,)
+        Initial state mean.
+    P : ndarray (dim_x, dim_x) or float
+        Initial covariance.
+    dim_z : int
+        Measurement dimension.
+    dt : float
+        Time step passed to ``fx``.
+    N : int
+        Ensemble size, >= 2.
+    hx : callable ``hx(x) -> (dim_z,)``
+        Measurement function of the whole state (vectorized: (N, dim_x) ->
+        (N, dim_z)).
+    fx : callable ``fx(x, dt) -> (dim_x,)``
+        State transition.
+    state_positions : ndarray (dim_x,), optional
+        Position of every state variable (Lorenz-96: ``np.arange(d)``).
+    obs_positions : ndarray (dim_z,), optional
+        Position of every observation.
+    domain_length : float, optional
+        Length of a periodic domain (Lorenz-96: ``d``); None: a line.
+    local_obs : callable ``local_obs(j) -> (indices, weights)`` or LocalObs, optional
+        Instead of positions: the observations of domain j and their taper
+        weights in (0, 1].
+    radius : float > 0 or None, default None (:data:`DEFAULT_RADIUS`, 7)
+        Gaspari-Cohn half-width ``c`` in position units; observations at
+        distance >= 2c are left out, the others enter with ``R / rho``.
+        The default is measured on Lorenz-96 grids (unit spacing). Only with
+        positions: with ``local_obs`` it is a ValueError.
+    bandwidth : 'auto' or float in (0, 1), default 'auto'
+        Covariance-kernel factor h; ``'auto'`` chooses one per domain, the
+        smallest whose local weights keep ESS >= ``ess_target * N``.
+    ess_target : float in (0, 1] or None, default None (0.9)
+        Target local ESS fraction of ``'auto'`` (:data:`LOCAL_ESS_TARGET`);
+        a ValueError with a fixed ``bandwidth``.
+    inflation : 'adaptive', float >= 1 or None, default 'adaptive'
+        Multiplicative anomaly inflation before the analysis; ``'adaptive'``
+        is DiffusionKDEFilter's innovation estimator (Miyoshi 2011) over all
+        observations, applied as ``sqrt(max(lambda, 1))``.
+    sampler : 'exact' or 'ode', default 'exact'
+        Exact mixture sampling, or the probability-flow ODE of every 1-D
+        local mixture (:func:`filterpy_diffusion.diffusion.dpm2m`, DPM-Solver++(2M),
+        ``steps`` steps, batched over the domains).
+    steps : int, optional
+        ODE steps (default
+        :data:`~filterpy_diffusion.diffusion.DEFAULT_ODE_STEPS`); a
+        ValueError with ``sampler='exact'``.
+    stitching : str or (selection, noise), default 'rotation'
+        How domains' draws are made consistent (:data:`STITCHING`):
+        ``'rotation'`` (components chosen independently per domain; kernel
+        noise a random rotation of the local ETKF anomalies, so it is smooth
+        in space and adds no error to the mean), ``'coherent'`` (the same
+        noise, systematic selection in member order; the default before),
+        ``'shared'``, ``'independent'``, or a (selection, noise) tuple
+        (:mod:`filterpy_diffusion.localization.stitching`).
+    rng : None, int or numpy.random.Generator
+        Source of every draw.
+    vectorized : bool, default False
+        ``fx`` and ``hx`` take the whole (N, dim) ensemble.
+
+    Attributes
+    ----------
+    x, P, sigmas, Q, R, z, x_prior, P_prior, x_post, P_post
+        As in :class:`~filterpy_diffusion.DiffusionKDEFilter`.
+    local : LocalObs
+        The padded local observation lists.
+    h : ndarray (dim_x,)
+        Bandwidth factor of each domain at the last update.
+    local_ess : ndarray (dim_x,)
+        ESS of each domain's weights at the last update.
+    ess : float
+        Mean of ``local_ess``.
+    bandwidth_x : ndarray (dim_x,)
+        Kernel standard deviation ``sqrt(S_j)`` of each domain.
+    inflation_factor : float
+        Anomaly factor applied at the last update.
+    n_evaluations : int
+        Denoiser evaluations of the last update (0 for exact sampling).
+    K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
+        filterpy's ``EnsembleKalmanFilter`` attributes of the (inflated)
+        forecast of the last update: the global, unlocalized ensemble gain
+        ``cov(x, hx(x)) SI``, ``S = cov(hx(x_i)) + R`` and ``SI = inv(S)``.
+        The local analysis uses neither (each domain has its own tapered
+        gain); they are the linear-Gaussian summary of the forecast, the
+        gain a global EnKF would have used. Zeros after construction and
+        ``initialize``.
+    inv : callable
+        The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
+
+    Notes
+    -----
+    The analysis assumes equally weighted members: ``update`` raises
+    ValueError (state unchanged) if ``weights`` was set non-uniform.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.localization import LocalDiffusionKDEFilter
+    >>> from filterpy_diffusion.systems import LorenzModel, IdentityObs
+    >>> d = 12
+    >>> f = LocalDiffusionKDEFilter(np.full(d, 8.0), np.eye(d), d, 0.05, 10, IdentityObs(),
+    ...                             LorenzModel('l96', 0.05, 1), state_positions=np.arange(d),
+    ...                             obs_positions=np.arange(d), domain_length=d, rng=0,
+    ...                             vectorized=True)
+    >>> f.Q = np.zeros((d, d))
+    >>> f.predict(); f.update(np.full(d, 8.0))
+    >>> f.sigmas.shape, f.h.shape
+    ((10, 12), (12,))
+    """
+
+    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
+                 domain_length=None, local_obs=None, radius=None, bandwidth="auto",
+                 ess_target=None, inflation="adaptive", sampler="exact", steps=None,
+                 stitching=DEFAULT_STITCHING, rng=None, vectorized=False):
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)
+                                  or steps < 1):
+            raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
+        if steps is not None and sampler == "exact":
+            raise ValueError(f"steps sets the ODE sampler; sampler='exact' takes none (got "
+                             f"steps={steps!r}): drop steps or use sampler='ode'")
+        if isinstance(bandwidth, str):
+            if bandwidth != "auto":
+                raise ValueError(f"bandwidth must be 'auto' or a float in (0, 1), got {bandwidth!r}")
+        elif not (isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool)
+                  and 0 < bandwidth < 1):
+            raise ValueError(f"bandwidth must be 'auto' or a float in (0, 1), got {bandwidth!r}")
+        if ess_target is not None and bandwidth != "auto":
+            raise ValueError(f"ess_target sets bandwidth='auto', but bandwidth={bandwidth!r} is "
+                             f"fixed; drop ess_target")
+        ess_target = LOCAL_ESS_TARGET if ess_target is None else ess_target
+        if isinstance(ess_target, bool) or not (isinstance(ess_target, numbers.Real)
+                                                and 0 < ess_target <= 1):
+            raise ValueError(f"ess_target must be a fraction of N in (0, 1], got {ess_target!r}")
+        self.radius = _local_radius(radius, local_obs)
+        self.stitching = stitching
+        _resolve_stitching(stitching)
+        self._init_inflation(inflation)
+        self.bandwidth = bandwidth
+        self.ess_target = float(ess_target)
+        self.sampler = sampler
+        self.steps = steps
+        super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized)
+        self.local = _build_local(self.dim_x, self.dim_z, state_positions, obs_positions,
+                                  domain_length, local_obs, self.radius)
+
+    def _reset(self):
+        super()._reset()
+        self.h = None
+        self.local_ess = None
+        self.bandwidth_x = None
+        self.n_evaluations = 0
+
+    def _analysis(self, z, R):
+        self._check_uniform_weights()
+        X = self._checked_sigmas()
+        X, hz, f, lam = self._inflated(X, z, R)
+        # One draw of the simulated measurement noise, shared by every domain.
+        # The noise is centred (and rescaled to keep its sample covariance
+        # unbiased): its sample mean would otherwise shift every domain's
+        # Kalman mean by K_j mean(v), pure noise (-0.005 to -0.009 RMSE on l96-40).
+        V = self._gaussian_noise(R, self.N)
+        V = (V - V.mean(0)) * np.sqrt(self.N / (self.N - 1))
+        Y = hz + V
+        kde = local_covariance_kde(X, hz, Y, z, R, self.local, self.bandwidth, self.ess_target,
+                                   self._blocks(R))
+        gain = self._gain(X, hz, R)
+        new = sample_local(kde, self.rng, self.sampler, self.stitching, self.steps)
+        steps = (DEFAULT_ODE_STEPS if self.steps is None else self.steps) if self.sampler == "ode" else 0
+        return {
+            "sigmas": new,
+            "ess": float(kde.ess.mean()),
+            "local_ess": kde.ess,
+            "h": kde.h,
+            "bandwidth_x": np.sqrt(kde.S),
+            "inflation_factor": f,
+            "inflation_mean": lam,
+            "n_evaluations": steps,
+            **gain,
+        }
+
+    def _repr_extras(self):
+        return [("radius", self.radius), ("bandwidth", self.bandwidth), ("h", self.h),
+                ("stitching", self.stitching), ("sampler", self.sampler),
+                ("inflation", self.inflation), ("inflation_factor", self.inflation_factor)]
+
+
+
+class LETKF(_Inflating, EnsembleFilter):
+    """Local ensemble transform Kalman filter (Hunt et al. 2007) with R-localization.
+
+    The like-for-like baseline of :class:`LocalDiffusionKDEFilter`: the same
+    local observation lists and Gaspari-Cohn R-localization, every state
+    variable updated by the deterministic ETKF transform of its domain (the
+    symmetric square root, so the analysis is continuous across domains).
+
+    Missing observations (masked or None entries of ``z``) are dropped from
+    every domain's list (:meth:`LocalObs.observed`). R must be positive
+    definite on every domain's observations: each domain is whitened by its
+    block of R (a singular block is a ValueError).
+
+    Parameters
+    ----------
+    x, P, dim_z, dt, N, hx, fx
+        As :class:`LocalDiffusionKDEFilter`.
+    state_positions : ndarray (dim_x,), optional
+        Position of every state variable (Lorenz-96: ``np.arange(d)``).
+    obs_positions : ndarray (dim_z,), optional
+        Position of every observation.
+    domain_length : float, optional
+        Length of a periodic domain (Lorenz-96: ``d``); None: a line.
+    local_obs : callable ``local_obs(j) -> (indices, weights)`` or LocalObs, optional
+        Instead of positions: the observations of domain j and their taper
+        weights in (0, 1].
+    radius : float > 0 or None, default None (:data:`DEFAULT_RADIUS`, 7)
+        Gaspari-Cohn half-width ``c`` in position units; observations at
+        distance >= 2c are left out, the others enter with ``R / rho``.
+        The default is measured on Lorenz-96 grids (unit spacing). Only with
+        positions: with ``local_obs`` it is a ValueError.
+    inflation : float >= 1, 'adaptive' or None, default :data:`DEFAULT_LETKF_INFLATION` (1.02)
+        Multiplicative anomaly factor applied to the forecast ensemble, or
+        the adaptive estimator of :class:`LocalDiffusionKDEFilter`; None or
+        1.0: no inflation (the default before 0.1.0).
+    rot : bool, default True
+        Rotate the analysis anomalies by a random mean-preserving rotation
+        (one Haar-random rotation of the mean-zero subspace of R^N per
+        cycle, shared by all domains), as DAPPER's ``rot=True``: the mean
+        and the sample covariance are unchanged, the members are mixed so
+        that no direction of the ensemble stays pinned to the same members.
+    rng : None, int or numpy.random.Generator
+        Used for the initial ensemble, process noise and the rotation (with
+        ``rot=False`` the analysis is deterministic).
+    vectorized : bool, default False
+
+    Attributes
+    ----------
+    local : LocalObs
+    inflation_factor : float
+        Anomaly factor applied at the last update.
+    K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
+        As :class:`LocalDiffusionKDEFilter`: the global, unlocalized gain of
+        the inflated forecast, not the local transforms the update applies.
+    inv : callable
+        The inverse used for ``SI`` (``np.linalg.inv``); replaceable.
+    inflation, rot
+        As given.
+
+    Notes
+    -----
+    The transform assumes equally weighted members: ``update`` raises
+    ValueError (state unchanged) if ``weights`` was set non-uniform.
+
+    In domain j, with whitened scaled anomalies ``W = L^-1 (sqrt(rho)
+    (hx(x_i) - mean))[O_j]`` (k, N), ``L L^T = R_sub`` and the whitened
+    innovation ``dt``: ``Pa~ = ((N-1) I + W^T W)^-1``, mean weights ``wbar =
+    Pa~ W^T dt``, transform ``T = sqrt((N-1) Pa~)``; ``x_a = mean_j +
+    A_j (wbar + T)``: :func:`filterpy_diffusion.etkf.etkf_analysis` of
+    ``x_j`` on the scaled local observations. The decomposition comes from
+    the eigenpairs of the k x k matrix ``W W^T`` (k local observations),
+    batched over all domains, and the mean and transform are etkf's
+    :func:`~filterpy_diffusion.etkf.mean_weights` and
+    :func:`~filterpy_diffusion.etkf.transform_anomalies`
+    (:func:`filterpy_diffusion.localization.algebra.letkf_analysis`).
+    ``tests/test_localization.py`` checks it against ``etkf_analysis`` per
+    domain and against the textbook N x N loop.
+
+    Why the default: without inflation a small ensemble underestimates its
+    spread (sampling error) and can lose track on deterministic models. On
+    DAPPER's Lorenz-96 ``sakov2008`` (d = 40, Q = 0, R = I, all observed
+    every 0.05, 1000 cycles) at N = 20, mean analysis RMSE over DAPPER seeds
+    1-3 (tuning data; our filter driven on DAPPER's truths and observations,
+    c = 7, i.e. DAPPER's ``loc_rad=4``):
+
+    ============================  =====================  =====
+    inflation, rot                RMSE per seed          mean
+    ============================  =====================  =====
+    1.0, False (before 0.1.0)     0.234 0.238 0.198      0.223
+    1.02, True (default)          0.199 0.208 0.190      0.199
+    1.02, False                   0.203 0.209 0.194      0.202
+    1.04, True                    0.211 0.217 0.208      0.212
+    'adaptive', True              0.265 0.214 0.207      0.229
+    'adaptive', False             0.245 0.212 0.199      0.218
+    1.0, True                     0.780 0.546 0.217      0.514
+    ============================  =====================  =====
+
+    DAPPER's own ``LETKF(N=20, infl=1.02, rot=True, loc_rad=4)`` scores
+    0.199 0.208 0.189 (mean 0.199) on the same seeds. Rotation without
+    inflation was the worst setting measured. Script:
+    ``dapper.set_seed(seed); xx, yy = HMM.simulate()`` with
+    ``dapper.mods.Lorenz96.sakov2008``, then ``predict(); update(yy[k])``
+    scored against ``xx[k + 1]`` after DAPPER's burn-in (400 cycles).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.localization import LETKF
+    >>> from filterpy_diffusion.systems import LorenzModel, IdentityObs
+    >>> d = 12
+    >>> f = LETKF(np.full(d, 8.0), np.eye(d), d, 0.05, 10, IdentityObs(), LorenzModel('l96', 0.05, 1),
+    ...           state_positions=np.arange(d), obs_positions=np.arange(d), domain_length=d,
+    ...           rng=0, vectorized=True)
+    >>> f.predict(); f.update(np.full(d, 8.0))
+    >>> f.sigmas.shape, f.inflation_factor
+    ((10, 12), 1.02)
+    """
+
+    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
+                 domain_length=None, local_obs=None, radius=None,
+                 inflation=DEFAULT_LETKF_INFLATION, rot=True, rng=None, vectorized=False):
+        self.radius = _local_radius(radius, local_obs)
+        if not isinstance(rot, (bool, np.bool_)):
+            raise ValueError(f"rot must be True or False, got {rot!r}")
+        self.rot = bool(rot)
+        self._init_inflation(inflation)
+        super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized)
+        self.local = _build_local(self.dim_x, self.dim_z, state_positions, obs_positions,
+                                  domain_length, local_obs, self.radius)
+
+    def _analysis(self, z, R):
+        self._check_uniform_weights()
+        X = self._checked_sigmas()
+        X, hz, f, lam = self._inflated(X, z, R)
+        mean, A = letkf_analysis(_whitened(X, hz, z, R, self.local, self._blocks(R)))
+        A = A.T                                                            # (N, d)
+        if self.rot:
+            # One rotation for all domains keeps the analysis continuous across them.
+            A = rotate_anomalies(A - A.mean(0), self.rng)
+        return {"sigmas": mean + A, "inflation_factor": f, "inflation_mean": lam,
+                **self._gain(X, hz, R)}
+
+    def _repr_extras(self):
+        return [("radius", self.radius), ("inflation", self.inflation), ("rot", self.rot),
+                ("inflation_factor", self.inflation_factor)]
