@@ -17,7 +17,7 @@ from .bridge import bridge_analysis
 from .etkf import check_whitening, etkf_analysis, finite_size_factor
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
-from .clustering import split_ensemble
+from .clustering import gaussian_pvalue, split_ensemble
 from ._validation import is_singular
 from .ensemble import EnsembleFilter
 from .inflation import LAMBDA_RANGE, innovation_lambda
@@ -690,26 +690,40 @@ class DiffusionKDEFilter(EnsembleFilter):
             # No hx and no R to split: the covariance kernel on (x, y).
             return self._kernel_update('covariance', X, z, R)
         hz = self._measure(X)
-        labels = self._mode_labels(np.hstack([X, hz]))
+        joint = np.hstack([X, hz])
+        labels = self._mode_labels(joint)
         if labels.max() == 0 and not is_singular(R):
-            if self.gaussian_core == 'bridge':
-                return self._bridge(X, z, R, hz)
-            if self.gaussian_core == 'etkf':
-                return self._gaussian_core(X, hz, z, R)
-            return self._kernel_update('enkpf', X, z, R, hz=hz, labels=labels)
+            def core():
+                if self.gaussian_core == 'bridge':
+                    return self._bridge(X, z, R, hz)
+                if self.gaussian_core == 'etkf':
+                    return self._gaussian_core(X, hz, z, R)
+                return self._kernel_update('enkpf', X, z, R, hz=hz, labels=labels)
+            policy = self.policy
+            if (self.N >= policy.kernel_members_per_dim * joint.shape[1]
+                    and gaussian_pvalue(joint) <= policy.normality_alpha):
+                # One mode, but not Gaussian, and members enough for a full
+                # joint covariance: the covariance kernel's local regression
+                # models a nonlinear hx that the core's one gain cannot.
+                return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels,
+                                           fallback=core)
+            return core()
         # Two modes, each with its own mean, covariance and gain; or a
         # singular R, whose noise-free components the covariance kernel
         # conditions on through cov(hx) + R alone.
         return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels)
 
-    def _kernel_update(self, kernel, X, z, R, hz=None, labels=None):
+    def _kernel_update(self, kernel, X, z, R, hz=None, labels=None, fallback=None):
         """The analysis by one conditional KDE (``kernel``: 'covariance', 'enkpf' or 'isotropic').
 
         ``hz``: the forecast's ``hx`` values when the caller (kernel='auto')
         measured them already, with the mode test's ``labels``; inflation then
         scales ``hz`` with the states (exact for a linear ``hx`` within each
         mode) instead of calling ``hx`` again, and the measurement noise is
-        drawn once, after it.
+        drawn once, after it. ``fallback``: the one-mode core, taken instead
+        when the covariance kernel's automatic h exceeds ``policy.kernel_max_h``
+        (near h = 1 the kernel redraws every member from almost one Gaussian,
+        which the core does better by moving each member).
         """
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
@@ -749,6 +763,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         # simulator gives only the total spread cov(y) = HPH^T + R.
         gain = self._gain(X, Y if hz is None else hz, np.zeros_like(R) if hz is None else R, prior)
         kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)
+        if fallback is not None and h > self.policy.kernel_max_h:
+            return fallback()
         parts = getattr(kde, 'parts', [kde])
         if kernel == 'covariance':
             # Kernel standard deviations, pooled over clusters.

@@ -69,6 +69,24 @@ class Policy:
         stops shrinking the modes towards each other
         (:class:`~filterpy_diffusion.kde.ClusteredKDE`; toy-abs and l63-z,
         development seeds).
+    kernel_members_per_dim : float > 0, default 10.0
+        A one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a normality
+        test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue` at
+        ``normality_alpha``) gets the covariance kernel instead of the
+        bridge when it has at least this many members per joint dimension
+        (its full covariance needs them). Its local regression models a
+        nonlinear ``hx`` (the ``|x|`` sensor across 0, the Lorenz-63 lobes
+        seen through z) that one gain cannot: without this rule the default
+        was 25-28% worse in W2 on toy-abs at N = 50 and 100 and 11-18% worse
+        on l63-z (tuning seeds 0-2). 10 was chosen on development seeds 3-8
+        (l63-full at 3.3 and 8.3 members per dimension and every Lorenz-96
+        size were worse with the kernel; l63-z at 12.5 was better);
+        ``float('inf')`` turns the rule off.
+    kernel_max_h : float in (0, 1], default 0.95
+        ... unless the kernel's automatic h exceeds this: near h = 1 it is
+        almost one Gaussian that redraws every member, which the bridge does
+        better by moving each member (l63-z, N = 50, development seed 21:
+        redrawn members left the attractor at h >= 0.998).
     members_per_dim : float >= 1, default 2.0
         The bridge (the one-mode update): the exact-likelihood weights must
         keep an effective sample size of at least ``members_per_dim (r + 1)``
@@ -86,9 +104,10 @@ class Policy:
         The same for ``kernel='enkpf'`` (tuning seeds 0-2 among 0.5, 0.7,
         0.9: in 20-40 observed dimensions any weighting costs accuracy).
     normality_alpha : float in (0, 1), default 0.01
-        ``kernel='enkpf'`` with ``bandwidth='auto'`` keeps ``g = 1`` (the
-        EnKF) unless the predicted measurements fail a normality test at
-        this level (l96-40, N = 50, tuning seeds 0-2: RMSE 0.300 without the
+        Level of the normality tests: of the one-mode joint ensemble (see
+        ``kernel_members_per_dim``), and of ``kernel='enkpf'`` with
+        ``bandwidth='auto'``, which keeps ``g = 1`` (the EnKF) unless the
+        predicted measurements fail it (l96-40, N = 50, tuning seeds 0-2: RMSE 0.300 without the
         test, 0.230 with it).
     h_range : (float, float), default (1e-3, 0.999)
         Search interval of the automatic bandwidth factor ``h``; the shrunk
@@ -105,6 +124,8 @@ class Policy:
     min_separation: float = MIN_SEPARATION
     refine_separation: float = REFINE_SEPARATION
     evidence_threshold: float = EVIDENCE_THRESHOLD
+    kernel_members_per_dim: float = 10.0
+    kernel_max_h: float = 0.95
     members_per_dim: float = MEMBERS_PER_DIM
     ess_target: float = 0.5
     mode_ess_target: float = 0.7
@@ -123,6 +144,8 @@ class Policy:
         _positive("refine_separation", self.refine_separation)
         _positive("evidence_threshold", self.evidence_threshold, closed_low=True)
         _positive("members_per_dim", self.members_per_dim, low=1.0, closed_low=True)
+        _positive("kernel_members_per_dim", self.kernel_members_per_dim)
+        _positive("kernel_max_h", self.kernel_max_h, high=1.0)
         for name in ("ess_target", "mode_ess_target", "enkpf_ess_target"):
             _positive(name, getattr(self, name), high=1.0)
         _positive("normality_alpha", self.normality_alpha, high=1.0)

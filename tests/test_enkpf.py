@@ -5,6 +5,7 @@ from hypothesis import given, strategies as st
 from scipy.stats import multivariate_normal
 
 from filterpy_diffusion import DiffusionKDEFilter
+from filterpy_diffusion.policy import Policy
 from filterpy_diffusion.kde import EnKPFDensity
 from kalman_twin import F, H, Q, R, assert_close_to_kalman, run_with_kalman
 
@@ -240,18 +241,37 @@ def test_auto_kernel_picks_the_bridge_for_one_mode_and_covariance_for_two():
     assert s.kernel_used == 'covariance' and not s.carries_weights
 
 
-@pytest.mark.parametrize("N, z", [(60, [1.5, 0.2]), (39, [1.5, 0.2]), (60, [6.0, 0.2])])
-def test_auto_kernel_keeps_a_skewed_one_mode_ensemble_on_the_bridge(N, z):
-    # One skewed mode (lognormal in x, y = x + noise): the mode test does
-    # not fire (no gap along any screened direction), so the update is the
-    # bridge, whatever N and z; its weights carry the skewness.
+@pytest.mark.parametrize("N, z, expected", [(60, [1.5, 0.2], 'covariance'),
+                                             (39, [1.5, 0.2], 'bridge'),
+                                             (60, [6.0, 0.2], 'bridge')])
+def test_auto_kernel_on_a_skewed_one_mode_ensemble(N, z, expected):
+    # One skewed mode (lognormal in x, y = x + noise): the mode test does not
+    # fire, the normality test fails. With Policy.kernel_members_per_dim
+    # members per joint dimension (dim_x + dim_z = 4, so N >= 40) the
+    # covariance kernel takes it, at the policy's mode_ess_target; with
+    # fewer, the bridge. A far z needs h near 1 for that ESS (above
+    # Policy.kernel_max_h), and the bridge takes over.
+    policy = Policy()
     f = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
                            rng=4, inflation=None, vectorized=True)
     f.R = 0.25 * np.eye(2)
     rng = np.random.default_rng(5)
     f.sigmas = np.c_[rng.lognormal(0.0, 0.8, N), rng.normal(size=N)]
     f.update(np.array(z))
-    assert f.kernel_used == 'bridge' and f.n_clusters == 1
+    assert (N >= policy.kernel_members_per_dim * 4) == (N >= 40)
+    assert f.kernel_used == expected and f.n_clusters == 1
+    if expected == 'covariance':
+        # the smallest h whose ESS reaches the target (h < 1: the target binds)
+        target = policy.mode_ess_target * N
+        assert f.h <= policy.kernel_max_h and target * (1 - 1e-6) <= f.ess < target + 0.01 * N
+    # the rule off: the bridge, always
+    g = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
+                           rng=4, inflation=None, vectorized=True,
+                           policy=Policy(kernel_members_per_dim=float('inf')))
+    g.R, g.sigmas = f.R, np.c_[np.random.default_rng(5).lognormal(0.0, 0.8, N),
+                               np.random.default_rng(5).normal(size=N)]
+    g.update(np.array(z))
+    assert g.kernel_used == 'bridge'
 
 
 @pytest.mark.parametrize("core", ['bridge', 'etkf', 'enkpf'])
@@ -265,7 +285,8 @@ def test_auto_one_mode_update_is_exactly_the_chosen_core(core):
         f.R *= 0.3
         f.Q = 0.01 * np.eye(2)
         return f
-    a = make(gaussian_core=core)
+    # (the normality rule off: here it may send a one-mode update to the kernel)
+    a = make(gaussian_core=core, policy=Policy(kernel_members_per_dim=float('inf')))
     b = make(kernel=core)
     assert a.inflation == b.inflation
     for z in (0.2, 0.5, 0.1, 0.9):

@@ -31,7 +31,8 @@ def test_default_policy_is_the_filters_and_is_frozen():
     ("members_per_dim", 0.5), ("ess_target", 0.0), ("ess_target", 1.5),
     ("mode_ess_target", -0.2), ("enkpf_ess_target", 2.0), ("normality_alpha", 0.0),
     ("h_range", (0.5, 0.1)), ("h_range", (0.0, 0.5)), ("h_range", 0.3),
-    ("inflation_var", 0.0), ("xN", -1.0), ("members_per_dim", True)])
+    ("inflation_var", 0.0), ("xN", -1.0), ("members_per_dim", True),
+    ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5)])
 def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
     with pytest.raises(ValueError, match=f"Policy.{field}"):
         Policy(**{field: bad})
@@ -60,7 +61,8 @@ def test_mode_thresholds_are_honoured():
     f = abs_filter()
     f.update(np.array([1.0]))
     assert f.kernel_used == 'covariance' and f.n_clusters == 2
-    for p in (Policy(min_separation=1e3), Policy(mode_screen=1e3)):
+    for p in (Policy(min_separation=1e3, kernel_members_per_dim=np.inf),
+              Policy(mode_screen=1e3, kernel_members_per_dim=np.inf)):
         g = abs_filter(policy=p)
         g.update(np.array([1.0]))
         assert g.kernel_used == 'bridge' and g.n_clusters == 1
