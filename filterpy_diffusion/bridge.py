@@ -47,8 +47,9 @@ from ._validation import as_covariance, as_ensemble, as_generator, as_vector, ps
 from .particle import gaussian_log_likelihood, scott_factor
 from .resampling import systematic_resample
 
-__all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
-           "weighted_mean", "informed_dimension", "required_ess",
+__all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
+           "effective_sample_size", "weighted_mean", "informed_dimension", "required_ess",
+           "resample_threshold",
            "likelihood_fraction", "tempered_log_weights", "jitter_factor",
            "regularised_resample", "bridge_analysis"]
 
@@ -59,6 +60,19 @@ __all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
 #: N = 50). It must be >= 1 so that a rank-deficient ensemble is the pure
 #: Gaussian core.
 MEMBERS_PER_DIM = 2.0
+
+#: Resampling fraction ``rho``: the carried weights are resampled once the
+#: full likelihood would leave them fewer than ``rho N`` effective members
+#: (the particle filter's relative threshold, Kong, Liu and Wong 1994),
+#: floored by ``c (r + 1)``. A relative threshold keeps the Monte Carlo
+#: variance of the weighted estimate within ``1 / (rho N)`` of the posterior
+#: variance, which vanishes as N grows (the Kalman limit); the absolute floor
+#: alone let the weights fall to ``c (r + 1)`` of N = 2000 members. 0.5 is the
+#: classical choice; chosen on DAPPER's Lorenz63.sakov2012, tuning seeds
+#: 3000-3002, over 0 (the floor only), 0.3 (DAPPER's PartFilt NER), 0.5 and
+#: 1 (resample every cycle), and on the linear-Gaussian twin (seeds 6-12,
+#: N = 2000): docs/bridge.md, docs/data/bridge_tuning.json.
+RESAMPLE_FRACTION = 0.3
 
 
 def _as_log_weights(log_w, N=None):
@@ -169,6 +183,41 @@ def required_ess(informed_dim, members_per_dim=MEMBERS_PER_DIM):
     return float(members_per_dim) * (informed_dim + 1)
 
 
+def resample_threshold(N, informed_dim, members_per_dim=MEMBERS_PER_DIM,
+                       resample_fraction=RESAMPLE_FRACTION):
+    """``n_resample = max(c (r + 1), rho N)``: below it the carried weights are resampled.
+
+    The particle filter's relative threshold ``rho N`` (its Monte Carlo
+    variance ``var / ESS`` stays within ``1 / (rho N)`` of ``var``, so it
+    vanishes as N grows), never below the floor :func:`required_ess` that the
+    weights must keep in any case.
+
+    Parameters
+    ----------
+    N : int >= 1
+        Ensemble size.
+    informed_dim : int >= 0
+        ``r`` from :func:`informed_dimension`.
+    members_per_dim : float >= 1, default :data:`MEMBERS_PER_DIM`
+    resample_fraction : float in [0, 1], default :data:`RESAMPLE_FRACTION`
+        ``rho``; 0 keeps the floor only.
+
+    Returns
+    -------
+    float
+    """
+    if not (isinstance(N, numbers.Integral) and N >= 1):
+        raise ValueError(f"N must be a positive int, got {N!r}")
+    _check_resample_fraction(resample_fraction)
+    return max(required_ess(informed_dim, members_per_dim), float(resample_fraction) * N)
+
+
+def _check_resample_fraction(rho):
+    if not (isinstance(rho, numbers.Real) and not isinstance(rho, bool) and 0 <= rho <= 1):
+        raise ValueError(f"resample_fraction must be a number in [0, 1] (the fraction of N "
+                         f"below which carried weights are resampled), got {rho!r}")
+
+
 def _check_members_per_dim(c):
     if not (isinstance(c, numbers.Real) and not isinstance(c, bool) and np.isfinite(c)
             and c >= 1):
@@ -204,6 +253,14 @@ def _as_log_lik(log_lik, N):
     return log_lik
 
 
+def _keeps_ess(lw, n_required):
+    """``ESS(lw) >= n_required``; for ``n_required >= N`` decided exactly (equal weights only)."""
+    if n_required >= lw.size:
+        # Only equal weights have ESS = N; decided exactly, not by a rounded 1 / sum(w^2).
+        return bool(np.all(lw == lw[0]) and np.isfinite(lw[0]))
+    return bool(np.any(np.isfinite(lw)) and effective_sample_size(lw) >= n_required)
+
+
 def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
     """The largest ``gamma`` in [0, 1] whose weights keep ``ESS >= n_required``.
 
@@ -233,13 +290,10 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
     if not (np.isfinite(n_required) and n_required > 0):
         raise ValueError(f"n_required must be a positive number, got {n_required!r}")
     if n_required >= log_w.size:
-        # Only equal weights have ESS = N; decided exactly, not by a rounded 1 / sum(w^2).
-        full = log_w + log_lik
-        return 1.0 if np.all(full == full[0]) and np.isfinite(full[0]) else 0.0
+        return 1.0 if _keeps_ess(log_w + log_lik, n_required) else 0.0
 
     def ok(g):
-        lw = tempered_log_weights(log_w, log_lik, g)
-        return np.any(np.isfinite(lw)) and effective_sample_size(lw) >= n_required
+        return _keeps_ess(tempered_log_weights(log_w, log_lik, g), n_required)
 
     if ok(1.0):
         return 1.0
@@ -269,7 +323,7 @@ def jitter_factor(n_eff, dim):
     return scott_factor(n_eff, dim)
 
 
-def regularised_resample(X, log_w, rng, resample=systematic_resample):
+def regularised_resample(X, log_w, rng, resample=systematic_resample, shrink=False):
     """Resample a weighted ensemble to equal weights, jittering the copies.
 
     Every member drawn more than once (all its copies) gets independent
@@ -278,7 +332,10 @@ def regularised_resample(X, log_w, rng, resample=systematic_resample):
     Scott's factor for its effective sample size (:func:`jitter_factor`).
     Members drawn once are kept as they are. Equal weights return a copy.
     If one member holds all the weight (``C_w = 0``) the unweighted
-    covariance is used instead.
+    covariance is used instead. With ``shrink=True`` the copies are first
+    drawn towards the weighted mean ``m_w``, ``m_w + sqrt(1 - h^2) (x - m_w)``
+    (Liu and West 2001), so that jittering keeps their covariance at ``C_w``
+    instead of inflating it by ``1 + h^2``.
 
     Parameters
     ----------
@@ -286,6 +343,8 @@ def regularised_resample(X, log_w, rng, resample=systematic_resample):
     log_w : ndarray (N,)
     rng : None, int or numpy.random.Generator
     resample : callable ``(weights, rng) -> indices``, default systematic
+    shrink : bool, default False
+        Shrink the jittered copies towards the weighted mean (covariance kept).
 
     Returns
     -------
@@ -319,22 +378,32 @@ def regularised_resample(X, log_w, rng, resample=systematic_resample):
             noise = rng.standard_normal((n_dup, d)) @ psd_factor(C12.T @ C12).T
         else:
             noise = rng.standard_normal((n_dup, N)) @ C12
+        if shrink:
+            m = w @ X
+            Xn[dup] = m + np.sqrt(1.0 - h * h) * (Xn[dup] - m)
         Xn[dup] += h * noise
     return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}
 
 
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
-                    members_per_dim=MEMBERS_PER_DIM, hz=None):
+                    members_per_dim=MEMBERS_PER_DIM, hz=None,
+                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=True):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
-       ``n_required = c (r + 1)``, ``gamma`` = :func:`likelihood_fraction`.
-    2. ``gamma = 1``: the weights ``log_w + l`` are carried, members unchanged.
-    3. Otherwise resample by ``log_w + gamma l`` with jitter
-       (:func:`regularised_resample`; skipped when those weights are equal,
-       as at ``gamma = 0`` from equal weights), then
-       ``gaussian_update(X, hx(X), z, R / (1 - gamma), gamma)``; weights
-       reset to equal.
+       the floor ``n_required = c (r + 1)`` (:func:`required_ess`) and the
+       resampling threshold ``n_resample = max(n_required, rho N)``
+       (:func:`resample_threshold`).
+    2. ``ESS(log_w + l) >= n_resample``: the weights ``log_w + l`` are
+       carried, members unchanged (a particle-filter step, ``gamma = 1``).
+    3. Otherwise the weights take the largest fraction ``gamma`` of the
+       likelihood that keeps ``ESS >= n_required``
+       (:func:`likelihood_fraction`), the ensemble is resampled by
+       ``log_w + gamma l`` with jitter (:func:`regularised_resample`;
+       skipped when those weights are equal, as at ``gamma = 0`` from equal
+       weights) and, if ``gamma < 1``,
+       ``gaussian_update(X, hx(X), z, R / (1 - gamma), gamma)`` assimilates
+       the rest; weights reset to equal.
 
     Parameters
     ----------
@@ -351,12 +420,19 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         The Gaussian core, e.g. an ETKF with finite-size inflation; it is
         called with the remaining noise ``R / (1 - gamma)`` and told
         ``gamma`` (a core may then skip a random rotation, which would
-        Gaussianise the resampled members).
+        Gaussianise the resampled members). Not called when ``gamma = 1``.
     rng : None, int or numpy.random.Generator
         Source of the resampling and jitter.
     members_per_dim : float >= 1, default :data:`MEMBERS_PER_DIM`
     hz : ndarray (N, dim_z), optional
         ``hx(X)`` if already computed.
+    resample_fraction : float in [0, 1], default :data:`RESAMPLE_FRACTION`
+        ``rho``; 0 resamples only at the floor ``n_required``.
+    shrink_jitter : bool, default True
+        At a move with ``gamma = 1`` shrink the jittered copies towards the
+        weighted mean (``regularised_resample(..., shrink=True)``), so the
+        resampled ensemble keeps the weighted covariance; False jitters
+        without shrinking (covariance ``1 + h^2`` times larger for the copies).
 
     Returns
     -------
@@ -364,8 +440,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     log_w_a : ndarray (N,)
         Log weights, maximum 0.
     info : dict
-        ``'gamma'``, ``'n_required'``, ``'informed_dim'``, ``'ess'`` (of
-        the carried or tempered weights), ``'moved'`` (bool).
+        ``'gamma'``, ``'n_required'``, ``'n_resample'``, ``'informed_dim'``,
+        ``'ess'`` (of the carried or tempered weights), ``'moved'`` (bool).
 
     Examples
     --------
@@ -378,13 +454,16 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     >>> X = rng.normal(size=(200, 2))
     >>> Xa, lw, info = bridge_analysis(X, np.zeros(200), np.array([0.5, 0.]), np.eye(2),
     ...                                lambda X: X, core, rng)
-    >>> info['informed_dim'], info['n_required'], info['gamma'], info['moved']
-    (2, 6.0, 1.0, False)
+    >>> info['informed_dim'], info['n_required'], info['n_resample'], info['gamma']
+    (2, 6.0, 60.0, 1.0)
+    >>> info['moved'], bool(info['ess'] >= info['n_resample'])
+    (False, True)
     """
     X = as_ensemble(X, "X", min_rows=2)
     N = X.shape[0]
     log_w = _as_log_weights(log_w, N)
     _check_members_per_dim(members_per_dim)
+    _check_resample_fraction(resample_fraction)
     rng = as_generator(rng)
     hz = as_ensemble(hx(X) if hz is None else hz, "hz")
     if hz.shape[0] != N:
@@ -401,16 +480,23 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "and hx")
     r = informed_dimension(hz, R)
     n_req = required_ess(r, members_per_dim)
-    gamma = likelihood_fraction(log_w, log_lik, n_req)
-    info = {'gamma': gamma, 'n_required': n_req, 'informed_dim': r}
-    if gamma == 1.0:
-        lw = log_w + log_lik
-        lw = lw - lw.max()
-        info.update(ess=effective_sample_size(lw), moved=False)
+    n_move = resample_threshold(N, r, members_per_dim, resample_fraction)
+    info = {'n_required': n_req, 'n_resample': n_move, 'informed_dim': r}
+    full = log_w + log_lik
+    if _keeps_ess(full, n_move):
+        lw = full - full.max()
+        info.update(gamma=1.0, ess=effective_sample_size(lw), moved=False)
         return X.copy(), lw, info
+    gamma = likelihood_fraction(log_w, log_lik, n_req)
+    info['gamma'] = gamma
     lw = tempered_log_weights(log_w, log_lik, gamma)
     info.update(ess=effective_sample_size(lw), moved=True)
-    Xr, rinfo = regularised_resample(X, lw, rng)
+    # A move by the whole likelihood is the particle filter's: its copies are
+    # shrunk so that the jitter keeps the weighted covariance (no core follows
+    # to correct an inflated one). Before the core, the core's inflation rules.
+    Xr, rinfo = regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0)
+    if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
+        return Xr, np.zeros(N), info
     if rinfo['indices'] is not None:
         hz = as_ensemble(hx(Xr), "hx(X)")
     Xa = as_ensemble(gaussian_update(Xr, hz, z, R / (1.0 - gamma), gamma), "gaussian_update(...)",
