@@ -12,6 +12,12 @@ came from::
     python benchmarks/bridge_tuning.py --candidate rho=0.3 --hmm Lorenz63.sakov2012 \\
         --N 50 100 --seeds 3000 3001 3002 --json /tmp/rho0.3.json
 
+and the linear-Gaussian numbers (the constant-velocity twin of
+tests/kalman_twin.py, N = 2000, 20 cycles, no inflation; the test uses
+seeds 3-5, tuning used 6-12) from::
+
+    python benchmarks/bridge_tuning.py --candidate default --linear-gaussian 3 4 5 6 7 8 9 10 11 12
+
 ``--candidate`` is ``name=value,...`` over ``resample_fraction`` (``rho``),
 ``members_per_dim`` (``c``) and ``shrink_jitter`` (``shrink``, 0 or 1; 0
 unless given); ``default`` is the module's defaults, ``current`` the rule
@@ -45,6 +51,26 @@ def parse_candidate(spec):
     return out
 
 
+def linear_gaussian(seeds, N=2000):
+    """Mean error in posterior sd and variance ratio against KalmanFilter, per seed."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from kalman_twin import F, H, Q, R, run_with_kalman
+
+    from filterpy_diffusion import DiffusionKDEFilter
+    rows = []
+    for seed in seeds:
+        f = DiffusionKDEFilter(np.array([0.0, 1.0]), np.eye(2), 1, 1.0, N, lambda x: H @ x,
+                               lambda x, dt: F @ x, kernel='bridge', rng=seed, inflation=None)
+        f.R, f.Q = R.copy(), Q.copy()
+        kf = run_with_kalman(f)
+        sd = np.sqrt(np.diag(kf.P))
+        rows.append({"seed": seed, "mean_err_sd": np.round(np.abs(f.x - kf.x) / sd, 3).tolist(),
+                     "var_ratio": np.round(np.diag(f.P) / np.diag(kf.P), 3).tolist()})
+        print(rows[-1])
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--candidate", required=True)
@@ -54,11 +80,20 @@ def main(argv=None):
     p.add_argument("--cycles", type=int, default=500)
     p.add_argument("--burnin", type=float, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--linear-gaussian", type=int, nargs="+", metavar="SEED", default=None,
+                   help="run the linear-Gaussian twin on these seeds instead of DAPPER")
     a = p.parse_args(argv)
     if any(100 <= s <= 104 for s in a.seeds):
         p.error("seeds 100-104 are reporting seeds: do not tune on them")
     kw = parse_candidate(a.candidate)
     filter_module.bridge_analysis = functools.partial(bridge.bridge_analysis, **kw)
+    if a.linear_gaussian:
+        rows = linear_gaussian(a.linear_gaussian)
+        if a.json:
+            with open(a.json, "w") as fh:
+                json.dump({"problem": "linear-gaussian N=2000", "candidate": a.candidate,
+                           "runs": rows}, fh)
+        return
     _, records = dapper_compare.run(a.hmm, a.N, a.seeds, {"DiffusionKDE-bridge": a.N},
                                     a.cycles, a.burnin)
     for r in records:

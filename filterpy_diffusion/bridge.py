@@ -13,26 +13,42 @@ step gives (as N -> infinity) the Gaussian ``p L^gamma`` and the Kalman step
 with ``R / (1 - gamma)`` completes it: the information adds up, so the
 product is the Kalman posterior for every ``gamma``.
 
-The rule. The weighted step is trusted only while its weights keep an
-effective sample size of at least ``n_required = c (r + 1)`` members, where
-``r`` (:func:`informed_dimension`) is the number of directions of
-observation space in which the ensemble has spread (the rank of the
-whitened predicted-measurement anomalies, at most ``min(N - 1, dim_z)``) and
-``c`` (``members_per_dim``) effective members per direction plus one for
-the mean. ``gamma`` is the largest likelihood fraction that keeps
-``ESS >= n_required`` (:func:`likelihood_fraction`); when the full
-likelihood does, nothing moves and the weights are carried to the next
-cycle (a particle filter step); otherwise the weighted ensemble is
-resampled with Scott-factor jitter (:func:`regularised_resample`) and the
-Gaussian core takes the rest. What it bounds: the Monte Carlo variance of
-a weighted estimate is about ``var / ESS`` per direction, so the rule
-keeps at least ``c`` effective members per informed direction.
+The rule: two errors, two thresholds. (i) Carried weights are a particle
+filter's, and the Monte Carlo variance of a weighted estimate is about
+``var / ESS``. As a particle filter does (Kong, Liu and Wong 1994), they are
+resampled once the full likelihood would leave fewer than ``rho N``
+effective members (``rho`` = :data:`RESAMPLE_FRACTION`): the Monte Carlo
+variance stays within ``1 / (rho N)`` of the posterior variance, which
+vanishes as N grows. (ii) Whatever the weights take must leave the
+resampled ensemble at least ``n_required = c (r + 1)`` effective members
+(:func:`required_ess`): ``c`` (``members_per_dim``) per direction in which
+the weights discriminate, plus one for the mean, where ``r``
+(:func:`informed_dimension`) is the number of directions of observation
+space in which the ensemble has spread (the rank of the whitened
+predicted-measurement anomalies, at most ``min(N - 1, dim_z)``). So the
+weights are carried while ``ESS(w L) >= n_resample = max(n_required, rho N)``
+(:func:`resample_threshold`); below it ``gamma`` is the largest likelihood
+fraction that keeps ``ESS >= n_required`` (:func:`likelihood_fraction`),
+the weighted ensemble is resampled with Scott-factor jitter
+(:func:`regularised_resample`) and, if ``gamma < 1``, the Gaussian core
+takes the rest. What it optimises: the largest share of the likelihood
+assimilated exactly (by weights), subject to the particle filter's
+relative variance bound on carried weights and the absolute floor at a
+move. A move with ``gamma = 1`` is a particle filter's resampling; its
+Scott jitter widens the copies by ``1 + h^2`` (``h -> 0`` as N grows). The
+variance-keeping alternative (``shrink_jitter=True``, Liu and West 2001)
+fits the linear-Gaussian variances better but lost track on Lorenz-63
+(tuning seeds 3001 and 3004, N = 100, one of three random streams each):
+there the jitter's spread is what the deterministic model needs.
 
-Limits. ``n_required`` does not grow with N, so for fixed ``r`` and
-N -> infinity ``gamma -> 1``: a particle filter with carried weights. When
-``N <= r + 1`` (the rank-deficient regime, any ``c >= 1``) ``n_required >=
-N``, ``gamma = 0`` and the analysis is exactly the Gaussian core. Between,
-``gamma`` grows with the members per informed direction.
+Limits. N -> infinity with fixed ``r``: ``n_resample = rho N``, ``gamma ->
+1``, a regularised particle filter with threshold ``rho`` whose jitter
+``h = ESS^(-1/(d+4))`` vanishes, so it converges (for linear-Gaussian
+problems, to the Kalman filter). When ``N <= r + 1`` (the rank-deficient
+regime, any ``c >= 1``) ``n_required >= N``, ``gamma = 0`` and the analysis
+is exactly the Gaussian core. When ``rho N <= c (r + 1)`` the rule is the
+floor alone. Between, ``gamma`` grows with the members per informed
+direction.
 
 Everything here is a pure function on arrays; weights are kept as log
 weights. The derivation, the tuning-seed table and the driver are in
@@ -67,10 +83,11 @@ MEMBERS_PER_DIM = 2.0
 #: floored by ``c (r + 1)``. A relative threshold keeps the Monte Carlo
 #: variance of the weighted estimate within ``1 / (rho N)`` of the posterior
 #: variance, which vanishes as N grows (the Kalman limit); the absolute floor
-#: alone let the weights fall to ``c (r + 1)`` of N = 2000 members. 0.5 is the
-#: classical choice; chosen on DAPPER's Lorenz63.sakov2012, tuning seeds
-#: 3000-3002, over 0 (the floor only), 0.3 (DAPPER's PartFilt NER), 0.5 and
-#: 1 (resample every cycle), and on the linear-Gaussian twin (seeds 6-12,
+#: alone let the weights fall to ``c (r + 1) = 4`` of N = 2000 members.
+#: Chosen on DAPPER's Lorenz63.sakov2012, tuning seeds 3000-3002, N = 50 and
+#: 100, over 0 (the floor only), 0.3 (DAPPER's PartFilt NER), 0.5 and 1
+#: (resample every cycle): 0.3 was best at both N; also on
+#: Lorenz63.wiljes2017 (N = 30) and the linear-Gaussian twin (seeds 6-12,
 #: N = 2000): docs/bridge.md, docs/data/bridge_tuning.json.
 RESAMPLE_FRACTION = 0.3
 
@@ -387,7 +404,7 @@ def regularised_resample(X, log_w, rng, resample=systematic_resample, shrink=Fal
 
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
-                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=True):
+                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -428,11 +445,12 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         ``hx(X)`` if already computed.
     resample_fraction : float in [0, 1], default :data:`RESAMPLE_FRACTION`
         ``rho``; 0 resamples only at the floor ``n_required``.
-    shrink_jitter : bool, default True
+    shrink_jitter : bool, default False
         At a move with ``gamma = 1`` shrink the jittered copies towards the
         weighted mean (``regularised_resample(..., shrink=True)``), so the
-        resampled ensemble keeps the weighted covariance; False jitters
-        without shrinking (covariance ``1 + h^2`` times larger for the copies).
+        resampled ensemble keeps the weighted covariance instead of widening
+        the copies by ``1 + h^2``. Off by default: it lost track on Lorenz-63
+        tuning runs where the plain jitter did not (docs/bridge.md).
 
     Returns
     -------
@@ -491,9 +509,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     info['gamma'] = gamma
     lw = tempered_log_weights(log_w, log_lik, gamma)
     info.update(ess=effective_sample_size(lw), moved=True)
-    # A move by the whole likelihood is the particle filter's: its copies are
-    # shrunk so that the jitter keeps the weighted covariance (no core follows
-    # to correct an inflated one). Before the core, the core's inflation rules.
+    # Shrinking applies only to a particle-filter move (gamma = 1): before the
+    # core, the core's inflation governs the spread.
     Xr, rinfo = regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0)
     if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
         return Xr, np.zeros(N), info

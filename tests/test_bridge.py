@@ -291,7 +291,8 @@ def test_linear_gaussian_matches_kalman_for_every_gamma(c, rho, regime):
     """The tempered split is exact: weights for L^gamma, Kalman with R / (1 - gamma).
 
     'carry': gamma = 1 and the weights are carried; 'pf': ESS(w L) < rho N,
-    so gamma = 1 and the ensemble is resampled with shrunk jitter (no core).
+    so gamma = 1 and the ensemble is resampled (no core), here with the
+    variance-keeping jitter (the plain one widens copies by 1 + h^2).
     """
     rng = np.random.default_rng(11)
     N, d = 4000, 2
@@ -301,7 +302,8 @@ def test_linear_gaussian_matches_kalman_for_every_gamma(c, rho, regime):
     X = rng.multivariate_normal([1.0, -1.0], P0, size=N)
     z = np.array([2.0, 0.5])
     Xa, lw, info = bridge_analysis(X, np.zeros(N), z, R, lambda X: X @ H.T, sqrt_core, rng,
-                                   members_per_dim=c, resample_fraction=rho)
+                                   members_per_dim=c, resample_fraction=rho,
+                                   shrink_jitter=True)
     g = info['gamma']
     assert {"carry": g == 1.0 and not info['moved'], "pf": g == 1.0 and info['moved'],
             "split": 0.0 < g < 1.0, "core": g == 0.0}[regime]
