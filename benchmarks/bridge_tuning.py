@@ -18,6 +18,11 @@ seeds 3-5, tuning used 6-12) from::
 
     python benchmarks/bridge_tuning.py --candidate default --linear-gaussian 3 4 5 6 7 8 9 10 11 12
 
+and the robustness check (one truth, the filter's own random stream
+``DiffusionKDE(rng=1000 + k)``, k < K) from::
+
+    python benchmarks/bridge_tuning.py --candidate default --N 100 --seeds 3004 --rng-streams 3
+
 ``--candidate`` is ``name=value,...`` over ``resample_fraction`` (``rho``),
 ``members_per_dim`` (``c``) and ``shrink_jitter`` (``shrink``, 0 or 1; 0
 unless given); ``default`` is the module's defaults, ``current`` the rule
@@ -71,6 +76,24 @@ def linear_gaussian(seeds, N=2000):
     return rows
 
 
+def rng_streams(hmm_name, N, seed, K, cycles, burnin=None):
+    """rmse.a of K runs on one truth, differing only in the filter's random stream."""
+    import dapper as dpr
+    from filterpy_diffusion.dapper import DiffusionKDE
+    dapper_compare._pb.disable_progbar = True
+    HMM = dapper_compare.load_hmm(hmm_name, cycles, burnin)
+    dpr.set_seed(seed)
+    xx, yy = HMM.simulate()
+    out = []
+    for k in range(K):
+        xp = DiffusionKDE(N=N, kernel="bridge", rng=1000 + k)
+        dpr.set_seed(seed + dapper_compare.METHOD_SEED_OFFSET)
+        xp.assimilate(HMM, xx, yy)
+        xp.stats.average_in_time()
+        out.append(round(float(xp.avrgs.rmse.a.val), 4))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--candidate", required=True)
@@ -82,6 +105,8 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     p.add_argument("--linear-gaussian", type=int, nargs="+", metavar="SEED", default=None,
                    help="run the linear-Gaussian twin on these seeds instead of DAPPER")
+    p.add_argument("--rng-streams", type=int, default=None, metavar="K",
+                   help="K runs per (seed, N) with the filter's own streams rng=1000+k")
     a = p.parse_args(argv)
     if any(100 <= s <= 104 for s in a.seeds):
         p.error("seeds 100-104 are reporting seeds: do not tune on them")
@@ -93,6 +118,12 @@ def main(argv=None):
             with open(a.json, "w") as fh:
                 json.dump({"problem": "linear-gaussian N=2000", "candidate": a.candidate,
                            "runs": rows}, fh)
+        return
+    if a.rng_streams:
+        for seed in a.seeds:
+            for N in a.N:
+                print(f"{a.hmm} {a.candidate} seed={seed} N={N}: rmse.a "
+                      f"{rng_streams(a.hmm, N, seed, a.rng_streams, a.cycles, a.burnin)}")
         return
     _, records = dapper_compare.run(a.hmm, a.N, a.seeds, {"DiffusionKDE-bridge": a.N},
                                     a.cycles, a.burnin)
