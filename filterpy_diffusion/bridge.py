@@ -13,26 +13,42 @@ step gives (as N -> infinity) the Gaussian ``p L^gamma`` and the Kalman step
 with ``R / (1 - gamma)`` completes it: the information adds up, so the
 product is the Kalman posterior for every ``gamma``.
 
-The rule. The weighted step is trusted only while its weights keep an
-effective sample size of at least ``n_required = c (r + 1)`` members, where
-``r`` (:func:`informed_dimension`) is the number of directions of
-observation space in which the ensemble has spread (the rank of the
-whitened predicted-measurement anomalies, at most ``min(N - 1, dim_z)``) and
-``c`` (``members_per_dim``) effective members per direction plus one for
-the mean. ``gamma`` is the largest likelihood fraction that keeps
-``ESS >= n_required`` (:func:`likelihood_fraction`); when the full
-likelihood does, nothing moves and the weights are carried to the next
-cycle (a particle filter step); otherwise the weighted ensemble is
-resampled with Scott-factor jitter (:func:`regularised_resample`) and the
-Gaussian core takes the rest. What it bounds: the Monte Carlo variance of
-a weighted estimate is about ``var / ESS`` per direction, so the rule
-keeps at least ``c`` effective members per informed direction.
+The rule: two errors, two thresholds. (i) Carried weights are a particle
+filter's, and the Monte Carlo variance of a weighted estimate is about
+``var / ESS``. As a particle filter does (Kong, Liu and Wong 1994), they are
+resampled once the full likelihood would leave fewer than ``rho N``
+effective members (``rho`` = :data:`RESAMPLE_FRACTION`): the Monte Carlo
+variance stays within ``1 / (rho N)`` of the posterior variance, which
+vanishes as N grows. (ii) Whatever the weights take must leave the
+resampled ensemble at least ``n_required = c (r + 1)`` effective members
+(:func:`required_ess`): ``c`` (``members_per_dim``) per direction in which
+the weights discriminate, plus one for the mean, where ``r``
+(:func:`informed_dimension`) is the number of directions of observation
+space in which the ensemble has spread (the rank of the whitened
+predicted-measurement anomalies, at most ``min(N - 1, dim_z)``). So the
+weights are carried while ``ESS(w L) >= n_resample = max(n_required, rho N)``
+(:func:`resample_threshold`); below it ``gamma`` is the largest likelihood
+fraction that keeps ``ESS >= n_required`` (:func:`likelihood_fraction`),
+the weighted ensemble is resampled with Scott-factor jitter
+(:func:`regularised_resample`) and, if ``gamma < 1``, the Gaussian core
+takes the rest. What it optimises: the largest share of the likelihood
+assimilated exactly (by weights), subject to the particle filter's
+relative variance bound on carried weights and the absolute floor at a
+move. A move with ``gamma = 1`` is a particle filter's resampling; its
+Scott jitter widens the copies by ``1 + h^2`` (``h -> 0`` as N grows). The
+variance-keeping alternative (``shrink_jitter=True``, Liu and West 2001)
+fits the linear-Gaussian variances better but lost track on Lorenz-63
+(tuning seeds 3001 and 3004, N = 100, one of three random streams each):
+there the jitter's spread is what the deterministic model needs.
 
-Limits. ``n_required`` does not grow with N, so for fixed ``r`` and
-N -> infinity ``gamma -> 1``: a particle filter with carried weights. When
-``N <= r + 1`` (the rank-deficient regime, any ``c >= 1``) ``n_required >=
-N``, ``gamma = 0`` and the analysis is exactly the Gaussian core. Between,
-``gamma`` grows with the members per informed direction.
+Limits. N -> infinity with fixed ``r``: ``n_resample = rho N``, ``gamma ->
+1``, a regularised particle filter with threshold ``rho`` whose jitter
+``h = ESS^(-1/(d+4))`` vanishes, so it converges (for linear-Gaussian
+problems, to the Kalman filter). When ``N <= r + 1`` (the rank-deficient
+regime, any ``c >= 1``) ``n_required >= N``, ``gamma = 0`` and the analysis
+is exactly the Gaussian core. When ``rho N <= c (r + 1)`` the rule is the
+floor alone. Between, ``gamma`` grows with the members per informed
+direction.
 
 Everything here is a pure function on arrays; weights are kept as log
 weights. The derivation, the tuning-seed table and the driver are in
@@ -53,8 +69,9 @@ from .particle import gaussian_log_likelihood
 from .resampling import jitter_factor, regularised_resample
 from .weights import check_log_weights, effective_sample_size, normalised_weights
 
-__all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
-           "weighted_mean", "informed_dimension", "required_ess",
+__all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
+           "effective_sample_size", "weighted_mean", "informed_dimension", "required_ess",
+           "resample_threshold",
            "likelihood_fraction", "tempered_log_weights", "jitter_factor",
            "regularised_resample", "bridge_analysis"]
 
@@ -65,6 +82,20 @@ __all__ = ["MEMBERS_PER_DIM", "normalised_weights", "effective_sample_size",
 #: N = 50). It must be >= 1 so that a rank-deficient ensemble is the pure
 #: Gaussian core.
 MEMBERS_PER_DIM = 2.0
+
+#: Resampling fraction ``rho``: the carried weights are resampled once the
+#: full likelihood would leave them fewer than ``rho N`` effective members
+#: (the particle filter's relative threshold, Kong, Liu and Wong 1994),
+#: floored by ``c (r + 1)``. A relative threshold keeps the Monte Carlo
+#: variance of the weighted estimate within ``1 / (rho N)`` of the posterior
+#: variance, which vanishes as N grows (the Kalman limit); the absolute floor
+#: alone let the weights fall to ``c (r + 1) = 4`` of N = 2000 members.
+#: Chosen on DAPPER's Lorenz63.sakov2012, tuning seeds 3000-3002, N = 50 and
+#: 100, over 0 (the floor only), 0.3 (DAPPER's PartFilt NER), 0.5 and 1
+#: (resample every cycle): 0.3 was best at both N; also on
+#: Lorenz63.wiljes2017 (N = 30) and the linear-Gaussian twin (seeds 6-12,
+#: N = 2000): docs/bridge.md, docs/data/bridge_tuning.json.
+RESAMPLE_FRACTION = 0.3
 
 
 def weighted_mean(X: npt.ArrayLike, log_w: npt.ArrayLike) -> np.ndarray:
@@ -128,6 +159,41 @@ def required_ess(informed_dim, members_per_dim=MEMBERS_PER_DIM):
     return float(members_per_dim) * (informed_dim + 1)
 
 
+def resample_threshold(N, informed_dim, members_per_dim=MEMBERS_PER_DIM,
+                       resample_fraction=RESAMPLE_FRACTION):
+    """``n_resample = max(c (r + 1), rho N)``: below it the carried weights are resampled.
+
+    The particle filter's relative threshold ``rho N`` (its Monte Carlo
+    variance ``var / ESS`` stays within ``1 / (rho N)`` of ``var``, so it
+    vanishes as N grows), never below the floor :func:`required_ess` that the
+    weights must keep in any case.
+
+    Parameters
+    ----------
+    N : int >= 1
+        Ensemble size.
+    informed_dim : int >= 0
+        ``r`` from :func:`informed_dimension`.
+    members_per_dim : float >= 1, default :data:`MEMBERS_PER_DIM`
+    resample_fraction : float in [0, 1], default :data:`RESAMPLE_FRACTION`
+        ``rho``; 0 keeps the floor only.
+
+    Returns
+    -------
+    float
+    """
+    if not (isinstance(N, numbers.Integral) and N >= 1):
+        raise ValueError(f"N must be a positive int, got {N!r}")
+    _check_resample_fraction(resample_fraction)
+    return max(required_ess(informed_dim, members_per_dim), float(resample_fraction) * N)
+
+
+def _check_resample_fraction(rho):
+    if not (isinstance(rho, numbers.Real) and not isinstance(rho, bool) and 0 <= rho <= 1):
+        raise ValueError(f"resample_fraction must be a number in [0, 1] (the fraction of N "
+                         f"below which carried weights are resampled), got {rho!r}")
+
+
 def _check_members_per_dim(c):
     if not (isinstance(c, numbers.Real) and not isinstance(c, bool) and np.isfinite(c)
             and c >= 1):
@@ -163,6 +229,14 @@ def _as_log_lik(log_lik, N):
     return log_lik
 
 
+def _keeps_ess(lw, n_required):
+    """``ESS(lw) >= n_required``; for ``n_required >= N`` decided exactly (equal weights only)."""
+    if n_required >= lw.size:
+        # Only equal weights have ESS = N; decided exactly, not by a rounded 1 / sum(w^2).
+        return bool(np.all(lw == lw[0]) and np.isfinite(lw[0]))
+    return bool(np.any(np.isfinite(lw)) and effective_sample_size(lw) >= n_required)
+
+
 def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
     """The largest ``gamma`` in [0, 1] whose weights keep ``ESS >= n_required``.
 
@@ -192,13 +266,10 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
     if not (np.isfinite(n_required) and n_required > 0):
         raise ValueError(f"n_required must be a positive number, got {n_required!r}")
     if n_required >= log_w.size:
-        # Only equal weights have ESS = N; decided exactly, not by a rounded 1 / sum(w^2).
-        full = log_w + log_lik
-        return 1.0 if np.all(full == full[0]) and np.isfinite(full[0]) else 0.0
+        return 1.0 if _keeps_ess(log_w + log_lik, n_required) else 0.0
 
     def ok(g):
-        lw = tempered_log_weights(log_w, log_lik, g)
-        return np.any(np.isfinite(lw)) and effective_sample_size(lw) >= n_required
+        return _keeps_ess(tempered_log_weights(log_w, log_lik, g), n_required)
 
     if ok(1.0):
         return 1.0
@@ -215,17 +286,24 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 
 
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
-                    members_per_dim=MEMBERS_PER_DIM, hz=None):
+                    members_per_dim=MEMBERS_PER_DIM, hz=None,
+                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
-       ``n_required = c (r + 1)``, ``gamma`` = :func:`likelihood_fraction`.
-    2. ``gamma = 1``: the weights ``log_w + l`` are carried, members unchanged.
-    3. Otherwise resample by ``log_w + gamma l`` with jitter
-       (:func:`regularised_resample`; skipped when those weights are equal,
-       as at ``gamma = 0`` from equal weights), then
-       ``gaussian_update(X, hx(X), z, R / (1 - gamma), gamma)``; weights
-       reset to equal.
+       the floor ``n_required = c (r + 1)`` (:func:`required_ess`) and the
+       resampling threshold ``n_resample = max(n_required, rho N)``
+       (:func:`resample_threshold`).
+    2. ``ESS(log_w + l) >= n_resample``: the weights ``log_w + l`` are
+       carried, members unchanged (a particle-filter step, ``gamma = 1``).
+    3. Otherwise the weights take the largest fraction ``gamma`` of the
+       likelihood that keeps ``ESS >= n_required``
+       (:func:`likelihood_fraction`), the ensemble is resampled by
+       ``log_w + gamma l`` with jitter (:func:`regularised_resample`;
+       skipped when those weights are equal, as at ``gamma = 0`` from equal
+       weights) and, if ``gamma < 1``,
+       ``gaussian_update(X, hx(X), z, R / (1 - gamma), gamma)`` assimilates
+       the rest; weights reset to equal.
 
     Parameters
     ----------
@@ -242,12 +320,20 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         The Gaussian core, e.g. an ETKF with finite-size inflation; it is
         called with the remaining noise ``R / (1 - gamma)`` and told
         ``gamma`` (a core may then skip a random rotation, which would
-        Gaussianise the resampled members).
+        Gaussianise the resampled members). Not called when ``gamma = 1``.
     rng : None, int or numpy.random.Generator
         Source of the resampling and jitter.
     members_per_dim : float >= 1, default :data:`MEMBERS_PER_DIM`
     hz : ndarray (N, dim_z), optional
         ``hx(X)`` if already computed.
+    resample_fraction : float in [0, 1], default :data:`RESAMPLE_FRACTION`
+        ``rho``; 0 resamples only at the floor ``n_required``.
+    shrink_jitter : bool, default False
+        At a move with ``gamma = 1`` shrink the jittered copies towards the
+        weighted mean (``regularised_resample(..., shrink=True)``), so the
+        resampled ensemble keeps the weighted covariance instead of widening
+        the copies by ``1 + h^2``. Off by default: it lost track on Lorenz-63
+        tuning runs where the plain jitter did not (docs/bridge.md).
 
     Returns
     -------
@@ -255,8 +341,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     log_w_a : ndarray (N,)
         Log weights, maximum 0.
     info : dict
-        ``'gamma'``, ``'n_required'``, ``'informed_dim'``, ``'ess'`` (of
-        the carried or tempered weights), ``'moved'`` (bool).
+        ``'gamma'``, ``'n_required'``, ``'n_resample'``, ``'informed_dim'``,
+        ``'ess'`` (of the carried or tempered weights), ``'moved'`` (bool).
 
     Examples
     --------
@@ -270,13 +356,16 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     >>> X = rng.normal(size=(200, 2))
     >>> Xa, lw, info = bridge_analysis(X, np.zeros(200), np.array([0.5, 0.]), np.eye(2),
     ...                                lambda X: X, core, rng)
-    >>> info['informed_dim'], info['n_required'], info['gamma'], info['moved']
-    (2, 6.0, 1.0, False)
+    >>> info['informed_dim'], info['n_required'], info['n_resample'], info['gamma']
+    (2, 6.0, 60.0, 1.0)
+    >>> info['moved'], bool(info['ess'] >= info['n_resample'])
+    (False, True)
     """
     X = as_ensemble(X, "X", min_rows=2)
     N = X.shape[0]
     log_w = check_log_weights(log_w, N=N)
     _check_members_per_dim(members_per_dim)
+    _check_resample_fraction(resample_fraction)
     rng = as_generator(rng)
     hz = as_ensemble(hx(X) if hz is None else hz, "hz")
     if hz.shape[0] != N:
@@ -293,16 +382,22 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "and hx")
     r = informed_dimension(hz, R)
     n_req = required_ess(r, members_per_dim)
-    gamma = likelihood_fraction(log_w, log_lik, n_req)
-    info = {'gamma': gamma, 'n_required': n_req, 'informed_dim': r}
-    if gamma == 1.0:
-        lw = log_w + log_lik
-        lw = lw - lw.max()
-        info.update(ess=effective_sample_size(lw), moved=False)
+    n_move = resample_threshold(N, r, members_per_dim, resample_fraction)
+    info = {'n_required': n_req, 'n_resample': n_move, 'informed_dim': r}
+    full = log_w + log_lik
+    if _keeps_ess(full, n_move):
+        lw = full - full.max()
+        info.update(gamma=1.0, ess=effective_sample_size(lw), moved=False)
         return X.copy(), lw, info
+    gamma = likelihood_fraction(log_w, log_lik, n_req)
+    info['gamma'] = gamma
     lw = tempered_log_weights(log_w, log_lik, gamma)
     info.update(ess=effective_sample_size(lw), moved=True)
-    Xr, rinfo = regularised_resample(X, lw, rng)
+    # Shrinking applies only to a particle-filter move (gamma = 1): before the
+    # core, the core's inflation governs the spread.
+    Xr, rinfo = regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0)
+    if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
+        return Xr, np.zeros(N), info
     if rinfo['indices'] is not None:
         hz = as_ensemble(hx(Xr), "hx(X)")
     Xa = as_ensemble(gaussian_update(Xr, hz, z, R / (1.0 - gamma), gamma), "gaussian_update(...)",

@@ -101,13 +101,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         positive definite ``R``. ``'bridge'``: between the ETKF and a
         regularised particle filter
         (:func:`filterpy_diffusion.bridge.bridge_analysis`): exact-likelihood
-        weights carried across cycles take the largest likelihood fraction
-        ``gamma`` that keeps an effective sample size of
-        ``members_per_dim * (r + 1)`` (r: the observed directions the
-        ensemble spreads in); when that is not the whole likelihood, the
-        weighted ensemble is resampled with Scott-factor jitter and the ETKF
-        assimilates the rest with ``R / (1 - gamma)``. Small N: the ETKF;
-        large N: a particle filter. Needs ``hx`` and a positive definite R.
+        weights are carried across cycles while they keep an effective
+        sample size of ``max(members_per_dim * (r + 1), rho N)`` (r: the
+        observed directions the ensemble spreads in, rho
+        :data:`filterpy_diffusion.bridge.RESAMPLE_FRACTION`); below that
+        they take the largest likelihood fraction ``gamma`` that keeps
+        ``members_per_dim * (r + 1)``, the weighted ensemble is resampled
+        with Scott-factor jitter and the ETKF assimilates the rest with
+        ``R / (1 - gamma)``. Small N: the ETKF; large N: a particle filter.
+        Needs ``hx`` and a positive definite R.
     bandwidth : 'auto', 'scott', 'silverman', float, callable or None, default None ('auto')
         The kernel's factor h (the split factor g for ``'enkpf'``, where
         h = 1 is allowed; (0, 1) otherwise). ``'auto'`` picks, at every

@@ -192,7 +192,7 @@ def jitter_factor(n_eff: float, dim: int) -> float:
 
 
 def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, int]:
+                      rng: np.random.Generator, shrink: bool = False) -> tuple[np.ndarray, int]:
     """``X[idx]`` with noise ``N(0, h^2 C_w)`` on every member drawn more than once.
 
     ``C_w`` is the weighted covariance of ``X`` before resampling (unbiased,
@@ -213,6 +213,11 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
     h : float >= 0
         Jitter factor (standard deviation in units of ``C_w``'s).
     rng : numpy.random.Generator
+    shrink : bool, default False
+        First draw the jittered copies towards the weighted mean ``m_w``,
+        ``m_w + sqrt(1 - h^2) (x - m_w)`` (Liu and West 2001), so that the
+        jitter keeps their covariance at ``C_w`` instead of inflating it by
+        ``1 + h^2``.
 
     Returns
     -------
@@ -233,13 +238,16 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
             noise = rng.standard_normal((n_dup, d)) @ psd_factor(C12.T @ C12).T
         else:
             noise = rng.standard_normal((n_dup, N)) @ C12
+        if shrink:
+            m = w @ X
+            Xn[dup] = m + np.sqrt(1.0 - h * h) * (Xn[dup] - m)
         Xn[dup] += h * noise
     return Xn, n_dup
 
 
 def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
                          resample: Callable[[np.ndarray, np.random.Generator], np.ndarray]
-                         = systematic_resample) -> tuple[np.ndarray, dict]:
+                         = systematic_resample, shrink: bool = False) -> tuple[np.ndarray, dict]:
     """Resample a weighted ensemble to equal weights, jittering the copies.
 
     Indices from ``resample`` and, on every member drawn more than once,
@@ -253,6 +261,9 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     log_w : ndarray (N,)
     rng : None, int or numpy.random.Generator
     resample : callable ``(weights, rng) -> indices``, default systematic
+    shrink : bool, default False
+        Shrink the jittered copies towards the weighted mean so that their
+        covariance stays ``C_w`` (:func:`jitter_duplicates`).
 
     Returns
     -------
@@ -280,5 +291,5 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     h = jitter_factor(effective_sample_size(log_w), d)
     w = normalised_weights(log_w)
     idx = np.asarray(resample(w, rng))
-    Xn, n_dup = jitter_duplicates(X, w, idx, h, rng)
+    Xn, n_dup = jitter_duplicates(X, w, idx, h, rng, shrink=shrink)
     return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}

@@ -7,9 +7,10 @@ from hypothesis.extra.numpy import arrays
 from scipy.stats import multivariate_normal
 
 from filterpy_diffusion.bridge import (
-    MEMBERS_PER_DIM, bridge_analysis, effective_sample_size, informed_dimension,
-    jitter_factor, likelihood_fraction, normalised_weights, regularised_resample,
-    required_ess, tempered_log_weights, weighted_mean)
+    MEMBERS_PER_DIM, RESAMPLE_FRACTION, bridge_analysis, effective_sample_size,
+    informed_dimension, jitter_factor, likelihood_fraction, normalised_weights,
+    regularised_resample, required_ess, resample_threshold, tempered_log_weights,
+    weighted_mean)
 
 finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False)
 
@@ -97,6 +98,26 @@ def test_required_ess_is_c_times_r_plus_one_and_independent_of_n():
         required_ess(-1)
 
 
+@given(st.integers(1, 10 ** 6), st.integers(0, 50), st.floats(1.0, 10.0), st.floats(0.0, 1.0))
+def test_resample_threshold_is_the_floor_or_rho_n_whichever_is_larger(N, r, c, rho):
+    n = resample_threshold(N, r, c, rho)
+    floor = required_ess(r, c)
+    assert n >= floor and n >= rho * N and n in (floor, rho * N)
+    assert resample_threshold(N, r, c, 0.0) == floor
+    # It grows with N (the Monte Carlo variance bound 1 / (rho N) vanishes) ...
+    assert resample_threshold(4 * N, r, c, rho) >= n
+    # ... and is the default fraction unless told otherwise.
+    assert resample_threshold(N, r, c) == resample_threshold(N, r, c, RESAMPLE_FRACTION)
+
+
+def test_resample_threshold_rejects_bad_fractions():
+    for bad in (-0.1, 1.5, np.nan, True):
+        with pytest.raises(ValueError, match="resample_fraction must be"):
+            resample_threshold(10, 1, 2.0, bad)
+    with pytest.raises(ValueError, match="N must be"):
+        resample_threshold(0, 1)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**31), st.integers(2, 12), st.integers(1, 6), st.integers(1, 6))
 def test_informed_dimension_is_the_generic_rank(seed, N, d, m):
@@ -140,6 +161,29 @@ def test_regularised_resample_jitter_has_the_scott_scaled_weighted_covariance():
     copies = Xn[info['indices'] == 0] - X[0]
     emp = np.cov(copies.T)
     assert np.allclose(emp, info['h'] ** 2 * C, atol=0.1 * info['h'] ** 2 * C[0, 0])
+
+
+def test_regularised_resample_shrink_keeps_the_weighted_mean_and_covariance():
+    """shrink=True: the resampled, jittered ensemble has the weighted moments.
+
+    Without shrinking the jittered copies are wider by about ``1 + h^2``
+    (here h^2 ~ 0.085), the variance bias the filter's particle-filter moves
+    must not accumulate.
+    """
+    rng = np.random.default_rng(7)
+    N = 20000
+    X = rng.normal(size=(N, 2)) @ np.array([[1.0, 0.5], [0.0, 1.0]])
+    log_w = -0.5 * ((X[:, 0] - 0.8) / 0.08) ** 2
+    m, C = weighted_moments(X, log_w)
+    Xs, info = regularised_resample(X, log_w, 3, shrink=True)
+    Xj, _ = regularised_resample(X, log_w, 3)
+    sd = np.sqrt(np.diag(C))
+    assert np.all(np.abs(Xs.mean(0) - m) < 0.02 * sd)
+    np.testing.assert_allclose(np.diag(np.cov(Xs.T)), np.diag(C), rtol=0.03)
+    assert np.all(np.diag(np.cov(Xj.T)) > (1 + 0.5 * info['h'] ** 2) * np.diag(C))
+    # Members drawn once are still kept as they are.
+    once = np.bincount(info['indices'], minlength=N)[info['indices']] == 1
+    assert np.array_equal(Xs[once], X[info['indices'][once]])
 
 
 def test_regularised_resample_single_survivor_jitters_with_the_ensemble_covariance():
@@ -189,9 +233,67 @@ def test_many_members_fixed_dimension_is_a_particle_filter_step():
     assert np.allclose(lw, log_w + ll - np.max(log_w + ll))
 
 
-@pytest.mark.parametrize("c, regime", [(1.0, "pf"), (300.0, "split"), (2000.0, "core")])
-def test_linear_gaussian_matches_kalman_for_every_gamma(c, regime):
-    """The tempered split is exact: weights for L^gamma, Kalman with R / (1 - gamma)."""
+def test_carried_weights_are_resampled_below_rho_n_though_above_the_floor():
+    """ESS between c (r + 1) and rho N: a particle-filter move (gamma = 1), no core.
+
+    The floor alone (resample_fraction=0, the rule before) carries these
+    weights; the relative threshold resamples them.
+    """
+    rng = np.random.default_rng(4)
+    N = 100
+    X = rng.normal(size=(N, 2))
+    log_w = np.full(N, -np.inf)
+    log_w[:6] = 0.0          # six members carry the weight: ESS <= 6 < rho N
+    z, R = np.array([0.1]), np.array([[50.0]])     # a flat likelihood keeps ESS near 6
+
+    def no_core(*args):
+        raise AssertionError("the Gaussian core must not run when gamma = 1")
+
+    hx = lambda X: X[:, :1]    # noqa: E731
+    Xc, lwc, infoc = bridge_analysis(X, log_w, z, R, hx, no_core, 0, resample_fraction=0.0)
+    assert infoc['n_required'] < infoc['ess'] < 0.1 * N      # between the floor and rho N
+    assert not infoc['moved'] and np.array_equal(Xc, X)       # the floor alone carries
+    Xa, lw, info = bridge_analysis(X, log_w, z, R, hx, no_core, 0)
+    assert info['n_resample'] == resample_threshold(N, 1) > info['ess']
+    assert info['moved'] and info['gamma'] == 1.0
+    assert np.array_equal(lw, np.zeros(N))
+    assert np.unique(Xa, axis=0).shape[0] > 6        # the copies were jittered apart
+    # Every member descends from one of the six weighted ones (copies jittered).
+    near = np.min(np.linalg.norm(Xa[:, None, :] - X[None, :6, :], axis=2), axis=1)
+    assert np.all(near < np.max(np.linalg.norm(X[:6] - X[:6].mean(0), axis=1)) * 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(3, 60), st.floats(0.05, 5.0), st.floats(0.0, 1.0),
+       st.floats(0.0, 3.0))
+def test_after_every_analysis_weights_keep_the_threshold_or_were_reset(seed, N, r_scale, rho,
+                                                                       w_scale):
+    """Carried weights keep ESS >= n_resample; a move leaves equal weights."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, 2))
+    log_w = rng.normal(size=N) * w_scale
+    R = np.eye(1) * r_scale
+    z = rng.normal(size=1)
+    Xa, lw, info = bridge_analysis(X, log_w, z, R, lambda X: X[:, :1], sqrt_core, rng,
+                                   resample_fraction=rho)
+    assert info['n_resample'] == resample_threshold(N, info['informed_dim'], MEMBERS_PER_DIM, rho)
+    if info['moved']:
+        assert np.array_equal(lw, np.zeros(N))
+    else:
+        assert info['gamma'] == 1.0 and np.array_equal(Xa, X)
+        assert effective_sample_size(lw) >= info['n_resample']
+
+
+@pytest.mark.parametrize("c, rho, regime", [(1.0, 0.0, "carry"), (1.0, RESAMPLE_FRACTION, "pf"),
+                                            (300.0, RESAMPLE_FRACTION, "split"),
+                                            (2000.0, RESAMPLE_FRACTION, "core")])
+def test_linear_gaussian_matches_kalman_for_every_gamma(c, rho, regime):
+    """The tempered split is exact: weights for L^gamma, Kalman with R / (1 - gamma).
+
+    'carry': gamma = 1 and the weights are carried; 'pf': ESS(w L) < rho N,
+    so gamma = 1 and the ensemble is resampled (no core), here with the
+    variance-keeping jitter (the plain one widens copies by 1 + h^2).
+    """
     rng = np.random.default_rng(11)
     N, d = 4000, 2
     H = np.array([[1.0, 0.5], [0.0, 1.0]])
@@ -200,9 +302,11 @@ def test_linear_gaussian_matches_kalman_for_every_gamma(c, regime):
     X = rng.multivariate_normal([1.0, -1.0], P0, size=N)
     z = np.array([2.0, 0.5])
     Xa, lw, info = bridge_analysis(X, np.zeros(N), z, R, lambda X: X @ H.T, sqrt_core, rng,
-                                   members_per_dim=c)
+                                   members_per_dim=c, resample_fraction=rho,
+                                   shrink_jitter=True)
     g = info['gamma']
-    assert {"pf": g == 1.0, "split": 0.0 < g < 1.0, "core": g == 0.0}[regime]
+    assert {"carry": g == 1.0 and not info['moved'], "pf": g == 1.0 and info['moved'],
+            "split": 0.0 < g < 1.0, "core": g == 0.0}[regime]
     kf = KalmanFilter(dim_x=d, dim_z=2)
     kf.x, kf.P, kf.H, kf.R = X.mean(0), np.cov(X.T), H, R
     kf.update(z)
@@ -221,6 +325,8 @@ def test_bad_input_raises_clear_errors():
         bridge_analysis(X, np.zeros(3), z, R, hx, sqrt_core, 0)
     with pytest.raises(ValueError, match="members_per_dim"):
         bridge_analysis(X, np.zeros(4), z, R, hx, sqrt_core, 0, members_per_dim=0.9)
+    with pytest.raises(ValueError, match="resample_fraction must be"):
+        bridge_analysis(X, np.zeros(4), z, R, hx, sqrt_core, 0, resample_fraction=2.0)
     with pytest.raises(ValueError, match="log weights must not be NaN"):
         bridge_analysis(X, np.array([0, np.nan, 0, 0]), z, R, hx, sqrt_core, 0)
     with pytest.raises(ValueError, match="positive definite"):
