@@ -509,7 +509,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
         return float(np.clip(lam, *LAMBDA_RANGE))
 
-    def _mode_labels(self, Z):
+    def _mode_labels(self, Z, uniform=False):
         """kernel='auto': the cluster of every row of the joint ``Z`` (all 0 for one mode).
 
         A screen along the policy's leading principal axes
@@ -521,7 +521,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         policy = self.policy
         labels = split_ensemble(Z, self.clusters, policy.min_separation, screen=policy.mode_screen,
                                 axes=policy.mode_axes, refine_separation=policy.refine_separation)
-        if labels.max() > 0 and np.bincount(labels, weights=self.weights).min() <= 0:
+        if (not uniform and labels.max() > 0
+                and np.bincount(labels, weights=self.weights).min() <= 0):
             return np.zeros(self.N, dtype=int)
         return labels
 
@@ -637,13 +638,20 @@ class DiffusionKDEFilter(EnsembleFilter):
                 'K': info['K'], 'S': info['S'], 'SI': np.asarray(self.inv(info['S']), dtype=float)}
     # --- end Gaussian core hook ---
 
-    def _bridge(self, X, z, R, hz=None):
+    def _bridge(self, X, z, R, hz=None, kernels=False):
         """kernel='bridge': exact-likelihood weights for ``L^gamma``, the ETKF for the rest.
 
         :func:`filterpy_diffusion.bridge.bridge_analysis` with the ETKF core
         (this filter's inflation; the random rotation only when ``gamma = 0``,
         as rotating resampled members would make them Gaussian again). The
         weights it returns are carried to the next cycle.
+
+        ``kernels`` (kernel='auto'): the rest ``L^(1 - gamma)``, the only
+        step that assumes a Gaussian forecast, goes to the covariance kernel
+        instead of the ETKF when the resampled ensemble has two modes, or
+        is one non-Gaussian mode with members enough for the kernel
+        (:meth:`_rest_kernel`). Where the weights take the whole likelihood
+        no step assumes anything, and no test runs.
         """
         check_whitening(R, self.dim_z)
         if hz is None:
@@ -652,7 +660,14 @@ class DiffusionKDEFilter(EnsembleFilter):
         gain = self._gain(X, hz, R, None if np.all(w == w[0]) else w)
         lam = {'post': self.inflation_mean}
 
+        rest = {}
+
         def core(Xm, hzm, zz, Rg, gamma):
+            if kernels:
+                out = self._rest_kernel(Xm, hzm, zz, Rg)
+                if out is not None:
+                    rest.update(out)
+                    return out['sigmas']
             infl, lam['post'] = self._core_inflation(hzm, zz, Rg)
             new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl,
                                       rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
@@ -661,11 +676,30 @@ class DiffusionKDEFilter(EnsembleFilter):
 
         new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz)
-        return {'sigmas': new, 'log_weights': log_w, 'ess': float(info['ess']),
-                'gamma': float(info['gamma']), 'h': None, 'bandwidth_x': None,
-                'bandwidth_y': None, 'inflation_factor': lam.get('factor', 1.0),
-                'inflation_mean': lam['post'], 'n_clusters': 1, 'n_evaluations': 0,
-                'kernel_used': 'bridge', **gain}
+        out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
+               'inflation_factor': lam.get('factor', 1.0), 'inflation_mean': lam['post'],
+               'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'bridge'}
+        out.update({k: v for k, v in rest.items() if k in out})
+        return {**out, 'sigmas': new, 'log_weights': log_w, 'ess': float(info['ess']),
+                'gamma': float(info['gamma']), **gain}
+
+    def _rest_kernel(self, X, hz, z, R):
+        """kernel='auto': the covariance-kernel analysis of an equally weighted ``X``, or None.
+
+        None (the ETKF is the update) unless ``(x_i, hx(x_i))`` has two
+        separated modes, or one that fails the normality test with at least
+        ``policy.kernel_members_per_dim`` members per joint dimension (and
+        then the kernel's automatic h stays at most ``policy.kernel_max_h``).
+        """
+        joint = np.hstack([X, hz])
+        labels = self._mode_labels(joint, uniform=True)
+        policy = self.policy
+        if labels.max() == 0 and not (self.N >= policy.kernel_members_per_dim * joint.shape[1]
+                                      and gaussian_pvalue(joint) <= policy.normality_alpha):
+            return None
+        out = self._kernel_update('covariance', X, z, R, hz=hz, labels=labels, uniform=True,
+                                  fallback=(lambda: None) if labels.max() == 0 else None)
+        return out
 
     def _analysis(self, z, R):
         if self.kernel in ('enkpf', 'etkf', 'bridge') and is_singular(R):
@@ -687,26 +721,28 @@ class DiffusionKDEFilter(EnsembleFilter):
         return self._kernel_update(self.kernel, X, z, R)
 
     def _auto(self, X, z, R):
-        """kernel='auto': measure once, test for modes, then the one-mode core or the per-mode kernel."""
+        """kernel='auto': measure once; the bridge, with a kernel for its Gaussian step where needed.
+
+        With ``gaussian_core='etkf'`` or ``'enkpf'`` the mode and normality
+        tests run on the forecast and choose between that core and the
+        covariance kernel.
+        """
         if self.simulate is not None:
             # No hx and no R to split: the covariance kernel on (x, y).
             return self._kernel_update('covariance', X, z, R)
         hz = self._measure(X)
+        if self.gaussian_core == 'bridge' and not is_singular(R):
+            return self._bridge(X, z, R, hz, kernels=True)
         joint = np.hstack([X, hz])
         labels = self._mode_labels(joint)
         if labels.max() == 0 and not is_singular(R):
             def core():
-                if self.gaussian_core == 'bridge':
-                    return self._bridge(X, z, R, hz)
                 if self.gaussian_core == 'etkf':
                     return self._gaussian_core(X, hz, z, R)
                 return self._kernel_update('enkpf', X, z, R, hz=hz, labels=labels)
             policy = self.policy
             if (self.N >= policy.kernel_members_per_dim * joint.shape[1]
                     and gaussian_pvalue(joint) <= policy.normality_alpha):
-                # One mode, but not Gaussian, and members enough for a full
-                # joint covariance: the covariance kernel's local regression
-                # models a nonlinear hx that the core's one gain cannot.
                 return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels,
                                            fallback=core)
             return core()
@@ -715,7 +751,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         # conditions on through cov(hx) + R alone.
         return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels)
 
-    def _kernel_update(self, kernel, X, z, R, hz=None, labels=None, fallback=None):
+    def _kernel_update(self, kernel, X, z, R, hz=None, labels=None, fallback=None,
+                       uniform=False):
         """The analysis by one conditional KDE (``kernel``: 'covariance', 'enkpf' or 'isotropic').
 
         ``hz``: the forecast's ``hx`` values when the caller (kernel='auto')
@@ -725,12 +762,14 @@ class DiffusionKDEFilter(EnsembleFilter):
         drawn once, after it. ``fallback``: the one-mode core, taken instead
         when the covariance kernel's automatic h exceeds ``policy.kernel_max_h``
         (near h = 1 the kernel redraws every member from almost one Gaussian,
-        which the core does better by moving each member).
+        which the core does better by moving each member). ``uniform``: ``X``
+        is equally weighted whatever ``self.weights`` holds (the bridge's
+        resampled ensemble).
         """
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
         w = self.weights
-        prior = None if np.all(w == w[0]) else w
+        prior = None if uniform or np.all(w == w[0]) else w
         measured = hz is not None
         Y = None
         if not measured:

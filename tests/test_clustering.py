@@ -226,6 +226,7 @@ def test_clustered_kde_validates_labels():
 # -- the filter ------------------------------------------------------------
 
 def abs_filter(N, seed, clusters, **kw):
+    kw.setdefault('kernel', 'covariance')   # the clustered kernel itself (the default may weight)
     f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, N, lambda x: np.abs(x),
                            lambda x, dt: x, rng=seed, vectorized=True, clusters=clusters, **kw)
     f.R = np.array([[0.1 ** 2]])

@@ -226,10 +226,23 @@ def test_auto_kernel_picks_the_bridge_for_one_mode_and_covariance_for_two():
                            rng=2, vectorized=True)
     f.predict(); f.update(np.array([0.5]))
     assert f.kernel_used == 'bridge' and f.gamma is not None and f.n_evaluations == 0
+    # Two modes seen through |x|: the weights can take the likelihood (a
+    # particle filter needs no Gaussian step), carried (R = 0.01) or with a
+    # resampling move (R = 1e-4); both modes keep their mass.
+    for R in (0.01, 1e-4):
+        g = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, np.abs, lambda x, dt: x,
+                               rng=3, kernel='auto', vectorized=True)
+        g.R, g.Q = np.array([[R]]), np.array([[0.01]])
+        rng = np.random.default_rng(4)
+        g.sigmas = np.r_[rng.normal(1, 0.1, 100), rng.normal(-1, 0.1, 100)][:, None]
+        g.predict(); g.update(np.array([1.0]))
+        assert g.kernel_used == 'bridge' and g.gamma == 1.0 and g.n_evaluations == 0
+        assert abs(g.weights @ (g.sigmas[:, 0] > 0) - 0.5) < 0.15
+    # With the ETKF as the one-mode core, the forecast's two modes go to the
+    # covariance kernel fitted per mode, sampled by the ODE.
     g = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, np.abs, lambda x, dt: x,
-                           rng=3, kernel='auto', vectorized=True)
+                           rng=3, gaussian_core='etkf', vectorized=True)
     g.R, g.Q = np.array([[0.01]]), np.array([[0.01]])
-    rng = np.random.default_rng(4)
     g.sigmas = np.r_[rng.normal(1, 0.1, 100), rng.normal(-1, 0.1, 100)][:, None]
     g.predict(); g.update(np.array([1.0]))
     assert g.kernel_used == 'covariance' and g.n_clusters == 2 and g.n_evaluations == 12
@@ -251,14 +264,17 @@ def test_auto_kernel_on_a_skewed_one_mode_ensemble(N, z, expected):
     # covariance kernel takes it, at the policy's mode_ess_target; with
     # fewer, the bridge. A far z needs h near 1 for that ESS (above
     # Policy.kernel_max_h), and the bridge takes over.
+    # (on the forecast: gaussian_core='etkf'; the default's bridge runs the
+    # same rule on its resampled ensemble, where it still needs a Gaussian step)
     policy = Policy()
     f = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
-                           rng=4, inflation=None, vectorized=True)
+                           rng=4, inflation=None, vectorized=True, gaussian_core='etkf')
     f.R = 0.25 * np.eye(2)
     rng = np.random.default_rng(5)
     f.sigmas = np.c_[rng.lognormal(0.0, 0.8, N), rng.normal(size=N)]
     f.update(np.array(z))
     assert (N >= policy.kernel_members_per_dim * 4) == (N >= 40)
+    expected = {'bridge': 'etkf'}.get(expected, expected)
     assert f.kernel_used == expected and f.n_clusters == 1
     if expected == 'covariance':
         # the smallest h whose ESS reaches the target (h < 1: the target binds)
@@ -266,12 +282,12 @@ def test_auto_kernel_on_a_skewed_one_mode_ensemble(N, z, expected):
         assert f.h <= policy.kernel_max_h and target * (1 - 1e-6) <= f.ess < target + 0.01 * N
     # the rule off: the bridge, always
     g = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
-                           rng=4, inflation=None, vectorized=True,
+                           rng=4, inflation=None, vectorized=True, gaussian_core='etkf',
                            policy=Policy(kernel_members_per_dim=float('inf')))
     g.R, g.sigmas = f.R, np.c_[np.random.default_rng(5).lognormal(0.0, 0.8, N),
                                np.random.default_rng(5).normal(size=N)]
     g.update(np.array(z))
-    assert g.kernel_used == 'bridge'
+    assert g.kernel_used == 'etkf'
 
 
 @pytest.mark.parametrize("core", ['bridge', 'etkf', 'enkpf'])
