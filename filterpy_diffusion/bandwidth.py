@@ -104,7 +104,8 @@ def resolve_bandwidth(spec: Union[float, npt.ArrayLike, str, Callable], block: n
 
 
 def select_by_ess(log_weights_at: Callable[[float], np.ndarray], target: float, lo: float,
-                  hi: float, iters: int = 16, batch: Optional[int] = None):
+                  hi: float, iters: int = 16,
+                  batch: Optional[int] = None) -> Union[float, np.ndarray]:
     """Smallest bandwidth in ``[lo, hi]`` whose weights keep ``ESS >= target``.
 
     The weights' ESS grows with the bandwidth (wider kernels weigh members

@@ -287,7 +287,7 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
-                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False):
+                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -334,6 +334,10 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         resampled ensemble keeps the weighted covariance instead of widening
         the copies by ``1 + h^2``. Off by default: it lost track on Lorenz-63
         tuning runs where the plain jitter did not (docs/bridge.md).
+    modes : callable ``(X, hz) -> labels (N,)``, optional
+        Modes of the forecast; at a move each copy is jittered with its own
+        mode's covariance (:func:`~filterpy_diffusion.resampling.regularised_resample`),
+        so that the jitter never blurs separated modes into one.
 
     Returns
     -------
@@ -395,7 +399,9 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     info.update(ess=effective_sample_size(lw), moved=True)
     # Shrinking applies only to a particle-filter move (gamma = 1): before the
     # core, the core's inflation governs the spread.
-    Xr, rinfo = regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0)
+    labels = None if modes is None else modes(X, hz)
+    Xr, rinfo = regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0,
+                                     labels=labels)
     if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
         return Xr, np.zeros(N), info
     if rinfo['indices'] is not None:

@@ -26,7 +26,7 @@ from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
 from .kde import _log_prior as log_prior_weights
 from .policy import DEFAULT_POLICY, Policy
 from .resampling import systematic_resample
-from .weights import kish_ess
+from .weights import kish_ess, logsumexp
 
 __all__ = ["DiffusionKDEFilter", "KERNELS", "GAUSSIAN_CORES", "H_RANGE"]
 
@@ -650,8 +650,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         step that assumes a Gaussian forecast, goes to the covariance kernel
         instead of the ETKF when the resampled ensemble has two modes, or
         is one non-Gaussian mode with members enough for the kernel
-        (:meth:`_rest_kernel`). Where the weights take the whole likelihood
-        no step assumes anything, and no test runs.
+        (:meth:`_rest_kernel`); and a move jitters each copy within its own
+        mode of the forecast. Carried weights need neither test.
         """
         check_whitening(R, self.dim_z)
         if hz is None:
@@ -674,8 +674,10 @@ class DiffusionKDEFilter(EnsembleFilter):
             lam['factor'] = info['inflation']
             return new
 
+        modes = (lambda Xm, hzm: self._mode_labels(np.hstack([Xm, hzm]))) if kernels else None
         new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
-                                           self.rng, members_per_dim=self.members_per_dim, hz=hz)
+                                           self.rng, members_per_dim=self.members_per_dim, hz=hz,
+                                           modes=modes)
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                'inflation_factor': lam.get('factor', 1.0), 'inflation_mean': lam['post'],
                'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'bridge'}
@@ -731,25 +733,46 @@ class DiffusionKDEFilter(EnsembleFilter):
             # No hx and no R to split: the covariance kernel on (x, y).
             return self._kernel_update('covariance', X, z, R)
         hz = self._measure(X)
-        if self.gaussian_core == 'bridge' and not is_singular(R):
-            return self._bridge(X, z, R, hz, kernels=True)
         joint = np.hstack([X, hz])
         labels = self._mode_labels(joint)
+
+        def core():
+            if self.gaussian_core == 'bridge':
+                return self._bridge(X, z, R, hz, kernels=True)
+            if self.gaussian_core == 'etkf':
+                return self._gaussian_core(X, hz, z, R)
+            return self._kernel_update('enkpf', X, z, R, hz=hz, labels=np.zeros(self.N, int))
         if labels.max() == 0 and not is_singular(R):
-            def core():
-                if self.gaussian_core == 'etkf':
-                    return self._gaussian_core(X, hz, z, R)
-                return self._kernel_update('enkpf', X, z, R, hz=hz, labels=labels)
             policy = self.policy
             if (self.N >= policy.kernel_members_per_dim * joint.shape[1]
                     and gaussian_pvalue(joint) <= policy.normality_alpha):
                 return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels,
                                            fallback=core)
             return core()
+        if (labels.max() > 0 and self.gaussian_core == 'bridge' and not is_singular(R)
+                and self._evidence_decides(X, hz, z, R, labels)):
+            # z tells the modes apart: exact weights pick between them (the
+            # bridge's jitter stays within each mode). The per-mode kernel
+            # is for a z that cannot, where weights alone let the masses of
+            # mirror-image modes drift (toy-abs, l63-z).
+            return core()
         # Two modes, each with its own mean, covariance and gain; or a
         # singular R, whose noise-free components the covariance kernel
         # conditions on through cov(hx) + R alone.
         return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels)
+
+    def _evidence_decides(self, X, hz, z, R, labels):
+        """Whether z all but rules out one of the modes ``labels``.
+
+        True when, by the modes' Gaussian evidence and their masses, the
+        weaker mode's posterior share is below ``1 / N``: less than one
+        member's worth, so exact weights lose nothing by deciding.
+        """
+        w = self.weights
+        kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
+                           weights=None if np.all(w == w[0]) else w)
+        lw = kde.cluster_log_weights(z)
+        return bool(np.min(lw - logsumexp(lw)) < -np.log(self.N))
 
     def _kernel_update(self, kernel, X, z, R, hz=None, labels=None, fallback=None,
                        uniform=False):

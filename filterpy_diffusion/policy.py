@@ -60,6 +60,13 @@ class Policy:
         one Gaussian, cut through its mean, are 2.66 apart, and a curved
         unimodal ensemble (a Lorenz-63 lobe) not much more: 4 does not fire
         on them (development seeds 3-22 of l63-z and l63-full).
+        Two modes found, the default (``gaussian_core='bridge'``) still
+        gives the update to the bridge when z all but rules one out (the
+        weaker mode's posterior share, by the modes' Gaussian evidence,
+        below ``1 / N``: less than one member's worth); the per-mode kernel,
+        whose evidence shrinkage keeps the masses, takes the modes z cannot
+        tell apart (mirror images under ``|x|``; Lorenz-63 seen through z).
+        No new threshold: ``1 / N`` is one member.
     refine_separation : float > 0, default 3.0
         2-means splits at least this far apart are refined by
         classification EM (between one Gaussian's 2.66 and
@@ -69,24 +76,19 @@ class Policy:
         stops shrinking the modes towards each other
         (:class:`~filterpy_diffusion.kde.ClusteredKDE`; toy-abs and l63-z,
         development seeds).
-    kernel_members_per_dim : float > 0, default 10.0
-        A one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a normality
-        test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue` at
-        ``normality_alpha``) gets the covariance kernel instead of the
-        bridge when it has at least this many members per joint dimension
-        (its full covariance needs them). Its local regression models a
-        nonlinear ``hx`` (the ``|x|`` sensor across 0, the Lorenz-63 lobes
-        seen through z) that one gain cannot: without this rule the default
-        was 25-28% worse in W2 on toy-abs at N = 50 and 100 and 11-18% worse
-        on l63-z (tuning seeds 0-2). 10 was chosen on development seeds 3-8
-        (l63-full at 3.3 and 8.3 members per dimension and every Lorenz-96
-        size were worse with the kernel; l63-z at 12.5 was better);
-        ``float('inf')`` turns the rule off.
+    kernel_members_per_dim : float > 0, default inf (off)
+        Opt-in: a one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a
+        normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
+        at ``normality_alpha``) gets the covariance kernel instead of the
+        one-mode core when it has at least this many members per joint
+        dimension. The earlier default (10) helped the |x| toy problem at
+        N = 20 (tuning seeds 0-2) but sent 262 of 500 Lorenz63.sakov2012
+        updates at N = 100 (tuning seed 3000) to the kernel and lost the
+        bridge's accuracy there (rmse 0.42 against 0.28); docs/design-log.md.
     kernel_max_h : float in (0, 1], default 0.95
-        ... unless the kernel's automatic h exceeds this: near h = 1 it is
-        almost one Gaussian that redraws every member, which the bridge does
-        better by moving each member (l63-z, N = 50, development seed 21:
-        redrawn members left the attractor at h >= 0.998).
+        With that rule on: the one-mode core instead when the kernel's
+        automatic h exceeds this (near h = 1 the kernel is almost one
+        Gaussian that redraws every member; l63-z, development seed 21).
     members_per_dim : float >= 1, default 2.0
         The bridge (the one-mode update): the exact-likelihood weights must
         keep an effective sample size of at least ``members_per_dim (r + 1)``
@@ -124,7 +126,7 @@ class Policy:
     min_separation: float = MIN_SEPARATION
     refine_separation: float = REFINE_SEPARATION
     evidence_threshold: float = EVIDENCE_THRESHOLD
-    kernel_members_per_dim: float = 10.0
+    kernel_members_per_dim: float = float("inf")
     kernel_max_h: float = 0.95
     members_per_dim: float = MEMBERS_PER_DIM
     ess_target: float = 0.5

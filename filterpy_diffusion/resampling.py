@@ -192,7 +192,8 @@ def jitter_factor(n_eff: float, dim: int) -> float:
 
 
 def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
-                      rng: np.random.Generator, shrink: bool = False) -> tuple[np.ndarray, int]:
+                      rng: np.random.Generator, shrink: bool = False,
+                      labels: Optional[np.ndarray] = None) -> tuple[np.ndarray, int]:
     """``X[idx]`` with noise ``N(0, h^2 C_w)`` on every member drawn more than once.
 
     ``C_w`` is the weighted covariance of ``X`` before resampling (unbiased,
@@ -218,6 +219,11 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
         ``m_w + sqrt(1 - h^2) (x - m_w)`` (Liu and West 2001), so that the
         jitter keeps their covariance at ``C_w`` instead of inflating it by
         ``1 + h^2``.
+    labels : ndarray (N,) of int, optional
+        Modes of ``X`` (:func:`~filterpy_diffusion.clustering.split_ensemble`):
+        each copy is jittered with the weighted covariance (and shrunk
+        towards the weighted mean) of its own mode, so that the noise never
+        blurs two separated modes into one. None: one mode.
 
     Returns
     -------
@@ -229,25 +235,43 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
     Xn = X[idx]
     dup = np.bincount(idx, minlength=N)[idx] > 1
     n_dup = int(dup.sum())
-    if n_dup:
-        # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
-        # side: a (d, d) factor of C_w when d <= N, else G (n_dup, N) @ C12.
-        wc = w if 1.0 - np.sum(w * w) > 1e-12 else np.full(N, 1.0 / N)
-        C12 = np.sqrt(wc / (1.0 - np.sum(wc * wc)))[:, None] * (X - wc @ X)
-        if d <= N:
-            noise = rng.standard_normal((n_dup, d)) @ psd_factor(C12.T @ C12).T
-        else:
-            noise = rng.standard_normal((n_dup, N)) @ C12
-        if shrink:
-            m = w @ X
-            Xn[dup] = m + np.sqrt(1.0 - h * h) * (Xn[dup] - m)
-        Xn[dup] += h * noise
+    if not n_dup:
+        return Xn, 0
+    if labels is None or np.max(labels) == 0:
+        Xn[dup] = _jittered(X, w, Xn[dup], h, rng, shrink)
+        return Xn, n_dup
+    labels = np.asarray(labels)
+    for k in range(int(labels.max()) + 1):
+        rows = labels == k
+        mine = dup & rows[idx]
+        if mine.any() and w[rows].sum() > 0:
+            Xn[mine] = _jittered(X[rows], w[rows] / w[rows].sum(), Xn[mine], h, rng, shrink)
     return Xn, n_dup
+
+
+def _jittered(X, w, copies, h, rng, shrink):
+    """``copies`` plus ``N(0, h^2 C_w)`` noise, ``C_w`` the weighted covariance of ``X``."""
+    N, d = X.shape
+    # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
+    # side: a (d, d) factor of C_w when d <= N, else G (n, N) @ C12.
+    wc = w if 1.0 - np.sum(w * w) > 1e-12 else np.full(N, 1.0 / N)
+    C12 = np.sqrt(wc / (1.0 - np.sum(wc * wc)))[:, None] * (X - wc @ X) if N > 1 \
+        else np.zeros((1, d))
+    n = len(copies)
+    if d <= N:
+        noise = rng.standard_normal((n, d)) @ psd_factor(C12.T @ C12).T
+    else:
+        noise = rng.standard_normal((n, N)) @ C12
+    if shrink:
+        m = w @ X
+        copies = m + np.sqrt(1.0 - h * h) * (copies - m)
+    return copies + h * noise
 
 
 def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
                          resample: Callable[[np.ndarray, np.random.Generator], np.ndarray]
-                         = systematic_resample, shrink: bool = False) -> tuple[np.ndarray, dict]:
+                         = systematic_resample, shrink: bool = False,
+                         labels: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict]:
     """Resample a weighted ensemble to equal weights, jittering the copies.
 
     Indices from ``resample`` and, on every member drawn more than once,
@@ -264,6 +288,8 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     shrink : bool, default False
         Shrink the jittered copies towards the weighted mean so that their
         covariance stays ``C_w`` (:func:`jitter_duplicates`).
+    labels : ndarray (N,) of int, optional
+        Modes of ``X``: each copy is jittered within its own mode.
 
     Returns
     -------
@@ -291,5 +317,5 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     h = jitter_factor(effective_sample_size(log_w), d)
     w = normalised_weights(log_w)
     idx = np.asarray(resample(w, rng))
-    Xn, n_dup = jitter_duplicates(X, w, idx, h, rng, shrink=shrink)
+    Xn, n_dup = jitter_duplicates(X, w, idx, h, rng, shrink=shrink, labels=labels)
     return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}

@@ -226,27 +226,18 @@ def test_auto_kernel_picks_the_bridge_for_one_mode_and_covariance_for_two():
                            rng=2, vectorized=True)
     f.predict(); f.update(np.array([0.5]))
     assert f.kernel_used == 'bridge' and f.gamma is not None and f.n_evaluations == 0
-    # Two modes seen through |x|: the weights can take the likelihood (a
-    # particle filter needs no Gaussian step), carried (R = 0.01) or with a
-    # resampling move (R = 1e-4); both modes keep their mass.
-    for R in (0.01, 1e-4):
+    # Two mirror-image modes seen through |x|: z cannot tell them apart, so
+    # the covariance kernel fitted per mode, sampled by the ODE; so too with
+    # the ETKF as the one-mode core.
+    for core in ('bridge', 'etkf'):
         g = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, np.abs, lambda x, dt: x,
-                               rng=3, kernel='auto', vectorized=True)
-        g.R, g.Q = np.array([[R]]), np.array([[0.01]])
+                               rng=3, gaussian_core=core, vectorized=True)
+        g.R, g.Q = np.array([[0.01]]), np.array([[0.01]])
         rng = np.random.default_rng(4)
         g.sigmas = np.r_[rng.normal(1, 0.1, 100), rng.normal(-1, 0.1, 100)][:, None]
         g.predict(); g.update(np.array([1.0]))
-        assert g.kernel_used == 'bridge' and g.gamma == 1.0 and g.n_evaluations == 0
-        assert abs(g.weights @ (g.sigmas[:, 0] > 0) - 0.5) < 0.15
-    # With the ETKF as the one-mode core, the forecast's two modes go to the
-    # covariance kernel fitted per mode, sampled by the ODE.
-    g = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, np.abs, lambda x, dt: x,
-                           rng=3, gaussian_core='etkf', vectorized=True)
-    g.R, g.Q = np.array([[0.01]]), np.array([[0.01]])
-    g.sigmas = np.r_[rng.normal(1, 0.1, 100), rng.normal(-1, 0.1, 100)][:, None]
-    g.predict(); g.update(np.array([1.0]))
-    assert g.kernel_used == 'covariance' and g.n_clusters == 2 and g.n_evaluations == 12
-    assert g.gamma is None
+        assert g.kernel_used == 'covariance' and g.n_clusters == 2 and g.n_evaluations == 12
+        assert g.gamma is None
     # A simulator has no R to split: always the covariance kernel.
     s = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 50, lambda x: x, lambda x, dt: x,
                            rng=5, kernel='auto', simulate=lambda x, rng: x + rng.normal(size=1))
@@ -266,14 +257,16 @@ def test_auto_kernel_on_a_skewed_one_mode_ensemble(N, z, expected):
     # Policy.kernel_max_h), and the bridge takes over.
     # (on the forecast: gaussian_core='etkf'; the default's bridge runs the
     # same rule on its resampled ensemble, where it still needs a Gaussian step)
-    policy = Policy()
+    policy = Policy(kernel_members_per_dim=10.0)     # the opt-in rule on
     f = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
-                           rng=4, inflation=None, vectorized=True, gaussian_core='etkf')
+                           rng=4, inflation=None, vectorized=True, gaussian_core='etkf',
+                           policy=policy)
     f.R = 0.25 * np.eye(2)
     rng = np.random.default_rng(5)
     f.sigmas = np.c_[rng.lognormal(0.0, 0.8, N), rng.normal(size=N)]
     f.update(np.array(z))
     assert (N >= policy.kernel_members_per_dim * 4) == (N >= 40)
+    assert Policy().kernel_members_per_dim == float('inf')    # off by default
     expected = {'bridge': 'etkf'}.get(expected, expected)
     assert f.kernel_used == expected and f.n_clusters == 1
     if expected == 'covariance':
@@ -282,8 +275,7 @@ def test_auto_kernel_on_a_skewed_one_mode_ensemble(N, z, expected):
         assert f.h <= policy.kernel_max_h and target * (1 - 1e-6) <= f.ess < target + 0.01 * N
     # the rule off: the bridge, always
     g = DiffusionKDEFilter(np.zeros(2), np.eye(2), 2, 1.0, N, lambda x: x, lambda x, dt: x,
-                           rng=4, inflation=None, vectorized=True, gaussian_core='etkf',
-                           policy=Policy(kernel_members_per_dim=float('inf')))
+                           rng=4, inflation=None, vectorized=True, gaussian_core='etkf')
     g.R, g.sigmas = f.R, np.c_[np.random.default_rng(5).lognormal(0.0, 0.8, N),
                                np.random.default_rng(5).normal(size=N)]
     g.update(np.array(z))
@@ -317,3 +309,23 @@ def test_auto_kernel_matches_kalman_filter():
                            lambda x, dt: F @ x, rng=21)
     f.R, f.Q = R, Q
     assert_close_to_kalman(f, run_with_kalman(f))
+
+
+@pytest.mark.parametrize("hx, z, expected", [(np.abs, 1.0, 'covariance'), (lambda x: x, 1.0, 'bridge')])
+def test_two_modes_go_to_the_kernel_only_when_z_cannot_tell_them_apart(hx, z, expected):
+    # Modes at -1 and +1. Seen through |x| they are mirror images, equally
+    # likely whatever z: the per-mode kernel, whose evidence shrinkage keeps
+    # the masses. Seen through x, z = 1 rules out the mode at -1 (its share
+    # far below 1 / N): exact weights decide, in the bridge.
+    N = 200
+    f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, N, hx, lambda x, dt: x,
+                           rng=3, vectorized=True)
+    f.R, f.Q = np.array([[0.01]]), np.array([[0.01]])
+    rng = np.random.default_rng(4)
+    f.sigmas = np.r_[rng.normal(1, 0.1, N // 2), rng.normal(-1, 0.1, N // 2)][:, None]
+    f.update(np.array([z]))
+    assert f.kernel_used == expected
+    if expected == 'covariance':
+        assert f.n_clusters == 2 and (f.sigmas[:, 0] > 0).mean() == 0.5
+    else:
+        assert f.weights @ (f.sigmas[:, 0] > 0) > 1 - 1 / N
