@@ -57,11 +57,11 @@ from tabulate import tabulate
 
 from filterpy_diffusion.dapper import DiffusionKDE, LocalDiffusionKDE
 
-#: The DAPPER configurations compared (issue 14).
+#: The DAPPER configurations compared.
 METHODS = {
     "DiffusionKDE": lambda N: DiffusionKDE(N=N),
     "LocalDiffusionKDE": lambda N: LocalDiffusionKDE(N=N),
-    # Opt-in analyses of issue 15 (not the default yet): the ETKF core with
+    # Opt-in analyses: the ETKF core with
     # finite-size inflation, and the EnKF-PF bridge.
     "DiffusionKDE-etkf": lambda N: DiffusionKDE(N=N, kernel="etkf"),
     "DiffusionKDE-bridge": lambda N: DiffusionKDE(N=N, kernel="bridge"),

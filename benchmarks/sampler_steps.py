@@ -1,6 +1,6 @@
 """How the diffusion samplers' error falls with the number of steps.
 
-Two conditional KDEs from the issue: a bimodal 2-D one (a state seen through
+Two conditional KDEs: a bimodal 2-D one (a state seen through
 ``|x_0|``) and a 40-D one (N = 250 correlated Gaussian members, observed
 directly with noise). For each sampler and step count we draw ``n`` samples
 and report the relative error of the sample covariance against the exact

@@ -638,7 +638,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 'K': info['K'], 'S': info['S'], 'SI': np.asarray(self.inv(info['S']), dtype=float)}
     # --- end Gaussian core hook ---
 
-    def _bridge(self, X, z, R, hz=None, kernels=False):
+    def _bridge(self, X, z, R, hz=None, kernels=False, labels=None):
         """kernel='bridge': exact-likelihood weights for ``L^gamma``, the ETKF for the rest.
 
         :func:`filterpy_diffusion.bridge.bridge_analysis` with the ETKF core
@@ -674,7 +674,10 @@ class DiffusionKDEFilter(EnsembleFilter):
             lam['factor'] = info['inflation']
             return new
 
-        modes = (lambda Xm, hzm: self._mode_labels(np.hstack([Xm, hzm]))) if kernels else None
+        # The forecast's modes (the caller's test, when it ran one) for the jitter.
+        modes = None if not kernels else (
+            (lambda Xm, hzm: labels) if labels is not None
+            else (lambda Xm, hzm: self._mode_labels(np.hstack([Xm, hzm]))))
         new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz,
                                            modes=modes)
@@ -738,7 +741,7 @@ class DiffusionKDEFilter(EnsembleFilter):
 
         def core():
             if self.gaussian_core == 'bridge':
-                return self._bridge(X, z, R, hz, kernels=True)
+                return self._bridge(X, z, R, hz, kernels=True, labels=labels)
             if self.gaussian_core == 'etkf':
                 return self._gaussian_core(X, hz, z, R)
             return self._kernel_update('enkpf', X, z, R, hz=hz, labels=np.zeros(self.N, int))

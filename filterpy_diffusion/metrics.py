@@ -1,4 +1,4 @@
-"""Scores of ``BENCHMARKS.md``: RMSE, spread, exact 2-Wasserstein distance, lost track.
+"""Benchmark scores (docs/benchmarks.md): RMSE, spread, exact 2-Wasserstein distance, lost track.
 
 Ensembles are ``(N, dim)``; a 1-D ensemble may be given as ``(N,)``.
 """

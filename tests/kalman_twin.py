@@ -32,7 +32,7 @@ def assert_close_to_kalman(f, kf, mean_sd=0.22, var_rtol=0.25):
     """Mean within ``mean_sd`` posterior sd, variances within ``var_rtol``.
 
     At N = 400 the Monte-Carlo error of the mean is about sd / 20 per cycle;
-    the issue's 0.1 sd / 15% at N = 2000 scale to 0.22 sd / 25% here.
+    the 0.1 sd / 15% target at N = 2000 scale to 0.22 sd / 25% here.
     """
     sd = np.sqrt(np.diag(kf.P))
     assert np.all(np.abs(f.x - kf.x) < mean_sd * sd), (f.x, kf.x, sd)

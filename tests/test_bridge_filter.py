@@ -22,7 +22,7 @@ def make(N, seed=0, **kw):
 
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_linear_gaussian_matches_kalman_filter_at_large_N(seed):
-    # The target, with the defaults (plain Scott jitter). Before the
+    # The target, with the defaults (plain Scott jitter). Before the
     # relative resampling threshold rho N the weights fell to ESS ~ c (r + 1)
     # = 4 of 2000 before a move and the mean was 0.13 / 0.36 / 0.09
     # posterior sd off on these seeds.

@@ -243,7 +243,7 @@ def make(N=50, seed=0, **kw):
                                 dict(kernel='etkf', inflation='finite-size'),
                                 dict(kernel='auto', gaussian_core='etkf', inflation=None)])
 def test_gaussian_core_matches_kalman_filter_at_N_2000(kw):
-    # Issue 15 target: N = 2000, 20 cycles, mean within 0.1 sd, variances within 15%.
+    # Target: N = 2000, 20 cycles, mean within 0.1 sd, variances within 15%.
     f = make(2000, seed=7, **kw)
     kf = run_with_kalman(f)
     assert f.kernel_used == 'etkf'

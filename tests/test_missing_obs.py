@@ -1,4 +1,4 @@
-"""Missing observations: masked or None components of z (issue 13, item 3).
+"""Missing observations: masked or None components of z.
 
 A missing component must not influence the analysis at all, and the update
 must be exactly the update of a filter built for the observed components

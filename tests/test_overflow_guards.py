@@ -1,4 +1,4 @@
-"""Overflow guards that name the real cause (issue 13, item 5).
+"""Overflow guards that name the real cause.
 
 Each input near the float limits is either assimilated to a finite, right
 answer or rejected with a ValueError naming that input, with the filter's

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(filterpy_diffusion.__file__).parent
 MODULES = sorted(m.name for m in pkgutil.iter_modules(filterpy_diffusion.__path__)
                  if m.name != "dapper" and not m.ispkg)
-# Modules other people are rewriting (issue 16); they get __all__ there.
+# Modules still without __all__ (none).
 NOT_YET = set()
 
 

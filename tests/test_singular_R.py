@@ -1,4 +1,4 @@
-"""Singular R (noise-free measurement components), issue 13 item 4.
+"""Singular R (noise-free measurement components).
 
 Every kernel and inflation setting either assimilates a positive
 semi-definite R (a noise-free linear component then ends at z) or raises a
