@@ -95,8 +95,14 @@ def _frames(Z):
     rows, (N, rank), are where every likelihood here is evaluated.
     """
     U = _standardised(Z)
-    _, sv, Vt = np.linalg.svd(U, full_matrices=False)
+    # Principal axes from the D x D Gram matrix (cheaper than an SVD of the
+    # N x D rows, and only directions with sv > 1e-6 sv_max are kept, far
+    # above where squaring the condition number loses them).
+    ev, V = np.linalg.eigh(U.T @ U)
+    ev, V = ev[::-1], V[:, ::-1]
+    sv = np.sqrt(np.maximum(ev, 0.0))
     keep = sv > 1e-6 * max(sv[0], np.finfo(float).tiny)
+    Vt = V.T
     return U, Vt, U @ Vt[keep].T
 
 
