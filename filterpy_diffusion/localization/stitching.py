@@ -55,6 +55,7 @@ import numpy as np
 
 from ..diffusion import DEFAULT_ODE_STEPS, RHO, SIGMA_MAX_FACTOR, dpm2m, karras_sigmas
 from ..etkf import rotate_anomalies
+from ..resampling import inverse_cdf_rows
 
 __all__ = ["sample_local", "STITCHING", "DEFAULT_STITCHING", "SAMPLERS"]
 
@@ -97,21 +98,8 @@ def _resolve_stitching(stitching):
     return sel, noise
 
 
-def _inverse_cdf(log_w, u):
-    """Component of every (domain, member): inverse CDF of rows of log_w (d, N) at u (d, N).
-
-    One ``searchsorted`` for all rows: row j's CDF is shifted to [j, j + 1],
-    which keeps the concatenation sorted.
-    """
-    d, N = log_w.shape
-    c = np.cumsum(np.exp(log_w), axis=1)
-    c /= c[:, -1:]
-    # Zero-weight members own an empty interval; u just below 1 may pass the
-    # last positive weight by rounding, so clamp to it.
-    last = np.argmax(c >= 1.0, axis=1)
-    off = np.arange(d)[:, None]
-    idx = np.searchsorted((c + off).ravel(), (np.minimum(u, 1.0) + off).ravel(), side="right")
-    return np.minimum(idx.reshape(d, N) - off * N, last[:, None])
+# The batched inverse CDF is resampling.inverse_cdf_rows.
+_inverse_cdf = inverse_cdf_rows
 
 
 def _draw_start(kde, rng, selection, noise):
