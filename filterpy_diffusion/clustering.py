@@ -13,9 +13,13 @@ The split is decided by BIC between one full-covariance Gaussian and a
 two-component mixture fitted by 2-means. It is deterministic (no random
 draws), so filters stay reproducible from their ``rng`` alone.
 """
+from __future__ import annotations
+
 import warnings
+from typing import Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 from scipy.stats import normaltest
@@ -308,7 +312,7 @@ def _separation(R, labels):
     return float(np.sqrt(diff @ np.linalg.solve(W, diff)))
 
 
-def axis_separations(R, n_min):
+def axis_separations(R: npt.ArrayLike, n_min: int) -> np.ndarray:
     """Separation of the best 1-D two-means split along each column of ``R`` (N, k), ndarray (k,).
 
     In one dimension the 2-means optimum is a threshold: the cut of the
@@ -361,8 +365,9 @@ def _screened(R, axes):
     return np.hstack([R[:, :axes], W @ vecs[:, [0, -1]]])
 
 
-def split_ensemble(Z, clusters='auto', min_separation=MIN_SEPARATION, screen=None,
-                   axes=MAX_AXES, refine_separation=REFINE_SEPARATION):
+def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
+                   min_separation: float = MIN_SEPARATION, screen: Optional[float] = None,
+                   axes: int = MAX_AXES, refine_separation: float = REFINE_SEPARATION) -> np.ndarray:
     """Cluster labels of the rows of ``Z`` (e.g. the joint ``(x_i, hx(x_i))``), ndarray (N,).
 
     Parameters

@@ -6,10 +6,14 @@ joint density of (state, measurement) with a Gaussian KDE, conditions it on
 the observation in closed form and draws the analysis ensemble with a
 diffusion sampler whose score is known exactly.
 """
+from __future__ import annotations
+
 import numbers
 import warnings
+from typing import Callable, Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
@@ -18,7 +22,7 @@ from .etkf import check_whitening, etkf_analysis, finite_size_factor
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
-from ._validation import is_singular
+from ._validation import RngLike, is_singular
 from .ensemble import EnsembleFilter
 from .inflation import LAMBDA_RANGE, innovation_lambda
 from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
@@ -317,11 +321,20 @@ class DiffusionKDEFilter(EnsembleFilter):
        particle filters. Biometrika 100 (the ``'enkpf'`` kernel).
     """
 
-    def __init__(self, x, P, dim_z, dt, N, hx, fx, *, kernel=None, bandwidth=None,
-                 sigma_x=None, sigma_y=None, ess_target=None, inflation='auto',
-                 clusters=None, evidence_threshold=None, sampler=None, steps=None,
-                 sampler_options=None, rng=None, vectorized=False, simulate=None,
-                 gaussian_core='bridge', rot=True, xN=None, members_per_dim=None, policy=None):
+    def __init__(self, x: npt.ArrayLike, P: Union[npt.ArrayLike, float], dim_z: int, dt: float,
+                 N: int, hx: Optional[Callable], fx: Callable, *, kernel: Optional[str] = None,
+                 bandwidth: Union[None, str, float, Callable] = None,
+                 sigma_x: Union[None, str, float, npt.ArrayLike, Callable] = None,
+                 sigma_y: Union[None, str, float, npt.ArrayLike, Callable] = None,
+                 ess_target: Optional[float] = None,
+                 inflation: Union[None, str, float] = 'auto',
+                 clusters: Union[None, str, int] = None,
+                 evidence_threshold: Optional[float] = None, sampler: Optional[str] = None,
+                 steps: Optional[int] = None, sampler_options: Optional[dict] = None,
+                 rng: RngLike = None, vectorized: bool = False,
+                 simulate: Optional[Callable] = None, gaussian_core: str = 'bridge',
+                 rot: bool = True, xN: Optional[float] = None,
+                 members_per_dim: Optional[float] = None, policy: Optional[Policy] = None):
         # Every option is checked against the others here: an option the
         # chosen kernel or sampler would ignore is an error, never dropped.
         given_sigma = [n for n, v in (("sigma_x", sigma_x), ("sigma_y", sigma_y)) if v is not None]

@@ -20,9 +20,12 @@ shared component covariance): :class:`CovarianceKDE` (covariance-shaped,
 Liu-West shrunk), :class:`ClusteredKDE` (the same, fitted per cluster) and
 :class:`EnKPFDensity` (the ensemble Kalman particle filter's mixture).
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
 
@@ -93,11 +96,11 @@ def _weighted_moments(X, Y, weights):
 class _ConditionalDensity:
     """``log_prob`` and ``score`` of ``p_sigma(x | z)``, from ``conditional(z)``."""
 
-    def log_prob(self, x, z, sigma=0.0):
+    def log_prob(self, x: npt.ArrayLike, z: npt.ArrayLike, sigma: float = 0.0) -> np.ndarray:
         """Log of the normalised density ``p_sigma(x | z)``; x (d,) or (M, d) -> float or (M,)."""
         return self.conditional(z).log_prob(x, _check_sigma(sigma))
 
-    def score(self, x, z, sigma=0.0):
+    def score(self, x: npt.ArrayLike, z: npt.ArrayLike, sigma: float = 0.0) -> np.ndarray:
         """Gradient in x of ``log p_sigma(x | z)``; same shape as x.
 
         For the covariance kernel this is
@@ -109,7 +112,7 @@ class _ConditionalDensity:
 class _KernelWeights:
     """``log_kernel``, ``log_weights`` and ``weights`` from a class's ``log_kernel_at(z)`` and ``h``."""
 
-    def log_kernel(self, z):
+    def log_kernel(self, z: npt.ArrayLike) -> np.ndarray:
         """Unnormalised log weights at the current bandwidth ``h``, ndarray (N,).
 
         Cached per (z, h): weights, mixture, marginal and the filter's checks
@@ -120,7 +123,7 @@ class _KernelWeights:
             self._kernel, self._kernel_key = self.log_kernel_at(z)(self.h), key
         return self._kernel
 
-    def log_weights(self, z):
+    def log_weights(self, z: npt.ArrayLike) -> np.ndarray:
         """Normalised log weights ``log w_i``, ndarray (N,).
 
         When z is far from every component (largest log kernel below
@@ -138,7 +141,7 @@ class _KernelWeights:
         lk = self.log_kernel(z)
         return lk if lk.max() >= FAR_LOG_KERNEL else self.log_weights(z)
 
-    def weights(self, z):
+    def weights(self, z: npt.ArrayLike) -> np.ndarray:
         """Conditional component weights, ndarray (N,), summing to 1.
 
         The log kernel can be ~1e8 in magnitude when a covariance is nearly
@@ -158,7 +161,7 @@ class _SharedCovarianceMixture:
     singular (the covariance kernel with N <= d, the EnKPF's rank-m kernel).
     """
 
-    def conditional(self, z):
+    def conditional(self, z: npt.ArrayLike) -> GaussianMixture:
         """``p(x | z)`` as a :class:`GaussianMixture` (cached per z; reset by ``set_bandwidth``)."""
         z = as_vector(z, "z", self.dim_z)
         key = z.tobytes()
@@ -210,7 +213,9 @@ class ConditionalKDE(_ConditionalDensity):
     >>> g = kde.score(np.array([0.9]), [1.0])   # gradient of log p(x | z)
     """
 
-    def __init__(self, states, measurements, sigma_x, sigma_y, weights=None):
+    def __init__(self, states: npt.ArrayLike, measurements: npt.ArrayLike,
+                 sigma_x: npt.ArrayLike, sigma_y: npt.ArrayLike,
+                 weights: npt.ArrayLike | None = None):
         self.states = as_ensemble(states, "states")
         N, d = self.states.shape
         meas = np.asarray(measurements, dtype=float)
@@ -229,14 +234,14 @@ class ConditionalKDE(_ConditionalDensity):
         self._cache_key = None
         self._mixture = None
 
-    def log_kernel(self, z):
+    def log_kernel(self, z: npt.ArrayLike) -> np.ndarray:
         """Unnormalised log weights ``log(N pi_i) - |z - y_i|^2 / (2 sy^2)``, ndarray (N,)."""
         z = as_vector(z, "z", self.dim_z)
         r = (self.measurements - z) / self.sigma_y
         lk = -0.5 * np.einsum('ij,ij->i', r, r)
         return lk if self._log_prior is None else lk + self._log_prior
 
-    def log_weights(self, z):
+    def log_weights(self, z: npt.ArrayLike) -> np.ndarray:
         """Normalised log weights ``log w_i``, ndarray (N,). Never under- or overflows to NaN.
 
         When z is far from every ``y_i`` (largest log kernel below
@@ -267,18 +272,18 @@ class ConditionalKDE(_ConditionalDensity):
             lw = lw + self._log_prior
         return lw - logsumexp(lw)
 
-    def weights(self, z):
+    def weights(self, z: npt.ArrayLike) -> np.ndarray:
         """Conditional component weights ``w_i ∝ pi_i N(z; y_i, sy^2 I)``, ndarray (N,), summing to 1."""
         w = np.exp(self.log_weights(z))
         return w / w.sum()
 
-    def log_marginal(self, z):
+    def log_marginal(self, z: npt.ArrayLike) -> float:
         """Log of the KDE's measurement marginal ``p(z) = sum_i pi_i N(z; y_i, sy^2 I)``."""
         var = np.broadcast_to(self.sigma_y ** 2, (self.dim_z,))
         return float(logsumexp(self.log_kernel(z)) - np.log(self.N)
                      - 0.5 * np.sum(np.log(2 * np.pi * var)))
 
-    def conditional(self, z):
+    def conditional(self, z: npt.ArrayLike) -> GaussianMixture:
         """The conditional density ``p(x | z)`` as a :class:`GaussianMixture` (cached per z)."""
         z = as_vector(z, "z", self.dim_z)
         key = z.tobytes()
@@ -491,7 +496,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
             return lk if prior is None else lk + prior
         return offsets
 
-    def log_marginal(self, z):
+    def log_marginal(self, z: npt.ArrayLike) -> float:
         """Log of the KDE's measurement marginal ``sum_i pi_i N(z; c_i^y, h^2 Cyy)``."""
         logdet = 2 * np.sum(np.log(np.diag(self._Ly))) + 2 * self.dim_z * np.log(self.h)
         return float(logsumexp(self.log_kernel(z)) - np.log(self.N)
@@ -696,7 +701,7 @@ class ClusteredKDE(_KernelWeights):
             ell = ell.mean() + factor * dev
         return self._log_mass + ell
 
-    def log_marginal(self, z):
+    def log_marginal(self, z: npt.ArrayLike) -> float:
         """Log of the measurement marginal ``sum_c W_c N(z; mean_c(hx), Cyy_c)`` (``W_c`` = N_c/N or the prior mass)."""
         return float(logsumexp(self._log_joint(z)))
 
@@ -711,13 +716,13 @@ class ClusteredKDE(_KernelWeights):
         lW = self.cluster_log_weights(z)
         return lW, [fn(p, x, z, sigma) for p in self.parts]
 
-    def log_prob(self, x, z, sigma=0.0):
+    def log_prob(self, x: npt.ArrayLike, z: npt.ArrayLike, sigma: float = 0.0) -> np.ndarray:
         """Log of ``p_sigma(x | z) = sum_c W_c p_c,sigma(x | z)``; x (d,) or (M, d)."""
         lW, lps = self._per_cluster(lambda p, *a: p.log_prob(*a), x, z, sigma)
         stacked = np.stack([lw + np.asarray(lp) for lw, lp in zip(lW, lps)], axis=-1)
         return _logsumexp(stacked, axis=-1)
 
-    def score(self, x, z, sigma=0.0):
+    def score(self, x: npt.ArrayLike, z: npt.ArrayLike, sigma: float = 0.0) -> np.ndarray:
         """Gradient in x of ``log p_sigma(x | z)``; same shape as x.
 
         ``sum_c r_c(x) score_c(x)`` with cluster responsibilities
@@ -897,7 +902,7 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
             return lk if prior is None else lk + prior
         return offsets
 
-    def log_marginal(self, z):
+    def log_marginal(self, z: npt.ArrayLike) -> float:
         """``log p(z)`` under the EnKF-step Gaussian times the mixture's remaining evidence."""
         z = as_vector(z, "z", self.dim_z)
         g, lam, m = self.g, self.lam, self.dim_z

@@ -55,6 +55,13 @@ def _public_callables():
             obj = getattr(mod, n)
             if inspect.isfunction(obj) and obj.__module__ == mod.__name__:
                 yield f"{mod.__name__}.{n}", obj
+    from filterpy_diffusion import clustering, filter as filter_module, kde
+    for n in ("split_ensemble", "axis_separations"):
+        yield f"clustering.{n}", getattr(clustering, n)
+    yield "DiffusionKDEFilter.__init__", filter_module.DiffusionKDEFilter.__init__
+    for n in ("__init__", "log_prob", "score", "log_kernel", "log_weights", "weights",
+              "conditional", "log_marginal"):
+        yield f"ConditionalKDE.{n}", getattr(kde.ConditionalKDE, n)
     for cls in (ensemble.EnsembleFilter, particle.ParticleFilter, mixture.GaussianMixture):
         for n in ("__init__", "initialize", "predict", "update", "batch_filter", "log_prob",
                   "denoise", "score", "sample", "cov"):
