@@ -522,17 +522,19 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
         return float(np.clip(lam, *LAMBDA_RANGE))
 
-    def _mode_labels(self, Z, uniform=False):
-        """kernel='auto': the cluster of every row of the joint ``Z`` (all 0 for one mode).
+    def _mode_labels(self, Z, uniform=False, screen=True):
+        """The cluster of every row of the joint ``Z`` (all 0 for one mode).
 
-        A screen along the policy's leading principal axes
-        (``Policy.mode_axes``, ``Policy.mode_screen``) skips the full search
-        on ensembles that show no gap, so a one-mode update costs about one
-        SVD of ``Z``. A cluster of zero-weight members only has no mass to
+        With ``screen`` (kernel='auto'), a screen along the policy's leading
+        principal axes (``Policy.mode_axes``, ``Policy.mode_screen``) skips
+        the full search on ensembles that show no gap, so a one-mode update
+        costs about one eigendecomposition of ``Z``'s Gram matrix. A cluster
+        of zero-weight members only (unless ``uniform``) has no mass to
         model: one mode.
         """
         policy = self.policy
-        labels = split_ensemble(Z, self.clusters, policy.min_separation, screen=policy.mode_screen,
+        labels = split_ensemble(Z, self.clusters, policy.min_separation,
+                                screen=policy.mode_screen if screen else None,
                                 axes=policy.mode_axes, refine_separation=policy.refine_separation)
         if (not uniform and labels.max() > 0
                 and np.bincount(labels, weights=self.weights).min() <= 0):
@@ -552,14 +554,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         """Cluster of every member (all 0 unless the covariance kernel splits the ensemble)."""
         if kernel != 'covariance':
             return np.zeros(self.N, dtype=int)
-        policy = self.policy
-        labels = split_ensemble(np.hstack([X, Y if hz is None else hz]), self.clusters,
-                                policy.min_separation, refine_separation=policy.refine_separation)
-        w = self.weights
-        if labels.max() > 0 and np.bincount(labels, weights=w).min() <= 0:
-            # A cluster of zero-weight members only has no mass to model.
-            return np.zeros(self.N, dtype=int)
-        return labels
+        return self._mode_labels(np.hstack([X, Y if hz is None else hz]), screen=False)
 
     def _kde(self, kernel, X, hz, Y, z, R, labels, prior=None):
         """Build the conditional KDE and choose its bandwidth; returns (kde, h).
@@ -711,9 +706,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         """
         joint = np.hstack([X, hz])
         labels = self._mode_labels(joint, uniform=True)
-        policy = self.policy
-        if labels.max() == 0 and not (self.N >= policy.kernel_members_per_dim * joint.shape[1]
-                                      and gaussian_pvalue(joint) <= policy.normality_alpha):
+        if labels.max() == 0 and not self._non_gaussian_with_members(joint):
             return None
         out = self._kernel_update('covariance', X, z, R, hz=hz, labels=labels, uniform=True,
                                   fallback=(lambda: None) if labels.max() == 0 else None)
@@ -759,9 +752,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 return self._gaussian_core(X, hz, z, R)
             return self._kernel_update('enkpf', X, z, R, hz=hz, labels=np.zeros(self.N, int))
         if labels.max() == 0 and not is_singular(R):
-            policy = self.policy
-            if (self.N >= policy.kernel_members_per_dim * joint.shape[1]
-                    and gaussian_pvalue(joint) <= policy.normality_alpha):
+            if self._non_gaussian_with_members(joint):
                 return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels,
                                            fallback=core)
             return core()
@@ -776,6 +767,12 @@ class DiffusionKDEFilter(EnsembleFilter):
         # singular R, whose noise-free components the covariance kernel
         # conditions on through cov(hx) + R alone.
         return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels)
+
+    def _non_gaussian_with_members(self, joint):
+        """The opt-in normality rule: a one-mode ``joint`` the kernel should take instead."""
+        policy = self.policy
+        return (self.N >= policy.kernel_members_per_dim * joint.shape[1]
+                and gaussian_pvalue(joint) <= policy.normality_alpha)
 
     def _evidence_decides(self, X, hz, z, R, labels):
         """Whether z all but rules out one of the modes ``labels``.
