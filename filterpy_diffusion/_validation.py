@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 __all__ = ["RngLike", "MAGNITUDE_HEADROOM", "magnitude_limit", "check_magnitude",
            "as_generator", "as_ensemble", "as_vector", "as_bandwidth", "as_covariance",
-           "is_singular", "psd_factor"]
+           "is_singular", "psd_factor", "cholesky_factor"]
 
 #: What every ``rng`` argument accepts: None (fresh OS entropy), an int seed,
 #: a SeedSequence or a Generator (used as is).
@@ -151,3 +151,20 @@ def psd_factor(C: npt.ArrayLike) -> np.ndarray:
     """
     lam, V = np.linalg.eigh(C)
     return V * np.sqrt(np.clip(lam, 0.0, None))
+
+
+def cholesky_factor(R: npt.ArrayLike, why: str, fix: str) -> np.ndarray:
+    """The lower Cholesky factor of a positive definite ``R``, or a ValueError.
+
+    ``why`` says what needs the factor and ``fix`` what to do about a
+    singular ``R``; the message names R's smallest eigenvalue.
+    """
+    R = np.atleast_2d(np.asarray(R, dtype=float))
+    try:
+        L = np.linalg.cholesky(R)
+    except np.linalg.LinAlgError:
+        L = None
+    if L is None or np.any(np.diag(L) <= 0):
+        raise ValueError(f"R must be positive definite {why}; it is singular (smallest "
+                         f"eigenvalue {np.linalg.eigvalsh(R).min():.3g}). {fix}")
+    return L

@@ -62,7 +62,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.linalg import solve_triangular
 
-from ._validation import as_covariance, as_ensemble, as_generator, as_vector
+from ._validation import (as_covariance, as_ensemble, as_generator, as_vector,
+                          cholesky_factor)
 from .particle import gaussian_log_likelihood
 # The weight and resampling helpers live in weights.py and resampling.py;
 # they are re-exported here, where they were first defined.
@@ -125,11 +126,8 @@ def informed_dimension(hz, R):
     hz = as_ensemble(hz, "hz")
     N, m = hz.shape
     R = as_covariance(R, "R", m)
-    try:
-        L = np.linalg.cholesky(R)
-    except np.linalg.LinAlgError:
-        raise ValueError("R must be positive definite (the bridge whitens by R^-1/2); "
-                         f"smallest eigenvalue {np.linalg.eigvalsh(R).min():.3g}") from None
+    L = cholesky_factor(R, "(the bridge whitens by R^-1/2)",
+                        "Add a small noise variance to the exactly observed components.")
     Yw = solve_triangular(L, (hz - hz.mean(0)).T, lower=True).T
     s = np.linalg.svd(Yw, compute_uv=False)
     if s.size == 0 or s[0] == 0.0:

@@ -32,7 +32,8 @@ import numpy.typing as npt
 from scipy.linalg import solve_triangular
 from scipy.optimize import minimize_scalar
 
-from ._validation import RngLike, as_covariance, as_ensemble, as_generator, as_vector
+from ._validation import (RngLike, as_covariance, as_ensemble, as_generator, as_vector,
+                          cholesky_factor)
 
 __all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
            "mean_preserving_rotation", "rotate_anomalies", "check_whitening",
@@ -260,17 +261,10 @@ def check_whitening(R: npt.ArrayLike, m: int) -> np.ndarray:
     -------
     ndarray (m, m), lower triangular
     """
-    R = as_covariance(R, "R", m)
-    try:
-        L = np.linalg.cholesky(R)
-    except np.linalg.LinAlgError:
-        L = None
-    if L is None or np.any(np.diag(L) <= 0):
-        raise ValueError(
-            "the ETKF needs a positive definite R (it works in the frame whitened by R^-1/2); "
-            f"R is singular, smallest eigenvalue {np.linalg.eigvalsh(R).min():.3g}. Add a small "
-            "noise variance to the exactly observed components.")
-    return L
+    return cholesky_factor(as_covariance(R, "R", m),
+                           "(the ETKF needs a positive definite R: it works in the frame "
+                           "whitened by R^-1/2)",
+                           "Add a small noise variance to the exactly observed components.")
 
 
 def _whitened_svd(Y, d, L, ref):

@@ -24,10 +24,10 @@ from typing import Callable, Optional
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import cholesky, solve_triangular
+from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
-from ._validation import RngLike
+from ._validation import RngLike, cholesky_factor
 from .bandwidth import scott_factor
 from .ensemble import EnsembleFilter, ensemble_moments
 from .resampling import (jitter_duplicates, multinomial_resample, residual_resample,
@@ -94,14 +94,8 @@ def gaussian_log_likelihood(z: npt.ArrayLike, sigmas_h: np.ndarray, R: npt.Array
     -------
     ndarray (N,)
     """
-    R = np.atleast_2d(R)
-    try:
-        L = cholesky(R, lower=True)
-    except np.linalg.LinAlgError:
-        raise ValueError(
-            "R must be positive definite for a Gaussian likelihood; it is singular "
-            f"(smallest eigenvalue {np.linalg.eigvalsh(R).min():.3g}). Use a small "
-            "positive variance or pass log_likelihood_fn") from None
+    L = cholesky_factor(R, "for a Gaussian likelihood",
+                        "Use a small positive variance or pass log_likelihood_fn.")
     with np.errstate(over="ignore", invalid="ignore"):
         d = np.asarray(z, dtype=float) - sigmas_h
         r = solve_triangular(L, d.T, lower=True, check_finite=False)
