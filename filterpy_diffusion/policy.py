@@ -89,11 +89,12 @@ class Policy:
         With that rule on: the one-mode core instead when the kernel's
         automatic h exceeds this (near h = 1 the kernel is almost one
         Gaussian that redraws every member; l63-z, development seed 21).
-    members_per_dim : float >= 1, default 2.0
+    members_per_dim : float >= 1, default 2.5
         The bridge (the one-mode update): the exact-likelihood weights must
         keep an effective sample size of at least ``members_per_dim (r + 1)``
         for ``r`` informed dimensions (:mod:`filterpy_diffusion.bridge`;
-        DAPPER ``Lorenz63.sakov2012`` seeds 3000-3002).
+        DAPPER ``Lorenz63.sakov2012`` seeds 3000-3005); and each mode the
+        mode test keeps must have ``members_per_dim (r + 1)`` members.
     ess_target : float in (0, 1], default 0.5
         Automatic bandwidth of the isotropic and covariance kernels chosen
         explicitly: the smallest bandwidth whose analysis weights keep this
