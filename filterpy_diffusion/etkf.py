@@ -325,14 +325,14 @@ def mean_weights(U, s, du, l1=1.0):
     U : ndarray (..., N, r)
     s : ndarray (..., r)
     du : ndarray (..., r)
-    l1 : float, default 1
-        Prior anomaly inflation.
+    l1 : float or ndarray (...,), default 1
+        Prior anomaly inflation (one per batch entry, or shared).
 
     Returns
     -------
     ndarray (..., N)
     """
-    l2 = l1 * l1
+    l2 = np.asarray(l1, dtype=float)[..., None] ** 2
     dg = l2 * s ** 2 + (U.shape[-2] - 1)
     c = l2 * s * du / dg
     return U @ c if U.ndim == 2 else (U @ c[..., None])[..., 0]
@@ -354,15 +354,17 @@ def transform_anomalies(A, U, s, l1=1.0):
         Left singular vectors of the whitened predicted-measurement anomalies.
     s : ndarray (..., r)
         Their singular values.
-    l1 : float, default 1
+    l1 : float or ndarray (...,), default 1
+        Prior anomaly inflation (one per batch entry, or shared).
 
     Returns
     -------
     ndarray (..., N, n)
     """
     N1 = U.shape[-2] - 1
-    c = np.sqrt(N1 / (l1 * l1 * s ** 2 + N1)) - 1.0
-    return l1 * (A + U @ (c[..., :, None] * (np.swapaxes(U, -1, -2) @ A)))
+    l1 = np.asarray(l1, dtype=float)
+    c = np.sqrt(N1 / (l1[..., None] ** 2 * s ** 2 + N1)) - 1.0
+    return l1[..., None, None] * (A + U @ (c[..., :, None] * (np.swapaxes(U, -1, -2) @ A)))
 
 
 def _check_inflation(inflation):

@@ -275,7 +275,8 @@ def test_local_filters_run_on_l96_40_with_letkf_inflation_tuned(tmp_path):
         assert r["w2"] is None and r["analysis_time"] > 0
     ldkf, letkf = recs["ldkf"], recs["letkf"]
     assert ldkf["knob"] is None and ldkf["tuning_seeds"] is None
-    assert len(ldkf["bandwidth_x"]) == 40 and ldkf["n_evaluations"] == 0    # exact sampling
+    # N = 10 with every domain seeing more than N - 1 observations: the local ETKF (no kernel)
+    assert ldkf["bandwidth_x"] is None and ldkf["n_evaluations"] == 0
     # LETKF inflation tuned over the whole shared grid on the tuning seed only
     assert FILTERS["letkf"].grid == bm.LETKF_INFLATION and FILTERS["letkf"].knob_name == "inflation"
     tuning = [t for t in doc["tuning"] if t["filter"] == "letkf"]
@@ -296,7 +297,7 @@ def test_local_builders_use_the_cyclic_grid_layout():
     f = bm.build_filter("letkf", problem, ens, 3, knob=1.02)
     assert f.inflation == 1.02 and f.local is not None and np.array_equal(f.sigmas, ens)
     g = bm.build_filter("ldkf:radius=4", problem, ens, 3)
-    assert g.radius == 4 and g.inflation == "adaptive"
+    assert g.radius == 4 and g.inflation == "auto" and g.kernel == "auto"
     with pytest.raises(ValueError, match="no knob"):
         bm.build_filter(bm.FilterSpec("ldkf", "ldkf", {}, None, None), problem, ens, 3, knob=1.1)
 

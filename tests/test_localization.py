@@ -327,7 +327,7 @@ def test_same_seed_is_bit_identical(kw):
     zs = np.random.default_rng(0).normal(8.0, 1.0, size=(4, 12))
     runs = []
     for seed in (3, 3, 4):
-        f = _l96_filter(LocalDiffusionKDEFilter, seed, **kw)
+        f = _l96_filter(LocalDiffusionKDEFilter, seed, kernel="covariance", **kw)
         for z in zs:
             f.predict()
             f.update(z)
@@ -383,7 +383,10 @@ def test_bad_input_raises_value_error():
             cls(*args, **{**ok, "domain_length": -3})
         with pytest.raises(ValueError, match="inflation"):
             cls(*args, **ok, inflation=0.5)
-    for bad in [dict(stitching="smooth"), dict(stitching=("systematic", "pink")),
+    with pytest.raises(ValueError, match="inflation"):
+        LETKF(*args, **ok, inflation="auto")            # the local filter's, not the LETKF's
+    for bad in [dict(kernel="bridge"), dict(rot=1), dict(policy={"members_per_dim": 2}),
+                dict(stitching="smooth"), dict(stitching=("systematic", "pink")),
                 dict(bandwidth=1.5), dict(bandwidth="scott"), dict(sampler="sde"),
                 dict(ess_target=0.0), dict(steps=0)]:
         with pytest.raises(ValueError):
@@ -402,7 +405,7 @@ def test_collapsed_ensemble_gives_a_finite_analysis(sampler):
 
 def test_deepcopy_continues_identically_and_attributes_are_set():
     import copy
-    f = _l96_filter(LocalDiffusionKDEFilter, 5)
+    f = _l96_filter(LocalDiffusionKDEFilter, 5, kernel="covariance")
     f.predict()
     f.update(np.full(12, 8.5))
     g = copy.deepcopy(f)
@@ -429,3 +432,66 @@ def test_local_obs_object_is_validated():
         LETKF(np.zeros(4), np.eye(4), 4, 1.0, 5, IdentityObs(), _linear, local_obs=loc)
     with pytest.raises(ValueError, match="for 4 state variables"):
         LETKF(np.zeros(5), np.eye(5), 5, 1.0, 5, IdentityObs(), _linear, local_obs=loc)
+
+
+# ---------------------------------------------------------------- the local Gaussian core
+def test_local_finite_size_inflation_is_the_global_core_per_domain():
+    # Domain j of LETKF(inflation='finite-size') is etkf_analysis of x_j on its
+    # R-localized observations with that domain's own EnKF-N inflation.
+    X, hz, Y, z, R, loc = _random_problem(6, N=12)
+    N, d = X.shape
+    f = LETKF(np.zeros(d), np.eye(d), R.shape[0], 1.0, N, _hx, _linear, local_obs=loc,
+              inflation="finite-size", rot=False)
+    f.R = R
+    f.sigmas = X.copy()
+    f.update(z)
+    ls = []
+    for j, (idx, rho) in enumerate(loc.lists()):
+        s = np.sqrt(rho)
+        Xa, info = etkf_analysis(X[:, [j]], hz[:, idx] * s, z[idx] * s, R[np.ix_(idx, idx)],
+                                 inflation="finite-size")
+        np.testing.assert_allclose(f.sigmas[:, j], Xa[:, 0], rtol=1e-8, atol=1e-10)
+        ls.append(info["inflation"])
+    assert len(set(np.round(ls, 6))) > 1            # the domains' factors differ
+    assert f.inflation_factor == pytest.approx(np.mean(ls))
+
+
+def test_local_filter_is_the_local_etkf_at_small_n():
+    # N = 10 with 12 observations in reach of every domain: r = N - 1, so
+    # N <= members_per_dim (r + 1) and 'auto' is the local ETKF with
+    # per-domain finite-size inflation: the same members as that LETKF.
+    zs = np.random.default_rng(1).normal(8.0, 1.0, size=(3, 12))
+    f = _l96_filter(LocalDiffusionKDEFilter, 7)
+    g = _l96_filter(LETKF, 7, inflation="finite-size")
+    for z in zs:
+        for h in (f, g):
+            h.predict()
+            h.update(z)
+        assert f.kernel_used == "etkf" and f.h is None and f.bandwidth_x is None
+        np.testing.assert_array_equal(f.sigmas, g.sigmas)
+    assert f.local_inflation.shape == (12,) and f.ess == f.N
+    np.testing.assert_allclose(f.inflation_factor, f.local_inflation.mean())
+
+
+def test_local_rule_moves_to_the_kernel_with_members_per_informed_direction():
+    from filterpy_diffusion.localization.algebra import _whitened, local_informed_dimension
+    from filterpy_diffusion.policy import Policy
+    d, N = 12, 40
+    z = np.random.default_rng(2).normal(8.0, 1.0, size=d)
+
+    def run(**kw):
+        f = _l96_filter(LocalDiffusionKDEFilter, 3, N=N, radius=1.0, **kw)
+        X = f.sigmas.copy()
+        w = _whitened(X, X, z, f.R, f.local)
+        r = int(local_informed_dimension(w).max())
+        f.update(z)
+        return f, r
+    f, r = run()
+    # radius 1: observations at distance < 2 only, three per domain
+    assert r == 3 and N > Policy().members_per_dim * (r + 1)
+    assert f.kernel_used == "covariance" and f.h.shape == (d,)
+    c = N / (r + 1)                                   # the boundary: N <= c (r + 1) is the core
+    assert run(policy=Policy(members_per_dim=c))[0].kernel_used == "etkf"
+    assert run(policy=Policy(members_per_dim=c - 0.01))[0].kernel_used == "covariance"
+    assert run(kernel="etkf")[0].kernel_used == "etkf"
+    assert run(kernel="covariance", policy=Policy(members_per_dim=c))[0].kernel_used == "covariance"

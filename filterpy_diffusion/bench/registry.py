@@ -27,8 +27,10 @@ tuning grid). :func:`parse_filter_spec` is the only parser of these specs
   so the analysis ensemble is unweighted) with jitter ``knob`` (Gaussian
   noise of covariance ``knob**2 * P`` after resampling).
 * ``ldkf``: :class:`~filterpy_diffusion.localization.LocalDiffusionKDEFilter`
-  with its defaults (automatic bandwidth, adaptive inflation, Gaspari-Cohn
-  half-width ``DEFAULT_RADIUS``, coherent stitching), no knob.
+  with its defaults (the local ETKF with per-domain finite-size inflation
+  while N <= members_per_dim (r + 1), else the local kernel with automatic
+  bandwidth, adaptive inflation and ``'rotation'`` stitching; Gaspari-Cohn
+  half-width ``DEFAULT_RADIUS``), no knob.
 * ``letkf``: our :class:`~filterpy_diffusion.localization.LETKF` (the same
   localization), multiplicative anomaly inflation ``knob`` tuned over
   :data:`LETKF_INFLATION`.
@@ -174,7 +176,7 @@ def _local(cls, filter_name, problem, ensemble, seed, **options):
 
 def _ldkf(problem, ensemble, seed, knob=None, **options):
     if knob is not None:
-        raise ValueError("ldkf has no knob (automatic bandwidth and adaptive inflation)")
+        raise ValueError("ldkf has no knob (automatic analysis, bandwidth and inflation)")
     return _local(LocalDiffusionKDEFilter, "ldkf", problem, ensemble, seed, **options)
 
 

@@ -18,10 +18,11 @@ from scipy.special import logsumexp
 
 from ..bandwidth import select_by_ess
 from ..weights import effective_sample_size_rows
-from ..etkf import mean_weights, transform_anomalies
+from ..etkf import finite_size_inflation, mean_weights, transform_anomalies
 from ..filter import H_RANGE
 
-__all__ = ["LocalKDE", "local_covariance_kde", "LOCAL_ESS_TARGET"]
+__all__ = ["LocalKDE", "local_covariance_kde", "LOCAL_ESS_TARGET", "letkf_analysis",
+           "local_informed_dimension"]
 
 #: Default ESS target of the local filter's automatic bandwidth. Higher than
 #: DiffusionKDEFilter's 0.5: the local weights also see the simulated
@@ -174,8 +175,31 @@ def _whitened(states, predictions, z, R, local, blocks=None):
     return dict(mu=mu, A=A, Cxx=Cxx, F=F, sr=sr, e=e, b=b, lam=lam, g=g)
 
 
-def letkf_analysis(w):
-    """Every domain's ETKF analysis in the frame of :func:`_whitened`: mean (d,), anomalies (d, N).
+def _local_svd(w):
+    """Per-domain thin SVD of the whitened anomalies ``W^T`` (N, k): ``U`` (d, N, k), ``s`` (d, k)."""
+    lam, A = w["lam"], w["A"]
+    N = A.shape[0]
+    # Directions without spread (padding, rounding-level eigenvalues) carry no
+    # information: s = 0 there leaves them untransformed.
+    pos = lam > 1e-12 * max(lam.max(), np.finfo(float).tiny)
+    s = np.where(pos, np.sqrt((N - 1) * np.where(pos, lam, 1.0)), 0.0)
+    U = np.swapaxes(w["b"], 1, 2) * np.where(pos, 1.0 / np.where(pos, s, 1.0), 0.0)[:, None, :]
+    return U, s, pos
+
+
+def local_informed_dimension(w):
+    """Informed directions of every domain, ndarray (d,) of int.
+
+    The rank of the domain's whitened scaled prediction anomalies (at most
+    ``min(N - 1, k)``): the local counterpart of
+    :func:`filterpy_diffusion.bridge.informed_dimension`, with the same
+    relative tolerance on the singular values (here on their squares).
+    """
+    return _local_svd(w)[2].sum(axis=1)
+
+
+def letkf_analysis(w, inflation=None, xN=1.0):
+    """Every domain's ETKF analysis in the frame of :func:`_whitened`.
 
     Domain j is :func:`filterpy_diffusion.etkf.etkf_analysis` of the state
     variable ``x_j`` on its scaled local observations: the whitened
@@ -185,17 +209,35 @@ def letkf_analysis(w):
     symmetric square-root transform are then etkf's
     :func:`~filterpy_diffusion.etkf.mean_weights` and
     :func:`~filterpy_diffusion.etkf.transform_anomalies`, batched over the
-    domains. The anomalies' sample variance is exactly the Kalman ``Pa_j``.
+    domains. The anomalies' sample variance is exactly the Kalman ``Pa_j``
+    (of the inflated forecast).
+
+    ``inflation='finite-size'``: each domain's own EnKF-N factor ``l_j``
+    (:func:`filterpy_diffusion.etkf.finite_size_inflation` on the domain's
+    singular values and innovation, the same solver as the global core),
+    the local EnKF-N of Bocquet (2011); None: no inflation here.
+
+    Returns
+    -------
+    mean : ndarray (d,)
+    anomalies : ndarray (d, N)
+    l : ndarray (d,)
+        The anomaly inflation of every domain (ones without inflation).
     """
-    lam, A = w["lam"], w["A"]
+    A = w["A"]
     N = A.shape[0]
-    # Directions without spread (padding, rounding-level eigenvalues) carry no
-    # information: s = 0 there leaves them untransformed.
-    pos = lam > 1e-12 * max(lam.max(), np.finfo(float).tiny)
-    s = np.where(pos, np.sqrt((N - 1) * np.where(pos, lam, 1.0)), 0.0)
-    U = np.swapaxes(w["b"], 1, 2) * np.where(pos, 1.0 / np.where(pos, s, 1.0), 0.0)[:, None, :]
-    mean = w["mu"] + np.einsum('jn,nj->j', mean_weights(U, s, w["e"]), A)
-    return mean, transform_anomalies(A.T[:, :, None], U, s)[:, :, 0]
+    U, s, _ = _local_svd(w)
+    if inflation is None:
+        l1 = np.ones(s.shape[0])
+    elif inflation == "finite-size":
+        # eigh orders ascending: the largest min(N, k) values are the last.
+        r = min(N, s.shape[1])
+        l1 = np.array([finite_size_inflation(s[j, -r:], w["e"][j, -r:], N, xN)
+                       for j in range(s.shape[0])])
+    else:
+        raise ValueError(f"inflation must be None or 'finite-size', got {inflation!r}")
+    mean = w["mu"] + np.einsum('jn,nj->j', mean_weights(U, s, w["e"], l1), A)
+    return mean, transform_anomalies(A.T[:, :, None], U, s, l1)[:, :, 0], l1
 
 
 def local_covariance_kde(states, predictions, measurements, z, R, local, bandwidth="auto",

@@ -3,8 +3,10 @@
 Both analyse every state variable from its own R-localized observations
 (:mod:`.taper`), batched over the domains (:mod:`.algebra`); the KDE filter
 draws its d local mixtures and stitches them into one ensemble
-(:mod:`.stitching`). Both share the adaptive inflation of
-:class:`~filterpy_diffusion.DiffusionKDEFilter`
+(:mod:`.stitching`), or, at small N, is the LETKF's transform itself with
+every domain's own finite-size inflation (the global core's solver,
+:func:`filterpy_diffusion.etkf.finite_size_inflation`). Both can use the
+adaptive inflation of :class:`~filterpy_diffusion.DiffusionKDEFilter`
 (:func:`filterpy_diffusion.inflation.adaptive_factor`).
 """
 import numbers
@@ -13,13 +15,20 @@ import numpy as np
 
 from ..diffusion import DEFAULT_ODE_STEPS
 from ..ensemble import EnsembleFilter
-from ..etkf import rotate_anomalies
+from ..etkf import finite_size_factor, rotate_anomalies
 from ..inflation import LAMBDA_PRIOR_VAR, adaptive_factor
-from .algebra import LOCAL_ESS_TARGET, _r_blocks, _whitened, letkf_analysis, local_covariance_kde
+from ..policy import Policy
+from .algebra import (LOCAL_ESS_TARGET, _r_blocks, _whitened, letkf_analysis,
+                      local_covariance_kde, local_informed_dimension)
 from .stitching import DEFAULT_STITCHING, SAMPLERS, _resolve_stitching, sample_local
 from .taper import _build_local, _local_radius
 
-__all__ = ["LocalDiffusionKDEFilter", "LETKF", "DEFAULT_LETKF_INFLATION"]
+__all__ = ["LocalDiffusionKDEFilter", "LETKF", "DEFAULT_LETKF_INFLATION", "LOCAL_KERNELS"]
+
+#: The local filter's analyses: ``'covariance'`` the local conditional KDE,
+#: ``'etkf'`` the local ETKF (the Gaussian core), ``'auto'`` the rule of
+#: :meth:`LocalDiffusionKDEFilter._uses_core`.
+LOCAL_KERNELS = ("auto", "covariance", "etkf")
 
 #: Default LETKF anomaly inflation (with ``rot=True``): DAPPER's customary
 #: 1.02 for the LETKF on Lorenz-96. Measured on DAPPER's ``sakov2008``
@@ -27,11 +36,12 @@ __all__ = ["LocalDiffusionKDEFilter", "LETKF", "DEFAULT_LETKF_INFLATION"]
 DEFAULT_LETKF_INFLATION = 1.02
 
 
-def _check_inflation(inflation):
-    if not (inflation is None or (isinstance(inflation, str) and inflation == "adaptive")
+def _check_inflation(inflation, allowed=("adaptive", "finite-size")):
+    if not (inflation is None or (isinstance(inflation, str) and inflation in allowed)
             or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
                 and np.isfinite(inflation) and inflation >= 1)):
-        raise ValueError(f"inflation must be 'adaptive', None or a float >= 1 (the anomaly factor), "
+        names = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"inflation must be {names}, None or a float >= 1 (the anomaly factor), "
                          f"got {inflation!r}")
     return inflation
 
@@ -43,8 +53,8 @@ class _Inflating:
         # Missing observations: the lists of the observed ones only.
         return {"local": self.local.observed(idx)}
 
-    def _init_inflation(self, inflation):
-        self.inflation = _check_inflation(inflation)
+    def _init_inflation(self, inflation, allowed=("adaptive", "finite-size")):
+        self.inflation = _check_inflation(inflation, allowed)
         # Prior variance of the variance factor's running estimate (Miyoshi 2011).
         self.inflation_var = LAMBDA_PRIOR_VAR
 
@@ -76,14 +86,22 @@ class _Inflating:
             self._blocks_val = val
         return self._blocks_val
 
-    def _inflated(self, X, z, R):
-        """Forecast ensemble after inflation, its hx, the factor and the new lambda estimate."""
-        hz = self._measure(X)
+    def _inflated(self, X, z, R, inflation, hz=None):
+        """Forecast ensemble after inflation, its hx, the factor and the new lambda estimate.
+
+        ``inflation``: this update's setting. ``'finite-size'`` is one global
+        EnKF-N factor (:func:`filterpy_diffusion.etkf.finite_size_factor`),
+        for the kernel; the local ETKF applies its own per domain instead.
+        ``hz``: ``hx(X)`` if already computed.
+        """
+        hz = self._measure(X) if hz is None else hz
         lam = self.inflation_mean
-        if isinstance(self.inflation, str):
+        if inflation == "finite-size":
+            f = finite_size_factor(hz, z, R, self.xN)
+        elif isinstance(inflation, str):
             f, lam = adaptive_factor(hz, z, R, self.inflation_mean, self.inflation_var)
         else:
-            f = float(self.inflation or 1.0)
+            f = float(inflation or 1.0)
         if f != 1.0:
             X = X.mean(0) + f * (X - X.mean(0))
             hz = self._measure(X)
@@ -91,13 +109,21 @@ class _Inflating:
 
 
 class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
-    """Domain-localized covariance-kernel conditional KDE filter.
+    """Domain-localized conditional KDE filter, with the local ETKF as its Gaussian core.
 
-    Every state variable is analysed with its own shrunk covariance-kernel
-    conditional KDE (as ``DiffusionKDEFilter(kernel='covariance')``) built
-    from its local, R-localized observations; the d local mixtures are
+    Every state variable is analysed from its own local, R-localized
+    observations. With ``kernel='covariance'`` the analysis is a shrunk
+    covariance-kernel conditional KDE (as
+    ``DiffusionKDEFilter(kernel='covariance')``); the d local mixtures are
     computed and sampled at once and stitched into one ensemble
-    (:mod:`filterpy_diffusion.localization.stitching`). Same positional arguments and attributes as
+    (:mod:`filterpy_diffusion.localization.stitching`). With ``kernel='etkf'``
+    it is the local ETKF (the LETKF's transform, :class:`LETKF`) with each
+    domain's own finite-size (EnKF-N) inflation. The default ``'auto'`` is the
+    global default's rule per update: the local ETKF while
+    ``N <= members_per_dim (r + 1)`` for the largest local informed
+    dimension ``r`` (no reweighting of that few members keeps the effective
+    members the bridge requires, :mod:`filterpy_diffusion.bridge`), the
+    kernel above it. Same positional arguments and attributes as
     :class:`~filterpy_diffusion.DiffusionKDEFilter` / filterpy's
     ``EnsembleKalmanFilter``. Measurements are simulated as ``hx(x_i) +
     N(0, R)`` (R-localization needs R, so there is no ``simulate``); the
@@ -145,10 +171,16 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     ess_target : float in (0, 1] or None, default None (0.9)
         Target local ESS fraction of ``'auto'`` (:data:`LOCAL_ESS_TARGET`);
         a ValueError with a fixed ``bandwidth``.
-    inflation : 'adaptive', float >= 1 or None, default 'adaptive'
-        Multiplicative anomaly inflation before the analysis; ``'adaptive'``
-        is DiffusionKDEFilter's innovation estimator (Miyoshi 2011) over all
-        observations, applied as ``sqrt(max(lambda, 1))``.
+    inflation : 'auto', 'finite-size', 'adaptive', float >= 1 or None, default 'auto'
+        Multiplicative anomaly inflation. ``'auto'``: ``'finite-size'`` for
+        the local ETKF, ``'adaptive'`` for the kernel. ``'finite-size'``:
+        with the local ETKF every domain's own EnKF-N factor
+        (:func:`filterpy_diffusion.etkf.finite_size_inflation`, the global
+        core's solver; Bocquet 2011's local EnKF-N), with the kernel one
+        global EnKF-N factor. ``'adaptive'``: DiffusionKDEFilter's innovation
+        estimator (Miyoshi 2011) over all observations, applied as
+        ``sqrt(max(lambda, 1))`` before the analysis. A float is a fixed
+        factor; None or 1.0 none.
     sampler : 'exact' or 'ode', default 'exact'
         Exact mixture sampling, or the probability-flow ODE of every 1-D
         local mixture (:func:`filterpy_diffusion.diffusion.dpm2m`, DPM-Solver++(2M),
@@ -165,6 +197,16 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         noise, systematic selection in member order; the default before),
         ``'shared'``, ``'independent'``, or a (selection, noise) tuple
         (:mod:`filterpy_diffusion.localization.stitching`).
+    kernel : 'auto', 'covariance' or 'etkf', default 'auto'
+        The local analysis (:data:`LOCAL_KERNELS`), see above. ``bandwidth``,
+        ``ess_target``, ``sampler``, ``steps`` and ``stitching`` set the kernel.
+    rot : bool, default True
+        With the local ETKF, one Haar-random mean-preserving rotation of the
+        analysis anomalies per cycle, shared by all domains (as
+        :class:`LETKF` and DAPPER's ``rot=True``).
+    policy : filterpy_diffusion.policy.Policy or None, default None (``Policy()``)
+        Its ``members_per_dim`` (the rule of ``'auto'``) and ``xN`` (the
+        finite-size hyperprior's certainty) are used.
     rng : None, int or numpy.random.Generator
         Source of every draw.
     vectorized : bool, default False
@@ -176,16 +218,23 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         As in :class:`~filterpy_diffusion.DiffusionKDEFilter`.
     local : LocalObs
         The padded local observation lists.
-    h : ndarray (dim_x,)
-        Bandwidth factor of each domain at the last update.
+    kernel_used : str
+        ``'etkf'`` or ``'covariance'``: the analysis of the last update.
+    h : ndarray (dim_x,) or None
+        Bandwidth factor of each domain at the last update (None after a
+        local ETKF update).
     local_ess : ndarray (dim_x,)
-        ESS of each domain's weights at the last update.
+        ESS of each domain's weights at the last update (N for the ETKF).
     ess : float
         Mean of ``local_ess``.
-    bandwidth_x : ndarray (dim_x,)
-        Kernel standard deviation ``sqrt(S_j)`` of each domain.
+    bandwidth_x : ndarray (dim_x,) or None
+        Kernel standard deviation ``sqrt(S_j)`` of each domain (None after
+        a local ETKF update).
     inflation_factor : float
-        Anomaly factor applied at the last update.
+        Anomaly factor applied at the last update (the mean over the domains
+        with per-domain inflation).
+    local_inflation : ndarray (dim_x,)
+        The anomaly factor of every domain at the last update.
     n_evaluations : int
         Denoiser evaluations of the last update (0 for exact sampling).
     K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
@@ -216,14 +265,37 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     ...                             vectorized=True)
     >>> f.Q = np.zeros((d, d))
     >>> f.predict(); f.update(np.full(d, 8.0))
-    >>> f.sigmas.shape, f.h.shape
-    ((10, 12), (12,))
+    >>> f.sigmas.shape, f.kernel_used, f.local_inflation.shape    # N = 10: the local ETKF
+    ((10, 12), 'etkf', (12,))
+    >>> g = LocalDiffusionKDEFilter(np.full(d, 8.0), np.eye(d), d, 0.05, 10, IdentityObs(),
+    ...                             LorenzModel('l96', 0.05, 1), state_positions=np.arange(d),
+    ...                             obs_positions=np.arange(d), domain_length=d, rng=0,
+    ...                             vectorized=True, kernel='covariance')
+    >>> g.Q = np.zeros((d, d))
+    >>> g.predict(); g.update(np.full(d, 8.0))
+    >>> g.kernel_used, g.h.shape
+    ('covariance', (12,))
     """
 
     def __init__(self, x, P, dim_z, dt, N, hx, fx, *, state_positions=None, obs_positions=None,
                  domain_length=None, local_obs=None, radius=None, bandwidth="auto",
-                 ess_target=None, inflation="adaptive", sampler="exact", steps=None,
-                 stitching=DEFAULT_STITCHING, rng=None, vectorized=False):
+                 ess_target=None, inflation="auto", sampler="exact", steps=None,
+                 stitching=DEFAULT_STITCHING, kernel="auto", rot=True, policy=None, rng=None,
+                 vectorized=False):
+        if not (isinstance(kernel, str) and kernel in LOCAL_KERNELS):
+            raise ValueError(f"kernel must be one of {LOCAL_KERNELS}, got {kernel!r}")
+        if not isinstance(rot, (bool, np.bool_)):
+            raise ValueError(f"rot must be True or False, got {rot!r}")
+        if policy is None:
+            policy = Policy()
+        elif not isinstance(policy, Policy):
+            raise ValueError(f"policy must be a filterpy_diffusion.policy.Policy or None, "
+                             f"got {policy!r}")
+        self.kernel = kernel
+        self.rot = bool(rot)
+        self.policy = policy
+        self.members_per_dim = float(policy.members_per_dim)
+        self.xN = float(policy.xN)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral)
@@ -248,7 +320,7 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         self.radius = _local_radius(radius, local_obs)
         self.stitching = stitching
         _resolve_stitching(stitching)
-        self._init_inflation(inflation)
+        self._init_inflation(inflation, ("auto", "adaptive", "finite-size"))
         self.bandwidth = bandwidth
         self.ess_target = float(ess_target)
         self.sampler = sampler
@@ -263,11 +335,34 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         self.local_ess = None
         self.bandwidth_x = None
         self.n_evaluations = 0
+        self.kernel_used = None
+        self.local_inflation = None
+
+    def _uses_core(self, w):
+        """kernel='auto': the local ETKF while ``N <= members_per_dim (r + 1)``.
+
+        ``r`` is the largest informed dimension of any domain
+        (:func:`~filterpy_diffusion.localization.algebra.local_informed_dimension`):
+        the global bridge's rule (:mod:`filterpy_diffusion.bridge`) that the
+        weights must leave ``members_per_dim (r + 1)`` effective members,
+        which no reweighting of N <= that many members can, so its analysis
+        is the Gaussian core alone. A domain with at least N - 1 informed
+        observations is the core at every N (``r + 1 = N``).
+        """
+        r = int(local_informed_dimension(w).max())
+        return self.N <= self.members_per_dim * (r + 1)
 
     def _analysis(self, z, R):
         self._check_uniform_weights()
         X = self._checked_sigmas()
-        X, hz, f, lam = self._inflated(X, z, R)
+        hz = self._measure(X)
+        blocks = self._blocks(R)
+        if self.kernel != "covariance":
+            w = _whitened(X, hz, z, R, self.local, blocks)
+            if self.kernel == "etkf" or self._uses_core(w):
+                return self._core(X, hz, w, z, R)
+        inflation = "adaptive" if self.inflation == "auto" else self.inflation
+        X, hz, f, lam = self._inflated(X, z, R, inflation, hz)
         # One draw of the simulated measurement noise, shared by every domain.
         # The noise is centred (and rescaled to keep its sample covariance
         # unbiased): its sample mean would otherwise shift every domain's
@@ -276,7 +371,7 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         V = (V - V.mean(0)) * np.sqrt(self.N / (self.N - 1))
         Y = hz + V
         kde = local_covariance_kde(X, hz, Y, z, R, self.local, self.bandwidth, self.ess_target,
-                                   self._blocks(R))
+                                   blocks)
         gain = self._gain(X, hz, R)
         new = sample_local(kde, self.rng, self.sampler, self.stitching, self.steps)
         steps = (DEFAULT_ODE_STEPS if self.steps is None else self.steps) if self.sampler == "ode" else 0
@@ -289,11 +384,35 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
             "inflation_factor": f,
             "inflation_mean": lam,
             "n_evaluations": steps,
+            "kernel_used": "covariance",
+            "local_inflation": np.full(self.dim_x, f),
             **gain,
         }
 
+    def _core(self, X, hz, w, z, R):
+        """The local ETKF (the LETKF), with each domain's finite-size inflation by default."""
+        inflation = "finite-size" if self.inflation == "auto" else self.inflation
+        lam = self.inflation_mean
+        if inflation == "finite-size":
+            mean, A, l1 = letkf_analysis(w, "finite-size", self.xN)
+        else:
+            X, hz, f, lam = self._inflated(X, z, R, inflation, hz)
+            if f != 1.0:
+                w = _whitened(X, hz, z, R, self.local, self._blocks(R))
+            mean, A, l1 = letkf_analysis(w)
+            l1 = l1 * f
+        A = A.T                                                            # (N, d)
+        if self.rot:
+            # One rotation for all domains keeps the analysis continuous across them.
+            A = rotate_anomalies(A - A.mean(0), self.rng)
+        return {"sigmas": mean + A, "ess": float(self.N), "local_ess": np.full(self.dim_x, float(self.N)),
+                "h": None, "bandwidth_x": None, "inflation_factor": float(np.mean(l1)),
+                "inflation_mean": lam, "n_evaluations": 0, "kernel_used": "etkf",
+                "local_inflation": l1, **self._gain(X, hz, R)}
+
     def _repr_extras(self):
-        return [("radius", self.radius), ("bandwidth", self.bandwidth), ("h", self.h),
+        return [("kernel", self.kernel), ("kernel_used", self.kernel_used),
+                ("radius", self.radius), ("bandwidth", self.bandwidth), ("h", self.h),
                 ("stitching", self.stitching), ("sampler", self.sampler),
                 ("inflation", self.inflation), ("inflation_factor", self.inflation_factor)]
 
@@ -330,9 +449,11 @@ class LETKF(_Inflating, EnsembleFilter):
         distance >= 2c are left out, the others enter with ``R / rho``.
         The default is measured on Lorenz-96 grids (unit spacing). Only with
         positions: with ``local_obs`` it is a ValueError.
-    inflation : float >= 1, 'adaptive' or None, default :data:`DEFAULT_LETKF_INFLATION` (1.02)
-        Multiplicative anomaly factor applied to the forecast ensemble, or
-        the adaptive estimator of :class:`LocalDiffusionKDEFilter`; None or
+    inflation : float >= 1, 'finite-size', 'adaptive' or None, default :data:`DEFAULT_LETKF_INFLATION` (1.02)
+        Multiplicative anomaly factor applied to the forecast ensemble;
+        ``'finite-size'``, every domain's own EnKF-N factor (the local
+        ETKF of :class:`LocalDiffusionKDEFilter`); ``'adaptive'``, the
+        adaptive estimator of :class:`LocalDiffusionKDEFilter`; None or
         1.0: no inflation (the default before 0.1.0).
     rot : bool, default True
         Rotate the analysis anomalies by a random mean-preserving rotation
@@ -432,8 +553,14 @@ class LETKF(_Inflating, EnsembleFilter):
     def _analysis(self, z, R):
         self._check_uniform_weights()
         X = self._checked_sigmas()
-        X, hz, f, lam = self._inflated(X, z, R)
-        mean, A = letkf_analysis(_whitened(X, hz, z, R, self.local, self._blocks(R)))
+        if self.inflation == "finite-size":
+            hz, f, lam = self._measure(X), None, self.inflation_mean
+            mean, A, l1 = letkf_analysis(_whitened(X, hz, z, R, self.local, self._blocks(R)),
+                                         "finite-size")
+            f = float(np.mean(l1))
+        else:
+            X, hz, f, lam = self._inflated(X, z, R, self.inflation)
+            mean, A, _ = letkf_analysis(_whitened(X, hz, z, R, self.local, self._blocks(R)))
         A = A.T                                                            # (N, d)
         if self.rot:
             # One rotation for all domains keeps the analysis continuous across them.
