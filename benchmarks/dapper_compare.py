@@ -16,7 +16,12 @@ the truth and the initial-ensemble draw. Methods:
 * ``PartFilt``: ``PartFilt(N, reg=2.4, NER=0.3)``.
 
 ``--methods`` takes these names; ``NAME@N1,N2`` runs a method at those N
-only. It prints DAPPER's table of every run (``xpList.tabulate_avrgs``:
+only. ``--variant LABEL=KEY:VALUE,...`` adds one of ours with options (a
+``DiffusionKDE``, or a ``LocalDiffusionKDE`` with ``local:1``; values are
+Python literals, ``Policy(...)`` allowed), e.g.
+``--variant c3=policy:Policy(members_per_dim=3.0)`` or
+``--variant letkfN=local:1,kernel:'etkf'``: how the tuning runs of
+docs/design-log.md were made. It prints DAPPER's table of every run (``xpList.tabulate_avrgs``:
 rmse.a and rmv.a with DAPPER's confidence from the time series' auto-
 correlation, plus wall and CPU time of ``assimilate``), then the mean over
 seeds per method and N (with the standard error over seeds), and writes a
@@ -73,6 +78,26 @@ METHODS = {
 NEEDS_LOCALIZER = {"LocalDiffusionKDE", "LETKF"}
 #: Offset of the seed every method starts its assimilation from.
 METHOD_SEED_OFFSET = 10 ** 6
+
+
+def add_variant(spec):
+    """``'LABEL=KEY:VALUE,...'`` -> a METHODS entry of ours with those options; returns LABEL."""
+    from filterpy_diffusion.policy import Policy
+    label, _, opts = spec.partition("=")
+    if not label or label in METHODS:
+        raise SystemExit(f"--variant needs a new LABEL=..., got {spec!r}")
+    kw = {}
+    for part in filter(None, opts.split(",")):
+        key, _, value = part.partition(":")
+        try:
+            kw[key] = eval(value, {"__builtins__": {}, "Policy": Policy, "inf": float("inf")})
+        except Exception as exc:
+            raise SystemExit(f"--variant {spec!r}: cannot read {key}={value!r} ({exc})") from None
+    cls = LocalDiffusionKDE if kw.pop("local", False) else DiffusionKDE
+    METHODS[label] = lambda N: cls(N=N, **kw)
+    if cls is LocalDiffusionKDE:
+        NEEDS_LOCALIZER.add(label)
+    return label
 
 
 def load_hmm(name, cycles=None, burnin=None):
@@ -164,7 +189,7 @@ def summarise(records):
             row[key] = round(float(v.mean()), 4) if v.size else None
             row[key + "_se"] = round(float(v.std(ddof=1) / np.sqrt(v.size)), 4) if v.size > 1 else None
         out.append(row)
-    return sorted(out, key=lambda r: (r["N"], list(METHODS).index(r["method"])))
+    return sorted(out, key=lambda r: (r["N"], list(METHODS).index(r["method"])))  # variants last
 
 
 def markdown(doc):
@@ -203,8 +228,11 @@ def main(argv=None):
     p.add_argument("--cycles", type=int, default=500, help="observation cycles (HMM.tseq.Ko)")
     p.add_argument("--burnin", type=float, default=None,
                    help="burn-in time (HMM.tseq.BurnIn; default the module's)")
-    p.add_argument("--methods", nargs="+", default=list(METHODS),
-                   help="method names, NAME@N1,N2 for selected N only (default all)")
+    p.add_argument("--methods", nargs="*", default=None,
+                   help="method names, NAME@N1,N2 for selected N only (default all; "
+                        "none with --variant)")
+    p.add_argument("--variant", nargs="+", default=[], metavar="LABEL=KEY:VALUE,...",
+                   help="extra runs of ours with options (run at every --N)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--progress", action="store_true", help="show DAPPER's progress bars")
     p.add_argument("--markdown", metavar="JSON", default=None,
@@ -217,7 +245,10 @@ def main(argv=None):
     if 0 in a.seeds:
         p.error("DAPPER's set_seed refuses seed 0")
 
-    methods = parse_methods(a.methods, a.N)
+    labels = [add_variant(v) for v in a.variant]
+    names = a.methods if a.methods is not None else ([] if labels else list(METHODS))
+    methods = parse_methods(names, a.N)
+    methods.update({label: list(a.N) for label in labels})
     xps, records = run(a.hmm, a.N, a.seeds, methods, a.cycles, a.burnin, a.progress)
     HMM = load_hmm(a.hmm, a.cycles, a.burnin)
     print(f"{a.hmm}: {HMM.tseq}")

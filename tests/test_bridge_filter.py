@@ -65,7 +65,7 @@ def test_too_few_members_for_any_weighting_is_the_etkf():
 
 def test_options():
     assert make(20).members_per_dim == MEMBERS_PER_DIM
-    assert make(20).inflation == 'finite-size'
+    assert make(20).inflation == 'auto'          # decided per update, next test
     with pytest.raises(ValueError, match="members_per_dim"):
         DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 20, lambda x: x[:1], lambda x, dt: x,
                            kernel='covariance', members_per_dim=3)
@@ -80,3 +80,26 @@ def test_options():
         f = make(20)
         f.predict()
         f.update(np.array([0.1]), R=np.zeros((1, 1)))
+
+
+@pytest.mark.parametrize("kernel", ["etkf", "bridge", "auto"])
+def test_auto_inflation_is_finite_size_when_the_ensemble_spans_the_observations(kernel):
+    # inflation='auto': EnKF-N while the predicted measurements have rank dim_z;
+    # Miyoshi's adaptive estimate (all dim_z innovation components) when N - 1 < dim_z.
+    rng = np.random.default_rng(4)
+    for N, m, expect in [(10, 3, 'finite-size'), (5, 8, 'adaptive')]:
+        H = rng.normal(size=(m, m))
+        f = DiffusionKDEFilter(np.zeros(m), np.eye(m), m, 1.0, N, lambda x: x @ H.T,
+                               lambda x, dt: x, kernel=kernel, rng=1, vectorized=True)
+        X = f.sigmas.copy()
+        z = 3.0 + rng.normal(size=m)           # far from the ensemble: inflation is needed
+        ref = DiffusionKDEFilter(np.zeros(m), np.eye(m), m, 1.0, N, lambda x: x @ H.T,
+                                 lambda x, dt: x, kernel=kernel, rng=1, vectorized=True,
+                                 inflation=expect)
+        assert f._inflation_now(X @ H.T, f.R) == expect
+        f.update(z)
+        ref.update(z)
+        np.testing.assert_array_equal(f.sigmas, ref.sigmas)
+        assert f.inflation_factor == ref.inflation_factor > 1.0
+        assert f.inflation_mean == ref.inflation_mean
+        assert (f.inflation_mean > 1.0) == (expect == 'adaptive')   # only Miyoshi carries state
