@@ -85,21 +85,30 @@ def test_options():
 @pytest.mark.parametrize("kernel", ["etkf", "bridge", "auto"])
 def test_auto_inflation_is_finite_size_when_the_ensemble_spans_the_observations(kernel):
     # inflation='auto': EnKF-N while the predicted measurements have rank dim_z;
-    # Miyoshi's adaptive estimate (all dim_z innovation components) when N - 1 < dim_z.
+    # with N - 1 < dim_z the geometric blend of EnKF-N's and Miyoshi's factors,
+    # weighted by the spanned share r / dim_z.
+    from filterpy_diffusion.etkf import finite_size_factor
+    from filterpy_diffusion.inflation import innovation_lambda
     rng = np.random.default_rng(4)
-    for N, m, expect in [(10, 3, 'finite-size'), (5, 8, 'adaptive')]:
+    for N, m in [(10, 3), (5, 8)]:
         H = rng.normal(size=(m, m))
-        f = DiffusionKDEFilter(np.zeros(m), np.eye(m), m, 1.0, N, lambda x: x @ H.T,
-                               lambda x, dt: x, kernel=kernel, rng=1, vectorized=True)
-        X = f.sigmas.copy()
+
+        def make_f(**kw):
+            return DiffusionKDEFilter(np.zeros(m), np.eye(m), m, 1.0, N, lambda x: x @ H.T,
+                                      lambda x, dt: x, kernel=kernel, rng=1, vectorized=True, **kw)
+        f = make_f()
+        hz = f.sigmas @ H.T
         z = 3.0 + rng.normal(size=m)           # far from the ensemble: inflation is needed
-        ref = DiffusionKDEFilter(np.zeros(m), np.eye(m), m, 1.0, N, lambda x: x @ H.T,
-                                 lambda x, dt: x, kernel=kernel, rng=1, vectorized=True,
-                                 inflation=expect)
-        assert f._inflation_now(X @ H.T, f.R) == expect
+        if N - 1 >= m:
+            ref, lam = make_f(inflation='finite-size'), 1.0
+        else:
+            share = (N - 1) / m                # the rank of N generic members' anomalies
+            lam = innovation_lambda(hz, z, f.R, 1.0, f.inflation_var)
+            factor = np.exp(share * np.log(finite_size_factor(hz, z, f.R))
+                            + (1 - share) * 0.5 * np.log(max(lam, 1.0)))
+            ref = make_f(inflation=float(factor))
         f.update(z)
         ref.update(z)
-        np.testing.assert_array_equal(f.sigmas, ref.sigmas)
-        assert f.inflation_factor == ref.inflation_factor > 1.0
-        assert f.inflation_mean == ref.inflation_mean
-        assert (f.inflation_mean > 1.0) == (expect == 'adaptive')   # only Miyoshi carries state
+        np.testing.assert_allclose(f.sigmas, ref.sigmas, rtol=1e-12, atol=1e-12)
+        assert f.inflation_factor == pytest.approx(ref.inflation_factor, rel=1e-12)
+        assert f.inflation_factor > 1.0 and f.inflation_mean == lam   # only Miyoshi carries state
