@@ -367,8 +367,7 @@ def _screened(R, axes):
 
 def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
                    min_separation: float = MIN_SEPARATION, screen: Optional[float] = None,
-                   axes: int = MAX_AXES, refine_separation: float = REFINE_SEPARATION,
-                   min_size: float = 0) -> np.ndarray:
+                   axes: int = MAX_AXES, refine_separation: float = REFINE_SEPARATION) -> np.ndarray:
     """Cluster labels of the rows of ``Z`` (e.g. the joint ``(x_i, hx(x_i))``), ndarray (N,).
 
     Parameters
@@ -395,9 +394,6 @@ def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
         Principal axes the screen looks along.
     refine_separation : float
         Candidate splits at least this far apart get classification-EM steps.
-    min_size : float, default 0
-        Members each cluster must have, beyond :func:`min_cluster_size`
-        (the screen's cuts and every candidate split obey it).
 
     Returns
     -------
@@ -414,18 +410,17 @@ def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
         raise ValueError(f"axes must be a positive integer or None, got {axes!r}")
     N = len(Z)
     single = np.zeros(N, dtype=int)
-    if clusters == 1 or N < 2 * max(min_cluster_size(1), min_size):
+    if clusters == 1 or N < 2 * min_cluster_size(1):
         return single
     U, Vt, R = _frames(Z)    # once: every criterion below works in these frames
     D = R.shape[1]
-    n_min = max(min_cluster_size(D), int(np.ceil(min_size)))
-    if N < 2 * n_min:
+    if N < 2 * min_cluster_size(D):
         return single
     if (screen is not None and clusters == 'auto'
-            and not np.any(axis_separations(_screened(R, axes), n_min) >= screen)):
+            and not np.any(axis_separations(_screened(R, axes), min_cluster_size(D)) >= screen)):
         return single
     candidates = [lab for lab in _two_means(U, Vt, R, refine_separation=refine_separation)
-                  if np.bincount(lab, minlength=2).min() >= n_min]
+                  if np.bincount(lab, minlength=2).min() >= min_cluster_size(D)]
     if not candidates:
         return single
     if clusters == 'auto':
@@ -439,7 +434,6 @@ def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
     # Whether to split is decided; polishing only moves rows, and keeps
     # the split it was given if its own separation would not pass.
     labels = _polish(R, candidates[best])
-    if np.bincount(labels, minlength=2).min() < n_min or (
-            clusters == 'auto' and _separation(R, labels) < min_separation):
+    if clusters == 'auto' and _separation(R, labels) < min_separation:
         return candidates[best]
     return labels

@@ -538,16 +538,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         the full search on ensembles that show no gap, so a one-mode update
         costs about one eigendecomposition of ``Z``'s Gram matrix. A cluster
         of zero-weight members only (unless ``uniform``) has no mass to
-        model: one mode. Every cluster must have ``min_members`` members
-        (:meth:`_mode_floor`), which the screen's cuts obey too.
+        model: one mode. So is a split whose smaller cluster has fewer than
+        ``min_members`` members (:meth:`_mode_floor`).
         """
         policy = self.policy
         labels = split_ensemble(Z, self.clusters, policy.min_separation,
                                 screen=policy.mode_screen if screen else None,
-                                axes=policy.mode_axes, refine_separation=policy.refine_separation,
-                                min_size=min_members or 0)
-        if (not uniform and labels.max() > 0
-                and np.bincount(labels, weights=self.weights).min() <= 0):
+                                axes=policy.mode_axes, refine_separation=policy.refine_separation)
+        if labels.max() > 0 and (
+                (not uniform and np.bincount(labels, weights=self.weights).min() <= 0)
+                or (min_members is not None and np.bincount(labels).min() < min_members)):
             return np.zeros(self.N, dtype=int)
         return labels
 
@@ -721,10 +721,10 @@ class DiffusionKDEFilter(EnsembleFilter):
 
         ``kernels`` (kernel='auto'): the rest ``L^(1 - gamma)``, the only
         step that assumes a Gaussian forecast, goes to the covariance kernel
-        instead of the ETKF when the opt-in normality rule takes the
-        resampled ensemble (:meth:`_rest_kernel`); and a move jitters each
-        copy within its own mode of the forecast. Carried weights need
-        neither.
+        instead of the ETKF when the resampled ensemble has two modes, or
+        is one non-Gaussian mode with members enough for the kernel
+        (:meth:`_rest_kernel`); and a move jitters each copy within its own
+        mode of the forecast. Carried weights need neither test.
         """
         check_whitening(R, self.dim_z)
         if hz is None:
@@ -764,23 +764,18 @@ class DiffusionKDEFilter(EnsembleFilter):
     def _rest_kernel(self, X, hz, z, R):
         """kernel='auto': the covariance-kernel analysis of an equally weighted ``X``, or None.
 
-        None (the ETKF is the update) unless the opt-in normality rule
-        (``policy.kernel_members_per_dim``) takes the resampled ensemble
-        (and then the kernel's automatic h stays at most
-        ``policy.kernel_max_h``). No mode test: a move resamples by weights
-        whose effective sample size is the bridge's floor ``c (r + 1)``,
-        which is what one mode needs (:meth:`_mode_floor`), so the
-        resampled ensemble holds one mode's worth of effective members and
-        cannot hold two; its copies' jitter makes clumps that the mode
-        screen would mistake for gaps (and searching them was most of the
-        cost of a move).
+        None (the ETKF is the update) unless ``(x_i, hx(x_i))`` has two
+        separated modes, or one that fails the normality test with at least
+        ``policy.kernel_members_per_dim`` members per joint dimension (and
+        then the kernel's automatic h stays at most ``policy.kernel_max_h``).
         """
         joint = np.hstack([X, hz])
-        if not self._non_gaussian_with_members(joint):
+        labels = self._mode_labels(joint, uniform=True, min_members=self._mode_floor(hz, R))
+        if labels.max() == 0 and not self._non_gaussian_with_members(joint):
             return None
-        return self._kernel_update('covariance', X, z, R, hz=hz,
-                                   labels=np.zeros(self.N, dtype=int), uniform=True,
-                                   fallback=lambda: None)
+        out = self._kernel_update('covariance', X, z, R, hz=hz, labels=labels, uniform=True,
+                                  fallback=(lambda: None) if labels.max() == 0 else None)
+        return out
 
     def _analysis(self, z, R):
         if self.kernel in ('enkpf', 'etkf', 'bridge') and is_singular(R):
