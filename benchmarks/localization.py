@@ -1,4 +1,4 @@
-"""Localized filters on Lorenz-96 with 40 and 100 variables (issue 7).
+"""Localized filters on Lorenz-96 with 40 and 100 variables.
 
 Twin experiments with the settings of ``l96-40`` (F = 8, dt 0.05, every
 variable observed, R = I, Q = 0, 1000 cycles, 200 spin-up, lost track when

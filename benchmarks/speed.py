@@ -49,7 +49,7 @@ other load on the machine then favours neither):
         && git show REV:filterpy_diffusion/diffusion.py > /tmp/base/diffusion.py
     python benchmarks/speed.py --ab /tmp/base
 
-The thread variables default to 1 here (issue 5's targets are for one
+The thread variables default to 1 here (the speed targets are for one
 core); ``--threads`` changes that.
 """
 import argparse

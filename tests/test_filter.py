@@ -73,7 +73,7 @@ def test_linear_gaussian_matches_kalman_filter():
 
 @pytest.mark.parametrize("kernel", ['auto', 'covariance'])
 def test_defaults_match_kalman_filter_on_linear_gaussian(kernel):
-    # Issue 6 target, at N = 400 instead of 2000: the default (kernel
+    # The linear-Gaussian target, at N = 400 instead of 2000: the default (kernel
     # 'auto', here the EnKPF mixture) and the covariance kernel, each with
     # automatic bandwidth and adaptive inflation, after 20 cycles.
     f = make(400, seed=21, kernel=kernel)

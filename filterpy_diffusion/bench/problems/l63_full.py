@@ -24,12 +24,12 @@ KNOWN = {
     "json": "docs/data/bench_quick.json",
     "command": 'python -m filterpy_diffusion.bench --quick --no-progress --workers 1 --out docs/data/bench_quick.json',
     "rmse": {
-        "dkf": {20: 0.554, 100: 0.484},
+        "dkf": {20: 0.539, 100: 0.473},
         "enkf": {20: 0.549, 100: 0.544},
         "sir": {20: 0.63, 100: 0.414},
     },
     "w2": {
-        "dkf": {20: 0.803, 100: 0.465},
+        "dkf": {20: 0.745, 100: 0.427},
         "enkf": {20: 0.731, 100: 0.621},
         "sir": {20: 0.838, 100: 0.39},
     },

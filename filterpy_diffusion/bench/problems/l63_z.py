@@ -26,12 +26,12 @@ KNOWN = {
     "json": "docs/data/bench_quick.json",
     "command": 'python -m filterpy_diffusion.bench --quick --no-progress --workers 1 --out docs/data/bench_quick.json',
     "rmse": {
-        "dkf": {20: 7.51, 100: 6.0},
+        "dkf": {20: 7.29, 100: 5.91},
         "enkf": {20: 5.64, 100: 4.86},
         "sir": {20: 6.72, 100: 5.7},
     },
     "w2": {
-        "dkf": {20: 10.9, 100: 7.02},
+        "dkf": {20: 10.0, 100: 6.47},
         "enkf": {20: 9.67, 100: 10.3},
         "sir": {20: 14.2, 100: 7.52},
     },
