@@ -192,8 +192,10 @@ def local_informed_dimension(w):
 
     The rank of the domain's whitened scaled prediction anomalies (at most
     ``min(N - 1, k)``): the local counterpart of
-    :func:`filterpy_diffusion.bridge.informed_dimension`, with the same
-    relative tolerance on the singular values (here on their squares).
+    :func:`filterpy_diffusion.bridge.informed_dimension`, counting the
+    directions :func:`letkf_analysis` transforms (eigenvalues above 1e-12
+    of the largest of any domain; the global function's tolerance is
+    ``max(N, m) eps`` on the singular values).
     """
     return _local_svd(w)[2].sum(axis=1)
 
