@@ -467,7 +467,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 or (isinstance(inflation, str) and inflation in ('auto', 'adaptive', 'finite-size'))
                 or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
                     and inflation >= 1)):
-            raise ValueError(f"inflation must be 'adaptive', 'finite-size', None or a float >= 1, "
+            raise ValueError(f"inflation must be 'auto', 'adaptive', 'finite-size', None or a float >= 1, "
                              f"got {inflation!r}")
         self.kernel = kernel
         self.bandwidth = bandwidth
