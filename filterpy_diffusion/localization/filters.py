@@ -107,6 +107,35 @@ class _Inflating:
             hz = self._measure(X)
         return X, hz, f, lam
 
+    def _local_etkf(self, X, z, R, inflation, xN=1.0, hz=None, w=None):
+        """The local ETKF of both filters: every domain's transform, one shared rotation.
+
+        ``inflation='finite-size'``: every domain's own EnKF-N factor (with
+        ``xN``); otherwise :meth:`_inflated`'s global factor. ``hz`` and
+        ``w`` (the frame of :func:`.algebra._whitened`) if already computed
+        for the un-inflated ``X``. Returns the analysis members, the
+        (inflated) forecast and its ``hx`` (for the gain), the update's
+        factor (the domains' mean with per-domain inflation), every
+        domain's factor and the adaptive estimate after the update.
+        """
+        hz = self._measure(X) if hz is None else hz
+        lam = self.inflation_mean
+        if inflation == "finite-size":
+            w = _whitened(X, hz, z, R, self.local, self._blocks(R)) if w is None else w
+            mean, A, l1 = letkf_analysis(w, "finite-size", xN)
+            f = float(np.mean(l1))
+        else:
+            X, hz, f, lam = self._inflated(X, z, R, inflation, hz)
+            if w is None or f != 1.0:
+                w = _whitened(X, hz, z, R, self.local, self._blocks(R))
+            mean, A, l1 = letkf_analysis(w)
+            l1 = l1 * f
+        A = A.T                                                            # (N, d)
+        if self.rot:
+            # One rotation for all domains keeps the analysis continuous across them.
+            A = rotate_anomalies(A - A.mean(0), self.rng)
+        return mean + A, X, hz, f, l1, lam
+
 
 class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     """Domain-localized conditional KDE filter, with the local ETKF as its Gaussian core.
@@ -392,20 +421,8 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
     def _core(self, X, hz, w, z, R):
         """The local ETKF (the LETKF), with each domain's finite-size inflation by default."""
         inflation = "finite-size" if self.inflation == "auto" else self.inflation
-        lam = self.inflation_mean
-        if inflation == "finite-size":
-            mean, A, l1 = letkf_analysis(w, "finite-size", self.xN)
-        else:
-            X, hz, f, lam = self._inflated(X, z, R, inflation, hz)
-            if f != 1.0:
-                w = _whitened(X, hz, z, R, self.local, self._blocks(R))
-            mean, A, l1 = letkf_analysis(w)
-            l1 = l1 * f
-        A = A.T                                                            # (N, d)
-        if self.rot:
-            # One rotation for all domains keeps the analysis continuous across them.
-            A = rotate_anomalies(A - A.mean(0), self.rng)
-        return {"sigmas": mean + A, "ess": float(self.N), "local_ess": np.full(self.dim_x, float(self.N)),
+        new, X, hz, _, l1, lam = self._local_etkf(X, z, R, inflation, self.xN, hz, w)
+        return {"sigmas": new, "ess": float(self.N), "local_ess": np.full(self.dim_x, float(self.N)),
                 "h": None, "bandwidth_x": None, "inflation_factor": float(np.mean(l1)),
                 "inflation_mean": lam, "n_evaluations": 0, "kernel_used": "etkf",
                 "local_inflation": l1, **self._gain(X, hz, R)}
@@ -553,19 +570,8 @@ class LETKF(_Inflating, EnsembleFilter):
     def _analysis(self, z, R):
         self._check_uniform_weights()
         X = self._checked_sigmas()
-        if self.inflation == "finite-size":
-            hz, f, lam = self._measure(X), None, self.inflation_mean
-            mean, A, l1 = letkf_analysis(_whitened(X, hz, z, R, self.local, self._blocks(R)),
-                                         "finite-size")
-            f = float(np.mean(l1))
-        else:
-            X, hz, f, lam = self._inflated(X, z, R, self.inflation)
-            mean, A, _ = letkf_analysis(_whitened(X, hz, z, R, self.local, self._blocks(R)))
-        A = A.T                                                            # (N, d)
-        if self.rot:
-            # One rotation for all domains keeps the analysis continuous across them.
-            A = rotate_anomalies(A - A.mean(0), self.rng)
-        return {"sigmas": mean + A, "inflation_factor": f, "inflation_mean": lam,
+        new, X, hz, f, _, lam = self._local_etkf(X, z, R, self.inflation)
+        return {"sigmas": new, "inflation_factor": f, "inflation_mean": lam,
                 **self._gain(X, hz, R)}
 
     def _repr_extras(self):
