@@ -288,7 +288,8 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
-                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None):
+                    resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None,
+                    informed_dim=None):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -339,6 +340,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         Modes of the forecast; at a move each copy is jittered with its own
         mode's covariance (:func:`~filterpy_diffusion.resampling.regularised_resample`),
         so that the jitter never blurs separated modes into one.
+    informed_dim : int, optional
+        :func:`informed_dimension` of ``(hz, R)`` if already computed.
 
     Returns
     -------
@@ -385,7 +388,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "every member has zero posterior weight (log likelihood -inf where the weight is "
             "non-zero): z is too far from hx of every member for float arithmetic; check z, R "
             "and hx")
-    r = informed_dimension(hz, R)
+    r = informed_dimension(hz, R) if informed_dim is None else informed_dim
     n_req = required_ess(r, members_per_dim)
     n_move = resample_threshold(N, r, members_per_dim, resample_fraction)
     info = {'n_required': n_req, 'n_resample': n_move, 'informed_dim': r}

@@ -551,7 +551,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             return np.zeros(self.N, dtype=int)
         return labels
 
-    def _mode_floor(self, hz, R):
+    def _informed_dim(self, hz, R):
+        """:func:`~filterpy_diffusion.bridge.informed_dimension`, or None for a singular R."""
+        return None if is_singular(R) else informed_dimension(hz, R)
+
+    def _mode_floor(self, r):
         """Members each mode of kernel='auto' needs: the bridge's ``c (r + 1)``.
 
         A mode analysed on its own (its own mean, covariance and gain, or
@@ -562,11 +566,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         for the mean). Fewer, and its moments are sampling noise: on DAPPER's
         ``Lorenz63.sakov2012`` at N = 10 the mode test split 29% of the
         forecasts into modes of about five members (tuning seed 3001).
-        None (no floor) for a singular R, which has no whitened frame.
+        ``r`` from :meth:`_informed_dim`; None (a singular R, which has no
+        whitened frame): no floor.
         """
-        if is_singular(R):
-            return None
-        return required_ess(informed_dimension(hz, R), self.members_per_dim)
+        return None if r is None else required_ess(r, self.members_per_dim)
 
     def _sampler_for(self, kernel):
         if self.sampler is not None:
@@ -711,7 +714,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 'K': info['K'], 'S': info['S'], 'SI': np.asarray(self.inv(info['S']), dtype=float)}
     # --- end Gaussian core hook ---
 
-    def _bridge(self, X, z, R, hz=None, kernels=False, labels=None):
+    def _bridge(self, X, z, R, hz=None, kernels=False, labels=None, informed_dim=None):
         """kernel='bridge': exact-likelihood weights for ``L^gamma``, the ETKF for the rest.
 
         :func:`filterpy_diffusion.bridge.bridge_analysis` with the ETKF core
@@ -725,6 +728,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         is one non-Gaussian mode with members enough for the kernel
         (:meth:`_rest_kernel`); and a move jitters each copy within its own
         mode of the forecast. Carried weights need neither test.
+        ``informed_dim``: the forecast's ``r`` for ``hz``, if the caller has it.
         """
         check_whitening(R, self.dim_z)
         if hz is None:
@@ -753,7 +757,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             else (lambda Xm, hzm: self._mode_labels(np.hstack([Xm, hzm]))))
         new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz,
-                                           modes=modes)
+                                           modes=modes, informed_dim=informed_dim)
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                'inflation_factor': lam.get('factor', 1.0), 'inflation_mean': lam['post'],
                'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'bridge'}
@@ -770,7 +774,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         then the kernel's automatic h stays at most ``policy.kernel_max_h``).
         """
         joint = np.hstack([X, hz])
-        labels = self._mode_labels(joint, uniform=True, min_members=self._mode_floor(hz, R))
+        labels = self._mode_labels(joint, uniform=True, min_members=self._mode_floor(self._informed_dim(hz, R)))
         if labels.max() == 0 and not self._non_gaussian_with_members(joint):
             return None
         out = self._kernel_update('covariance', X, z, R, hz=hz, labels=labels, uniform=True,
@@ -808,11 +812,12 @@ class DiffusionKDEFilter(EnsembleFilter):
             return self._kernel_update('covariance', X, z, R)
         hz = self._measure(X)
         joint = np.hstack([X, hz])
-        labels = self._mode_labels(joint, min_members=self._mode_floor(hz, R))
+        r = self._informed_dim(hz, R)      # once: the mode floor and the bridge's thresholds
+        labels = self._mode_labels(joint, min_members=self._mode_floor(r))
 
         def core():
             if self.gaussian_core == 'bridge':
-                return self._bridge(X, z, R, hz, kernels=True, labels=labels)
+                return self._bridge(X, z, R, hz, kernels=True, labels=labels, informed_dim=r)
             if self.gaussian_core == 'etkf':
                 return self._gaussian_core(X, hz, z, R)
             return self._kernel_update('enkpf', X, z, R, hz=hz, labels=np.zeros(self.N, int))
