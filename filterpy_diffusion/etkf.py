@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.linalg import solve_triangular
 from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
 
 from ._validation import (RngLike, as_covariance, as_ensemble, as_generator, as_vector,
                           cholesky_factor)
@@ -41,6 +42,9 @@ __all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
 
 #: The string values of ``inflation`` besides a float and None.
 INFLATIONS = ('finite-size',)
+#: Largest log squared inflation ``u = log l^2`` the finite-size search tries:
+#: e^(2u), in its curvature, stays within float range.
+U_MAX = float(np.floor(0.5 * np.log(np.finfo(float).max)))
 _LOG_2PI = np.log(2.0 * np.pi)
 
 
@@ -130,12 +134,14 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     # (each e s^2 / (e s^2 + N - 1)^2 <= 1 / (e s^2)), so every stationary
     # point lies in [lo, hi]. Stopping at the first rising point instead
     # misses a second, deeper minimum beyond it.
-    informed = s2 > 0
-    hi = np.log((eN + np.sum(du2[informed] / s2[informed])) / cL) + 1e-9
-    if not np.isfinite(hi) or hi - lo > 1e3:   # e^1000: the innovation overwhelms any finite prior
-        raise FloatingPointError(
-            "finite-size inflation did not find a minimum below l^2 = exp(1000); "
-            "the innovation is far outside the ensemble spread (check z, R and hx)")
+    informed = (s2 > 0) & (du2 > 0)
+    with np.errstate(divide='ignore'):    # in logs: s_i^2 may be subnormal
+        hi = logsumexp(np.append(np.log(du2[informed]) - np.log(s2[informed]), np.log(eN)))
+    hi = hi - np.log(cL) + 1e-9
+    # Where e^(2u) would overflow the curvature, search only up to U_MAX:
+    # cost(u) > c_L u there, so a minimum at most c_L U_MAX is the global one.
+    capped = hi > U_MAX
+    hi = min(hi, U_MAX)
     hi = max(hi, lo + 1e-6)
     grid = np.linspace(lo, hi, 257)
     k = int(np.argmin(cost(grid)))
@@ -146,6 +152,11 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
         u = minimize_scalar(cost, bounds=(a, b), method='bounded',
                             options={'xatol': 1e-10 * max(1.0, abs(grid[k]))}).x
     u = u if cost(u) <= cost(grid[k]) else grid[k]
+    if capped and cost(u) > cL * U_MAX:
+        raise FloatingPointError(
+            f"finite-size inflation has no minimum below l^2 = exp({U_MAX:g}): the innovation "
+            f"is far outside the ensemble's spread in observation space (check z, R and hx, "
+            f"and that the ensemble has not collapsed)")
     return float(np.exp(0.5 * u))
 
 

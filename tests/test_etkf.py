@@ -1,12 +1,13 @@
 """The Gaussian core: ETKF analysis, finite-size (EnKF-N) inflation, mean-preserving rotation."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.stats import multivariate_normal
 
 from filterpy_diffusion import DiffusionKDEFilter
 from filterpy_diffusion.etkf import (etkf_analysis, finite_size_coefficients, finite_size_factor,
+                                     finite_size_inflation,
                                      mean_preserving_rotation, rotate_anomalies)
 from kalman_twin import F, H, Q, R, assert_close_to_kalman, run_with_kalman
 
@@ -119,6 +120,10 @@ def test_rotate_anomalies_has_the_distribution_of_the_explicit_rotation(N, d):
 
 
 @given(linear_problem(N_min=3), st.sampled_from([0.5, 1.0, 2.0]))
+# A spread of 1e-161 in observation space: s^2 is subnormal and sum du^2 / s^2
+# overflowed the search bound, which raised although the minimum is ordinary.
+@example(problem=(np.array([[0.0], [1.0], [1.0]]), np.array([[8.45609271e-162]]), np.eye(1),
+                  np.ones(1)), xN=0.5)
 def test_finite_size_inflation_is_the_global_minimum_of_the_primal_cost(problem, xN):
     # Primal EnKF-N cost (Bocquet et al. 2015), x = mean + w A:
     # J(w) = 0.5 |z - H mean - w Y|^2_R + 0.5 (N - 1) c_L log(eps_N + |w|^2).
@@ -150,6 +155,16 @@ def test_finite_size_inflation_is_the_global_minimum_of_the_primal_cost(problem,
         assert best <= J(w_at(lg)) + scaleJ
     if np.any(s > 1e-6):
         assert l * l == pytest.approx((eN + w @ w) / cL, rel=1e-6)
+
+
+def test_finite_size_inflation_raises_when_only_an_overflowing_inflation_fits():
+    # A spread of 1e-150 against an innovation of 1e10: every l^2 up to
+    # exp(U_MAX) leaves the innovation's cost far above c_L U_MAX, so the
+    # minimum is beyond float range, and the error says why.
+    with pytest.raises(FloatingPointError, match="no minimum below"):
+        finite_size_inflation(np.array([1e-150]), np.array([1e10]), 10)
+    # The same spread with an ordinary innovation has an ordinary minimum.
+    assert 0 < finite_size_inflation(np.array([1e-150]), np.array([1.0]), 10) < 10
 
 
 def test_finite_size_inflation_is_one_without_information():
