@@ -10,10 +10,11 @@ from typing import Optional, Union
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg import LinAlgError, lapack
 
 __all__ = ["RngLike", "MAGNITUDE_HEADROOM", "magnitude_limit", "check_magnitude",
            "as_generator", "as_ensemble", "as_vector", "as_bandwidth", "as_covariance",
-           "is_singular", "psd_factor", "cholesky_factor"]
+           "is_singular", "psd_factor", "cholesky_factor", "triangular_solve"]
 
 #: What every ``rng`` argument accepts: None (fresh OS entropy), an int seed,
 #: a SeedSequence or a Generator (used as is).
@@ -121,7 +122,7 @@ def as_covariance(P: npt.ArrayLike, name: str, dim: int,
     if not np.all(np.isfinite(P)):
         raise ValueError(f"{name} must be finite")
     scale = max(np.abs(P).max(), np.finfo(float).tiny)
-    if not np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale):
+    if not (np.array_equal(P, P.T) or np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale)):
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}.T| = {np.abs(P - P.T).max():.3g}")
     eig = np.linalg.eigvalsh(0.5 * P + 0.5 * P.T)
     tol = -1e-10 * scale
@@ -168,3 +169,27 @@ def cholesky_factor(R: npt.ArrayLike, why: str, fix: str) -> np.ndarray:
         raise ValueError(f"R must be positive definite {why}; it is singular (smallest "
                          f"eigenvalue {np.linalg.eigvalsh(R).min():.3g}). {fix}")
     return L
+
+
+def triangular_solve(L: np.ndarray, B: np.ndarray, lower: bool = True,
+                     trans: bool = False) -> np.ndarray:
+    """``scipy.linalg.solve_triangular(L, B, lower=lower, trans=trans)``, bit for bit, without its wrapper.
+
+    The same LAPACK ``dtrtrs`` call with the same arguments (like scipy, a
+    C-ordered ``L`` is passed transposed with ``lower`` and ``trans``
+    flipped). At the sizes of one update (m = 3, N = 100) scipy's wrapper,
+    with its finiteness checks and batching, costs five times the solve, and
+    an update makes about twenty. ``L`` and ``B`` must be finite: callers
+    pass validated ensembles and Cholesky factors.
+    """
+    L = np.asarray(L, dtype=float)
+    B = np.asarray(B, dtype=float)
+    if L.flags.f_contiguous:
+        x, info = lapack.dtrtrs(L, B, lower=int(lower), trans=int(trans))
+    else:
+        x, info = lapack.dtrtrs(L.T, B, lower=int(not lower), trans=int(not trans))
+    if info > 0:
+        raise LinAlgError(f"singular triangular matrix: zero at diagonal {info - 1}")
+    if info < 0:
+        raise ValueError(f"illegal value in argument {-info} of LAPACK dtrtrs")
+    return x

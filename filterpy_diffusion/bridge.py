@@ -60,15 +60,14 @@ import numbers
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import solve_triangular
 
 from ._validation import (as_covariance, as_ensemble, as_generator, as_vector,
-                          cholesky_factor)
+                          cholesky_factor, triangular_solve)
 from .particle import gaussian_log_likelihood
 # The weight and resampling helpers live in weights.py and resampling.py;
 # they are re-exported here, where they were first defined.
 from .resampling import jitter_factor, regularised_resample
-from .weights import check_log_weights, effective_sample_size, normalised_weights
+from .weights import check_log_weights, effective_sample_size, kish_ess, normalised_weights
 
 __all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
            "effective_sample_size", "weighted_mean", "informed_dimension", "required_ess",
@@ -131,7 +130,7 @@ def informed_dimension(hz, R):
     R = as_covariance(R, "R", m)
     L = cholesky_factor(R, "(the bridge whitens by R^-1/2)",
                         "Add a small noise variance to the exactly observed components.")
-    Yw = solve_triangular(L, (hz - hz.mean(0)).T, lower=True).T
+    Yw = triangular_solve(L, (hz - hz.mean(0)).T).T
     s = np.linalg.svd(Yw, compute_uv=False)
     if s.size == 0 or s[0] == 0.0:
         return 0
@@ -270,7 +269,10 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
         return 1.0 if _keeps_ess(log_w + log_lik, n_required) else 0.0
 
     def ok(g):
-        return _keeps_ess(tempered_log_weights(log_w, log_lik, g), n_required)
+        # _keeps_ess without re-checking the inputs at each of the ~30 steps.
+        lw = tempered_log_weights(log_w, log_lik, g)
+        top = lw.max()
+        return bool(top > -np.inf and kish_ess(np.exp(lw - top)) >= n_required)
 
     if ok(1.0):
         return 1.0

@@ -29,12 +29,11 @@ from typing import Union
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import solve_triangular
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from ._validation import (RngLike, as_covariance, as_ensemble, as_generator, as_vector,
-                          cholesky_factor)
+                          cholesky_factor, triangular_solve)
 
 __all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
            "mean_preserving_rotation", "rotate_anomalies", "check_whitening",
@@ -286,14 +285,14 @@ def _whitened_svd(Y, d, L, ref):
     have no spread, and a finite-size inflation of ~1e16 applied to their
     rounding residue would move the mean.
     """
-    Yw = solve_triangular(L, Y.T, lower=True).T
+    Yw = triangular_solve(L, Y.T).T
     U, s, Vt = np.linalg.svd(Yw, full_matrices=False)       # r = min(N, m)
     N, m = Y.shape
     eps = np.finfo(float).eps
-    ref_w = solve_triangular(L, np.asarray(ref, dtype=float), lower=True)
+    ref_w = triangular_solve(L, ref)
     tol = 4 * eps * (np.sqrt(N * m) * np.max(np.abs(ref_w)) + max(N, m) * (s[0] if s.size else 0))
     s = np.where(s > tol, s, 0.0)
-    return U, s, Vt, solve_triangular(L, d, lower=True)
+    return U, s, Vt, triangular_solve(L, d)
 
 
 def finite_size_factor(hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike,
@@ -492,7 +491,7 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
 
     # K = l^2 A^T U diag(s / dg) V^T L^-1, the gain of the inflated ensemble.
     M = ((l2 * (A.T @ U)) * (s / dg)) @ Vt
-    K = solve_triangular(L, M.T, lower=True, trans='T').T
+    K = triangular_solve(L, M.T, trans=True).T
     Cyy = (hz - yb).T @ (hz - yb) / N1
     S = l2 * Cyy + R
     logdet = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(dg / N1))

@@ -649,7 +649,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         return ConditionalKDE(X, Y, sx, sy, weights=prior), (f if auto else None)
 
     # --- Gaussian core (etkf.py) hook ---
-    def _auto_inflation(self, hz, z, R):
+    def _auto_inflation(self, hz, z, R, r=None):
         """``inflation='auto'``: this update's anomaly factor and the adaptive state after it.
 
         Returns ``('finite-size', lam)`` (the ETKF's own EnKF-N factor) when
@@ -676,7 +676,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         if is_singular(R):
             lam = innovation_lambda(hz, z, R, lam_b, v_b)
             return float(np.sqrt(max(lam, 1.0))), lam
-        r = informed_dimension(hz, R)
+        r = informed_dimension(hz, R) if r is None else r
         if r >= self.dim_z:
             return 'finite-size', lam_b
         lam = innovation_lambda(hz, z, R, lam_b, v_b)
@@ -685,10 +685,13 @@ class DiffusionKDEFilter(EnsembleFilter):
                  + (1.0 - share) * 0.5 * np.log(max(lam, 1.0)))
         return float(np.exp(log_f)), lam
 
-    def _core_inflation(self, hz, z, R):
-        """The ETKF core's ``inflation=`` argument and the adaptive state after this update."""
+    def _core_inflation(self, hz, z, R, r=None):
+        """The ETKF core's ``inflation=`` argument and the adaptive state after this update.
+
+        ``r``: :func:`~filterpy_diffusion.bridge.informed_dimension` of ``(hz, R)``, if known.
+        """
         if self.inflation == 'auto':
-            return self._auto_inflation(hz, z, R)
+            return self._auto_inflation(hz, z, R, r)
         if self.inflation == 'adaptive':
             lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
             return np.sqrt(max(lam_post, 1.0)), lam_post
@@ -740,12 +743,14 @@ class DiffusionKDEFilter(EnsembleFilter):
         rest = {}
 
         def core(Xm, hzm, zz, Rg, gamma):
+            r = None
             if kernels:
-                out = self._rest_kernel(Xm, hzm, zz, Rg)
+                r = informed_dimension(hzm, Rg)   # once: the mode floor and the inflation
+                out = self._rest_kernel(Xm, hzm, zz, Rg, r)
                 if out is not None:
                     rest.update(out)
                     return out['sigmas']
-            infl, lam['post'] = self._core_inflation(hzm, zz, Rg)
+            infl, lam['post'] = self._core_inflation(hzm, zz, Rg, r)
             new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl,
                                       rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
             lam['factor'] = info['inflation']
@@ -765,16 +770,17 @@ class DiffusionKDEFilter(EnsembleFilter):
         return {**out, 'sigmas': new, 'log_weights': log_w, 'ess': float(info['ess']),
                 'gamma': float(info['gamma']), **gain}
 
-    def _rest_kernel(self, X, hz, z, R):
+    def _rest_kernel(self, X, hz, z, R, r):
         """kernel='auto': the covariance-kernel analysis of an equally weighted ``X``, or None.
 
         None (the ETKF is the update) unless ``(x_i, hx(x_i))`` has two
         separated modes, or one that fails the normality test with at least
         ``policy.kernel_members_per_dim`` members per joint dimension (and
         then the kernel's automatic h stays at most ``policy.kernel_max_h``).
+        ``r``: :func:`~filterpy_diffusion.bridge.informed_dimension` of ``(hz, R)``.
         """
         joint = np.hstack([X, hz])
-        labels = self._mode_labels(joint, uniform=True, min_members=self._mode_floor(self._informed_dim(hz, R)))
+        labels = self._mode_labels(joint, uniform=True, min_members=self._mode_floor(r))
         if labels.max() == 0 and not self._non_gaussian_with_members(joint):
             return None
         out = self._kernel_update('covariance', X, z, R, hz=hz, labels=labels, uniform=True,

@@ -26,11 +26,10 @@ import numbers
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import solve_triangular
 from scipy.special import logsumexp as _logsumexp
 
 from ._validation import (as_bandwidth, as_covariance, as_ensemble, as_vector,
-                          magnitude_limit)
+                          magnitude_limit, triangular_solve)
 from .clustering import bonferroni_normaltest
 from .mixture import GaussianMixture
 from .weights import logsumexp
@@ -521,7 +520,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         cov(hx(x_i)) / N``.
         """
         e = _solve_lower(self._Ly, as_vector(z, "z", self.dim_z) - self.mean_prediction)
-        g = solve_triangular(self._Ly.T, e, lower=False)
+        g = triangular_solve(self._Ly.T, e, lower=False)
         return float(g @ self._mean_prediction_cov @ g)
 
     def centres(self, z):
@@ -553,7 +552,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
 
 
 def _solve_lower(L, b):
-    return solve_triangular(L, b, lower=True)
+    return triangular_solve(L, b)
 
 
 def check_evidence_threshold(t):

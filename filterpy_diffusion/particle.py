@@ -24,10 +24,9 @@ from typing import Callable, Optional
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
-from ._validation import RngLike, cholesky_factor
+from ._validation import RngLike, cholesky_factor, triangular_solve
 from .bandwidth import scott_factor
 from .ensemble import EnsembleFilter, ensemble_moments
 from .resampling import (jitter_duplicates, multinomial_resample, residual_resample,
@@ -98,7 +97,7 @@ def gaussian_log_likelihood(z: npt.ArrayLike, sigmas_h: np.ndarray, R: npt.Array
                         "Use a small positive variance or pass log_likelihood_fn.")
     with np.errstate(over="ignore", invalid="ignore"):
         d = np.asarray(z, dtype=float) - sigmas_h
-        r = solve_triangular(L, d.T, lower=True, check_finite=False)
+        r = triangular_solve(L, d.T)
         ll = (-0.5 * np.einsum("ij,ij->j", r, r) - np.log(np.diag(L)).sum()
               - 0.5 * R.shape[0] * np.log(2 * np.pi))
     # Residuals near the float limit overflow (to inf, or NaN as inf - inf in
