@@ -26,7 +26,7 @@ from filterpy.common import pretty_str
 
 from ._validation import (RngLike, as_covariance, as_generator, check_magnitude, magnitude_limit,
                           psd_factor)
-from .weights import check_log_weights, kish_ess, normalise_weights
+from .weights import check_log_weights, kish_ess, normalise_weights, weighted_moments
 
 __all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]
 
@@ -64,10 +64,8 @@ def ensemble_moments(sigmas: npt.ArrayLike, weights: Optional[npt.ArrayLike] = N
         d = sigmas - x
         P = d.T @ d / (N - 1)
     else:
-        x = w @ sigmas
-        d = sigmas - x
-        denom = 1.0 - w @ w
-        P = (d.T * w) @ d / denom if denom > 0 else np.zeros((sigmas.shape[1],) * 2)
+        x, _, d, _, cov = weighted_moments(sigmas, None, w)
+        P = cov(d, d)
     # A matrix product of d with itself is symmetric only up to rounding.
     return x, 0.5 * (P + P.T)
 
@@ -114,11 +112,8 @@ def ensemble_gain(X: npt.ArrayLike, hz: npt.ArrayLike, R: npt.ArrayLike, *,
         B = hz - hz.mean(axis=0)
         Cxz, Czz = A.T @ B / (N - 1), B.T @ B / (N - 1)
     else:
-        A = X - w @ X
-        B = hz - w @ hz
-        denom = 1.0 - w @ w
-        scale = 1.0 / denom if denom > 0 else 0.0
-        Cxz, Czz = (A.T * w) @ B * scale, (B.T * w) @ B * scale
+        _, _, A, B, cov = weighted_moments(X, hz, w)
+        Cxz, Czz = cov(A, B), cov(B, B)
     S = Czz + np.asarray(R, dtype=float)
     S = 0.5 * (S + S.T)
     try:

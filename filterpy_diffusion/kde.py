@@ -32,7 +32,7 @@ from ._validation import (as_bandwidth, as_covariance, as_ensemble, as_vector,
                           magnitude_limit, triangular_solve)
 from .clustering import bonferroni_normaltest
 from .mixture import GaussianMixture
-from .weights import logsumexp
+from .weights import logsumexp, weighted_moments
 
 __all__ = ["ConditionalKDE", "CovarianceKDE", "ClusteredKDE", "EnKPFDensity",
            "check_evidence_threshold", "EVIDENCE_THRESHOLD", "MIN_INFORMATIVE_LAM",
@@ -71,25 +71,6 @@ def _log_prior(weights, N):
     w = w / w.max()
     with np.errstate(divide="ignore"):
         return np.log(w / w.sum()) + np.log(N)
-
-
-def _weighted_moments(X, Y, weights):
-    """Means and the (cross-)covariance factor of two ensembles, weighted by ``weights``.
-
-    Returns ``mean_x, mean_y, A, B, c`` with ``A, B`` the anomalies and
-    ``c(U, V) = sum_i w_i U_i V_i^T / (1 - sum w^2)``, the unbiased
-    "reliability weights" covariance of :func:`filterpy_diffusion.ensemble.ensemble_moments`
-    (``1/(N - 1)`` for uniform weights).
-    """
-    w = np.asarray(weights, dtype=float)
-    w = w / w.sum()
-    mx, my = w @ X, w @ Y
-    denom = 1.0 - w @ w
-    scale = 1.0 / denom if denom > 0 else 0.0
-
-    def cov(U, V):
-        return (U.T * w) @ V * scale
-    return mx, my, X - mx, Y - my, cov
 
 
 class _ConditionalDensity:
@@ -347,7 +328,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         Prior member weights ``pi_i`` (normalised here): component i has
         weight ``pi_i`` instead of ``1/N``, and ``mu``, ``C`` (hence the
         gain and the shrinkage target) are the weighted moments of
-        :func:`filterpy_diffusion.ensemble.ensemble_moments`. None or
+        :func:`filterpy_diffusion.weights.weighted_moments`. None or
         uniform: the unweighted KDE.
 
     Notes
@@ -408,11 +389,11 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         """Mean and covariance blocks weighted by the prior member weights."""
         N, m = X.shape[0], Y.shape[1]
         w = np.asarray(weights, dtype=float) / np.sum(weights)
-        self.mean_x, self.mean_y, A, B, cov = _weighted_moments(X, Y, w)
+        self.mean_x, self.mean_y, A, B, cov = weighted_moments(X, Y, w)
         self.Cxx = cov(A, A)
         if R is not None and predictions is not None:
             P = as_ensemble(predictions, "predictions", dim=m)
-            self.mean_prediction, _, Bp, _, _ = _weighted_moments(P, P, w)
+            self.mean_prediction, _, Bp, _, _ = weighted_moments(P, P, w)
             self.Cxy = cov(A, Bp)
             Chh = cov(Bp, Bp)
             self.Cyy = Chh + np.asarray(R, dtype=float)
@@ -778,7 +759,7 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
     weights : ndarray (N,), optional
         Prior member weights ``pi_i`` (normalised here): ``a_i`` gets the
         factor ``pi_i`` and the gain uses the weighted covariances of
-        :func:`filterpy_diffusion.ensemble.ensemble_moments`. None or
+        :func:`filterpy_diffusion.weights.weighted_moments`. None or
         uniform: the unweighted density. (:meth:`normality_pvalue` tests the
         members unweighted.)
 
@@ -824,7 +805,7 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
             def cov(U, W):
                 return U.T @ W / (N - 1)
         else:
-            mean_x, self._mean_p, _, _, cov = _weighted_moments(X, P, np.exp(self._log_prior))
+            mean_x, self._mean_p, _, _, cov = weighted_moments(X, P, np.exp(self._log_prior))
         # Frame: observations whitened by R, rotated to diagonalise cov(p).
         Pw = np.linalg.solve(self._LR, (P - self._mean_p).T).T
         lam, V = np.linalg.eigh(cov(Pw, Pw))

@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment, linprog
 from scipy.sparse import coo_matrix
 
 from ._validation import as_ensemble
-from .weights import check_weights
+from .weights import check_weights, weighted_moments
 
 __all__ = ["rmse", "spread", "wasserstein2", "lost_track"]
 
@@ -92,10 +92,10 @@ def spread(ensemble: npt.ArrayLike, weights: Optional[npt.ArrayLike] = None) -> 
     if w is None:
         var = X.var(axis=0, ddof=1)
     else:
-        denom = 1.0 - np.sum(w ** 2)
-        if denom <= 0:
+        if np.sum(w ** 2) >= 1.0:
             raise ValueError("weights put all mass on one member; the weighted variance is undefined")
-        var = w @ (X - w @ X) ** 2 / denom
+        _, _, A, _, cov = weighted_moments(X, None, w)
+        var = np.diagonal(cov(A, A))
     return float(np.sqrt(np.mean(var)))
 
 

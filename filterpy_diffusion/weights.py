@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 __all__ = ["logsumexp", "check_weights", "normalise_weights", "check_log_weights",
            "normalised_weights", "kish_ess", "effective_sample_size",
-           "effective_sample_size_rows"]
+           "effective_sample_size_rows", "weighted_moments"]
 
 
 def logsumexp(a: np.ndarray) -> float:
@@ -210,3 +210,43 @@ def effective_sample_size_rows(log_w: np.ndarray) -> np.ndarray:
     """
     w = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
     return w.sum(-1) ** 2 / np.einsum('...i,...i->...', w, w)
+
+
+def weighted_moments(X: np.ndarray, Y: Optional[np.ndarray], weights: npt.ArrayLike):
+    """Weighted means, anomalies and (cross-)covariance of two ensembles over the same members.
+
+    The one weighted covariance of the package (the filters' ``P`` and
+    gain, the covariance kernel, the spread metric): the unbiased
+    "reliability weights" estimate ``c(U, V) = sum_i w_i U_i V_i^T /
+    (1 - sum_i w_i^2)`` with ``w`` normalised, zero when one member holds
+    all the weight (``1 - sum w^2 = 0``).
+
+    Parameters
+    ----------
+    X : ndarray (N, a)
+    Y : ndarray (N, b) or None
+        None: ``mean_y`` and ``B`` are None.
+    weights : ndarray (N,)
+        Non-negative weights, not all zero (not checked).
+
+    Returns
+    -------
+    mean_x : ndarray (a,)
+    mean_y : ndarray (b,)
+    A : ndarray (N, a)
+        ``X - mean_x``.
+    B : ndarray (N, b)
+        ``Y - mean_y``.
+    cov : callable ``(U, V) -> ndarray``
+        ``c(U, V)`` for anomalies ``U`` (N, p) and ``V`` (N, q).
+    """
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    mx = w @ X
+    my = None if Y is None else w @ Y
+    denom = 1.0 - w @ w
+    scale = 1.0 / denom if denom > 0 else 0.0
+
+    def cov(U, V):
+        return (U.T * w) @ V * scale
+    return mx, my, X - mx, None if Y is None else Y - my, cov

@@ -8,7 +8,7 @@ from scipy.special import logsumexp as scipy_logsumexp
 from filterpy_diffusion import bandwidth, bridge, ensemble, mixture, particle, resampling, weights
 from filterpy_diffusion.weights import (check_log_weights, check_weights, effective_sample_size,
                                         kish_ess, logsumexp, normalise_weights,
-                                        normalised_weights)
+                                        normalised_weights, weighted_moments)
 
 log_weight_arrays = arrays(np.float64, st.integers(1, 40),
                            elements=st.floats(-700, 700, allow_nan=False, allow_infinity=False))
@@ -175,3 +175,27 @@ def test_ess_bisection_finds_the_exact_bandwidth_of_two_members():
     rows = bandwidth.select_by_ess_rows(
         lambda hs: np.array([effective_sample_size(lw(hs[0])), 2.0, 1.0]), t, 1e-3, 10.0, 3)
     assert rows[0] == h and rows[1] == 1e-3 and rows[2] == 10.0
+
+
+@given(arrays(float, st.tuples(st.integers(2, 12), st.integers(1, 4)),
+                  elements=st.floats(-100, 100, width=64)),
+       st.data())
+def test_weighted_moments_is_numpys_reliability_weighted_covariance(X, data):
+    N, d = X.shape
+    w = data.draw(arrays(float, N, elements=st.floats(0.01, 10, width=64)))
+    Y = X[:, ::-1] ** 2
+    mx, my, A, B, cov = weighted_moments(X, Y, w)
+    ref = np.cov(np.hstack([X, Y]).T, aweights=w, ddof=1).reshape(2 * d, 2 * d)
+    scale = 1.0 + np.abs(np.hstack([X, Y])).max() ** 2
+    np.testing.assert_allclose(mx, np.average(X, axis=0, weights=w), atol=1e-12 * scale)
+    np.testing.assert_allclose(cov(A, A), ref[:d, :d], atol=1e-9 * scale)
+    np.testing.assert_allclose(cov(A, B), ref[:d, d:], atol=1e-9 * scale)
+    np.testing.assert_allclose(cov(B, B), ref[d:, d:], atol=1e-9 * scale)
+
+
+def test_weighted_moments_is_zero_when_one_member_holds_all_the_weight():
+    X = np.arange(6.0).reshape(3, 2)
+    mx, my, A, B, cov = weighted_moments(X, None, np.array([0.0, 1.0, 0.0]))
+    np.testing.assert_array_equal(mx, X[1])
+    assert my is None and B is None
+    np.testing.assert_array_equal(cov(A, A), np.zeros((2, 2)))
