@@ -14,7 +14,7 @@ from scipy.linalg import LinAlgError, lapack
 
 __all__ = ["RngLike", "MAGNITUDE_HEADROOM", "magnitude_limit", "check_magnitude",
            "as_generator", "as_ensemble", "as_vector", "as_bandwidth", "as_covariance",
-           "is_singular", "psd_factor", "cholesky_factor", "triangular_solve"]
+           "is_singular", "psd_factor", "cholesky_factor", "triangular_solve", "check_inflation"]
 
 #: What every ``rng`` argument accepts: None (fresh OS entropy), an int seed,
 #: a SeedSequence or a Generator (used as is).
@@ -193,3 +193,20 @@ def triangular_solve(L: np.ndarray, B: np.ndarray, lower: bool = True,
     if info < 0:
         raise ValueError(f"illegal value in argument {-info} of LAPACK dtrtrs")
     return x
+
+
+def check_inflation(inflation, names: tuple, minimum: float = 1.0):
+    """``inflation`` if it is None, one of ``names`` or a finite float ``>= minimum``, else a ValueError.
+
+    ``minimum = 0`` means a positive factor (a deflation below 1 allowed).
+    Numbers are returned as float.
+    """
+    if inflation is None or (isinstance(inflation, str) and inflation in names):
+        return inflation
+    if (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
+            and np.isfinite(inflation) and (inflation > 0 if minimum == 0 else inflation >= minimum)):
+        return float(inflation)
+    bound = "> 0" if minimum == 0 else f">= {minimum:g}"
+    choices = ", ".join(repr(n) for n in names)
+    raise ValueError(f"inflation must be {choices}, None or a float {bound} (the anomaly "
+                     f"factor), got {inflation!r}")

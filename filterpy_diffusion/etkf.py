@@ -33,7 +33,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from ._validation import (RngLike, as_covariance, as_ensemble, as_generator, as_vector,
-                          cholesky_factor, triangular_solve)
+                          check_inflation, cholesky_factor, triangular_solve)
 
 __all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
            "mean_preserving_rotation", "rotate_anomalies", "check_whitening",
@@ -377,16 +377,6 @@ def transform_anomalies(A, U, s, l1=1.0):
     return l1[..., None, None] * (A + U @ (c[..., :, None] * (np.swapaxes(U, -1, -2) @ A)))
 
 
-def _check_inflation(inflation):
-    if inflation is None or (isinstance(inflation, str) and inflation in INFLATIONS):
-        return inflation
-    if (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
-            and np.isfinite(inflation) and inflation > 0):
-        return float(inflation)
-    raise ValueError(f"inflation must be None, 'finite-size' or a positive float (the anomaly "
-                     f"factor), got {inflation!r}")
-
-
 def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike, *,
                   inflation: Union[None, float, str] = None, rot: bool = False,
                   rng: RngLike = None, xN: float = 1.0,
@@ -460,7 +450,7 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     m = hz.shape[1]
     z = as_vector(z, "z", m)
     L = check_whitening(R, m)
-    inflation = _check_inflation(inflation)
+    inflation = check_inflation(inflation, INFLATIONS, minimum=0)
     if not (isinstance(xN, numbers.Real) and np.isfinite(xN) and xN > 0):
         raise ValueError(f"xN must be a positive float, got {xN!r}")
     N1 = N - 1

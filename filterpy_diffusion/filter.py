@@ -22,7 +22,7 @@ from .etkf import check_whitening, etkf_analysis, finite_size_factor
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
-from ._validation import RngLike, is_singular
+from ._validation import RngLike, check_inflation, is_singular
 from .ensemble import EnsembleFilter
 from .inflation import LAMBDA_RANGE, innovation_lambda
 from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
@@ -463,12 +463,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError(f"members_per_dim sets the bridge's particle-filter share; it does "
                              f"not apply to kernel={kernel!r}, gaussian_core={gaussian_core!r}")
         self.members_per_dim = float(policy.members_per_dim)
-        if not (inflation is None
-                or (isinstance(inflation, str) and inflation in ('auto', 'adaptive', 'finite-size'))
-                or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
-                    and inflation >= 1)):
-            raise ValueError(f"inflation must be 'auto', 'adaptive', 'finite-size', None or a float >= 1, "
-                             f"got {inflation!r}")
+        inflation = check_inflation(inflation, ('auto', 'adaptive', 'finite-size'))
         self.kernel = kernel
         self.bandwidth = bandwidth
         self.sigma_x = sigma_x

@@ -383,6 +383,8 @@ def test_bad_input_raises_value_error():
             cls(*args, **{**ok, "domain_length": -3})
         with pytest.raises(ValueError, match="inflation"):
             cls(*args, **ok, inflation=0.5)
+        with pytest.raises(ValueError, match="a float >= 1"):
+            cls(*args, **ok, inflation=np.inf)
     with pytest.raises(ValueError, match="inflation"):
         LETKF(*args, **ok, inflation="auto")            # the local filter's, not the LETKF's
     for bad in [dict(kernel="bridge"), dict(rot=1), dict(policy={"members_per_dim": 2}),

@@ -85,6 +85,8 @@ def test_sigma_with_another_kernel_is_an_error(kernel, given):
     (dict(kernel='covariance', sampler_options=['rho']), "must be a dict"),
     (dict(ess_target=True), "ess_target"),
     (dict(inflation=True), "inflation must be"),
+    (dict(inflation=np.inf), r"inflation must be .* a float >= 1"),   # was accepted
+    (dict(inflation='fixed'), "'auto', 'adaptive', 'finite-size', None or a float"),
 ])
 def test_ignored_or_malformed_options_are_errors_at_construction(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from .._validation import check_inflation
 from ..diffusion import DEFAULT_ODE_STEPS
 from ..ensemble import EnsembleFilter
 from ..etkf import finite_size_factor, rotate_anomalies
@@ -36,16 +37,6 @@ LOCAL_KERNELS = ("auto", "covariance", "etkf")
 DEFAULT_LETKF_INFLATION = 1.02
 
 
-def _check_inflation(inflation, allowed=("adaptive", "finite-size")):
-    if not (inflation is None or (isinstance(inflation, str) and inflation in allowed)
-            or (isinstance(inflation, numbers.Real) and not isinstance(inflation, bool)
-                and np.isfinite(inflation) and inflation >= 1)):
-        names = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"inflation must be {names}, None or a float >= 1 (the anomaly factor), "
-                         f"got {inflation!r}")
-    return inflation
-
-
 class _Inflating:
     """Prior inflation shared by the local filters (mixin over EnsembleFilter)."""
 
@@ -54,7 +45,7 @@ class _Inflating:
         return {"local": self.local.observed(idx)}
 
     def _init_inflation(self, inflation, allowed=("adaptive", "finite-size")):
-        self.inflation = _check_inflation(inflation, allowed)
+        self.inflation = check_inflation(inflation, allowed)
         # Prior variance of the variance factor's running estimate (Miyoshi 2011).
         self.inflation_var = LAMBDA_PRIOR_VAR
 
