@@ -195,7 +195,8 @@ def triangular_solve(L: np.ndarray, B: np.ndarray, lower: bool = True,
     return x
 
 
-def check_inflation(inflation, names: tuple, minimum: float = 1.0):
+def check_inflation(inflation: Union[None, str, float], names: tuple,
+                    minimum: float = 1.0) -> Union[None, str, float]:
     """``inflation`` if it is None, one of ``names`` or a finite float ``>= minimum``, else a ValueError.
 
     ``minimum = 0`` means a positive factor (a deflation below 1 allowed).

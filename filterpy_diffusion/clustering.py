@@ -376,7 +376,8 @@ def _screened(R, axes):
 
 def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
                    min_separation: float = MIN_SEPARATION, screen: Optional[float] = None,
-                   axes: int = MAX_AXES, refine_separation: float = REFINE_SEPARATION) -> np.ndarray:
+                   axes: int = MAX_AXES, refine_separation: float = REFINE_SEPARATION,
+                   return_searched: bool = False) -> Union[np.ndarray, tuple]:
     """Cluster labels of the rows of ``Z`` (e.g. the joint ``(x_i, hx(x_i))``), ndarray (N,).
 
     Parameters
@@ -403,11 +404,16 @@ def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
         Principal axes the screen looks along.
     refine_separation : float
         Candidate splits at least this far apart get classification-EM steps.
+    return_searched : bool, default False
+        Also return whether the full search ran (the screen, if any, saw a
+        cut at least ``screen`` apart).
 
     Returns
     -------
     labels : ndarray (N,) of int
         0 for one cluster; 0 and 1 for two.
+    searched : bool
+        Only with ``return_searched``.
     """
     Z = as_ensemble(Z, "Z", min_rows=2)
     if not (isinstance(clusters, str) and clusters == 'auto') and not (
@@ -419,30 +425,33 @@ def split_ensemble(Z: npt.ArrayLike, clusters: Union[str, int] = 'auto',
         raise ValueError(f"axes must be a positive integer or None, got {axes!r}")
     N = len(Z)
     single = np.zeros(N, dtype=int)
+
+    def out(labels, searched):
+        return (labels, searched) if return_searched else labels
     if clusters == 1 or N < 2 * min_cluster_size(1):
-        return single
+        return out(single, False)
     U, Vt, R = _frames(Z)    # once: every criterion below works in these frames
     D = R.shape[1]
     if N < 2 * min_cluster_size(D):
-        return single
+        return out(single, False)
     if (screen is not None and clusters == 'auto'
             and not np.any(axis_separations(_screened(R, axes), min_cluster_size(D)) >= screen)):
-        return single
+        return out(single, False)
     candidates = [lab for lab in _two_means(U, Vt, R, refine_separation=refine_separation, raw=Z)
                   if np.bincount(lab, minlength=2).min() >= min_cluster_size(D)]
     if not candidates:
-        return single
+        return out(single, True)
     if clusters == 'auto':
         separated = [_separation(R, lab) >= min_separation for lab in candidates]
         if not any(separated):       # the best-BIC one cannot pass either: skip the BICs
-            return single
+            return out(single, True)
     bic = [_bic(R, lab) for lab in candidates]
     best = int(np.argmin(bic))
     if clusters == 'auto' and (min(bic) >= _bic(R, single) or not separated[best]):
-        return single
+        return out(single, True)
     # Whether to split is decided; polishing only moves rows, and keeps
     # the split it was given if its own separation would not pass.
     labels = _polish(R, candidates[best])
     if clusters == 'auto' and _separation(R, labels) < min_separation:
-        return candidates[best]
-    return labels
+        return out(candidates[best], True)
+    return out(labels, True)

@@ -21,12 +21,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import logsumexp
 from filterpy.common import pretty_str
 
 from ._validation import (RngLike, as_covariance, as_generator, check_magnitude, magnitude_limit,
                           psd_factor)
-from .weights import check_log_weights, kish_ess, normalise_weights, weighted_moments
+from .weights import check_log_weights, kish_ess, logsumexp, normalise_weights, weighted_moments
 
 __all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]
 

@@ -30,10 +30,10 @@ from typing import Union
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize_scalar
-from scipy.special import logsumexp
 
 from ._validation import (RngLike, as_covariance, as_ensemble, as_generator, as_vector,
                           check_inflation, cholesky_factor, triangular_solve)
+from .weights import logsumexp
 
 __all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
            "mean_preserving_rotation", "rotate_anomalies", "check_whitening",

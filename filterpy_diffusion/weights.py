@@ -212,7 +212,7 @@ def effective_sample_size_rows(log_w: np.ndarray) -> np.ndarray:
     return w.sum(-1) ** 2 / np.einsum('...i,...i->...', w, w)
 
 
-def weighted_moments(X: np.ndarray, Y: Optional[np.ndarray], weights: npt.ArrayLike):
+def weighted_moments(X: np.ndarray, Y: Optional[np.ndarray], weights: npt.ArrayLike) -> tuple:
     """Weighted means, anomalies and (cross-)covariance of two ensembles over the same members.
 
     The one weighted covariance of the package (the filters' ``P`` and

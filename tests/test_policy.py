@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from filterpy_diffusion import DiffusionKDEFilter
+from filterpy_diffusion import DiffusionKDEFilter, clustering
 from filterpy_diffusion.policy import DEFAULT_POLICY, Policy
 
 
@@ -95,23 +95,72 @@ def test_members_per_dim_of_the_policy_moves_the_bridge():
 def test_the_bridges_gaussian_step_alone_consults_the_mode_and_normality_tests(monkeypatch):
     # kernel='auto' with the bridge: only a move with gamma < 1 has a
     # Gaussian step, and only there may the kernel replace the ETKF.
-    calls = []
+    # The resampled ensemble is tested only when the forecast's screen saw
+    # a gap (its full search ran).
+    calls, searched = [], []
     original = DiffusionKDEFilter._rest_kernel
+    original_labels = DiffusionKDEFilter._mode_labels
 
     def spy(self, *a):
         calls.append(True)
         return original(self, *a)
+
+    def spy_labels(self, *a, return_searched=False, **k):
+        out = original_labels(self, *a, return_searched=return_searched, **k)
+        if return_searched:             # the forecast's test
+            searched.append(out[1])
+        return out
     monkeypatch.setattr(DiffusionKDEFilter, "_rest_kernel", spy)
+    monkeypatch.setattr(DiffusionKDEFilter, "_mode_labels", spy_labels)
     f = DiffusionKDEFilter(np.zeros(2), np.eye(2) * 4, 2, 1.0, 30, lambda x: x,
                            lambda x, dt: x, rng=6)
     f.R = np.eye(2) * 0.05
     f.Q = np.eye(2) * 0.5
     rng = np.random.default_rng(7)
-    moved = 0
-    for _ in range(8):
+    tested = 0
+    for _ in range(12):
         f.predict()
         before = len(calls)
         f.update(rng.normal(size=2))
-        assert (len(calls) > before) == (f.gamma < 1), f.gamma
-        moved += f.gamma < 1
-    assert 0 < moved
+        assert (len(calls) > before) == (f.gamma < 1 and searched[-1]), (f.gamma, searched[-1])
+        tested += len(calls) > before
+    assert 0 < tested
+
+
+def test_a_resampled_ensemble_of_a_forecast_without_a_gap_is_not_searched(monkeypatch):
+    # The speed benchmark's input: a Gaussian forecast (N = 100, d = m = 3)
+    # whose full likelihood leaves fewer than c (r + 1) effective members, so
+    # every update is a move with gamma < 1. The resampled copies form
+    # clumps that passed the mode screen; the forecast shows no gap, so the
+    # full search must not run on them; with the forecast's screen taken as
+    # passed, it runs on most of them.
+    rng = np.random.default_rng([0, 100, 3])
+    L = np.eye(3) + rng.normal(size=(3, 3)) / np.sqrt(3)
+    X0 = rng.normal(size=(100, 3)) @ L.T
+    z = rng.normal(size=3) @ L.T + rng.normal(size=3)
+    searches = []
+    original = clustering._two_means
+
+    def spy(*a, **k):
+        searches.append(True)
+        return original(*a, **k)
+    monkeypatch.setattr(clustering, "_two_means", spy)
+
+    def run(seed):
+        f = DiffusionKDEFilter(np.zeros(3), np.eye(3), 3, 1.0, 100, lambda X: X.copy(),
+                               lambda x, dt: x, rng=seed, vectorized=True)
+        f.sigmas = X0.copy()
+        f.update(z)
+        assert f.gamma < 1 and f.kernel_used == 'bridge'
+    for seed in range(10):
+        run(seed)
+    assert not searches
+    original_labels = DiffusionKDEFilter._mode_labels
+
+    def always_searched(self, *a, return_searched=False, **k):
+        out = original_labels(self, *a, return_searched=return_searched, **k)
+        return (out[0], True) if return_searched else out
+    monkeypatch.setattr(DiffusionKDEFilter, "_mode_labels", always_searched)
+    for seed in range(10):
+        run(seed)
+    assert len(searches) >= 5
