@@ -732,9 +732,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         test of the forecast saw a gap. Its members are copies of forecast
         members with a jitter no wider than their mode, so a forecast
         without a gap along any of the screen's directions leaves gaps only
-        between the copies' clumps, which the screen takes for modes (it
-        passed on 93% of the speed benchmark's Gaussian N = 100, d = 3
-        moves, and the full search then split 3% of them).
+        between the copies' clumps, which the screen takes for modes (on
+        the speed benchmark's Gaussian N = 100, d = 3 input it let the
+        full search run on most moves: tests/test_policy.py).
         ``informed_dim``: the forecast's ``r`` for ``hz``, if the caller has it.
         """
         check_whitening(R, self.dim_z)
