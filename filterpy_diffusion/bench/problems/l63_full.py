@@ -24,14 +24,14 @@ KNOWN = {
     "json": "docs/data/bench_quick.json",
     "command": 'python -m filterpy_diffusion.bench --quick --no-progress --workers 1 --out docs/data/bench_quick.json',
     "rmse": {
-        "dkf": {20: 0.539, 100: 0.473},
+        "dkf": {20: 0.554, 100: 0.475},
         "enkf": {20: 0.549, 100: 0.544},
-        "sir": {20: 0.63, 100: 0.414},
+        "sir": {20: 0.487, 100: 0.458},
     },
     "w2": {
-        "dkf": {20: 0.745, 100: 0.427},
+        "dkf": {20: 0.775, 100: 0.421},
         "enkf": {20: 0.731, 100: 0.621},
-        "sir": {20: 0.838, 100: 0.39},
+        "sir": {20: 0.84, 100: 0.442},
     },
     "lost": {'sir': {20: 1}},
 }
