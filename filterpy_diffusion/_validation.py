@@ -119,6 +119,10 @@ def as_covariance(P: npt.ArrayLike, name: str, dim: int,
         P = np.diag(P)
     if P.shape != (dim, dim):
         raise ValueError(f"{name} must have shape ({dim}, {dim}) or be a scalar, got {P.shape}")
+    return _remembered(('cov', allow_singular), P, lambda: _checked_covariance(P, name, allow_singular))
+
+
+def _checked_covariance(P, name, allow_singular):
     if not np.all(np.isfinite(P)):
         raise ValueError(f"{name} must be finite")
     scale = max(np.abs(P).max(), np.finfo(float).tiny)
@@ -139,8 +143,12 @@ def is_singular(C: npt.ArrayLike) -> bool:
     largest (or it is zero): a noise-free component of a measurement
     covariance R, which cannot be inverted.
     """
-    ev = np.linalg.eigvalsh(np.atleast_2d(C))
-    return bool(ev.min() <= len(ev) * np.finfo(float).eps * max(ev.max(), 0.0))
+    C = np.atleast_2d(np.asarray(C, dtype=float))
+
+    def singular():
+        ev = np.linalg.eigvalsh(C)
+        return bool(ev.min() <= len(ev) * np.finfo(float).eps * max(ev.max(), 0.0))
+    return _remembered('singular', C, singular)
 
 
 def psd_factor(C: npt.ArrayLike) -> np.ndarray:
@@ -161,14 +169,40 @@ def cholesky_factor(R: npt.ArrayLike, why: str, fix: str) -> np.ndarray:
     singular ``R``; the message names R's smallest eigenvalue.
     """
     R = np.atleast_2d(np.asarray(R, dtype=float))
+
+    def factor():
+        try:
+            L = np.linalg.cholesky(R)
+        except np.linalg.LinAlgError:
+            L = None
+        if L is None or np.any(np.diag(L) <= 0):
+            raise ValueError(f"R must be positive definite {why}; it is singular (smallest "
+                             f"eigenvalue {np.linalg.eigvalsh(R).min():.3g}). {fix}")
+        return L
+    return _remembered('cholesky', R, factor)
+
+
+#: Results of the checks and factors above for the matrices seen last, by
+#: content: one update checks the same R (and R / (1 - gamma)) five or six
+#: times across the modules it passes through, an eigendecomposition each.
+#: Failures raise and are not kept; arrays are returned as copies.
+_REMEMBERED: dict = {}
+_REMEMBERED_ENTRIES = 16
+_REMEMBERED_MAX_SIZE = 4096
+
+
+def _remembered(kind, A, compute):
+    if A.size > _REMEMBERED_MAX_SIZE:
+        return compute()
+    key = (kind, A.shape, A.tobytes())
     try:
-        L = np.linalg.cholesky(R)
-    except np.linalg.LinAlgError:
-        L = None
-    if L is None or np.any(np.diag(L) <= 0):
-        raise ValueError(f"R must be positive definite {why}; it is singular (smallest "
-                         f"eigenvalue {np.linalg.eigvalsh(R).min():.3g}). {fix}")
-    return L
+        out = _REMEMBERED[key]
+    except KeyError:
+        out = compute()
+        if len(_REMEMBERED) >= _REMEMBERED_ENTRIES:
+            _REMEMBERED.pop(next(iter(_REMEMBERED)), None)
+        _REMEMBERED[key] = out
+    return out.copy() if isinstance(out, np.ndarray) else out
 
 
 def triangular_solve(L: np.ndarray, B: np.ndarray, lower: bool = True,

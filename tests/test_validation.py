@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.linalg import LinAlgError, solve_triangular
 
-from filterpy_diffusion._validation import as_covariance, triangular_solve
+from filterpy_diffusion._validation import as_covariance, cholesky_factor, is_singular, triangular_solve
 
 entries = st.floats(-10, 10, allow_nan=False, width=64)
 
@@ -67,3 +67,25 @@ def test_as_covariance_rejects_an_asymmetric_matrix():
     P[0, 1] = 0.5
     with pytest.raises(ValueError, match="P must be symmetric"):
         as_covariance(P, "P", 3)
+
+
+def test_remembered_checks_return_fresh_copies_and_do_not_keep_failures():
+    # The checks remember results by content (an update checks one R
+    # several times): a caller that writes into a result must not change
+    # what the next call gets, and a bad matrix must fail every time.
+    R = np.array([[2.0, 0.5], [0.5, 1.0]])
+    first = as_covariance(R, "R", 2)
+    first[0, 0] = -7.0
+    np.testing.assert_array_equal(as_covariance(R.copy(), "R", 2), R)
+    L = cholesky_factor(R, "here", "fix it")
+    L[:] = 0.0
+    np.testing.assert_array_equal(cholesky_factor(R, "here", "fix it"), np.linalg.cholesky(R))
+    bad = np.array([[1.0, 2.0], [2.0, 1.0]])       # indefinite
+    for _ in range(2):
+        with pytest.raises(ValueError, match="positive semi-definite"):
+            as_covariance(bad, "R", 2)
+    assert is_singular(np.diag([1.0, 0.0])) and not is_singular(R)
+    # allow_singular is part of what is remembered.
+    as_covariance(np.diag([1.0, 0.0]), "R", 2)
+    with pytest.raises(ValueError, match="positive definite"):
+        as_covariance(np.diag([1.0, 0.0]), "R", 2, allow_singular=False)
