@@ -381,7 +381,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         self._posterior_eigvals = np.maximum(lam, 0.0)   # of Cxx - K Cyx
         self.S_basis = U
         # Whitened simulated anomalies: the weights only need L^-1 (y_i - mu_y).
-        self._by = _solve_lower(self._Ly, (Y - self.mean_y).T).T
+        self._by = triangular_solve(self._Ly, (Y - self.mean_y).T).T
         self.shrink = bool(shrink)
         self.set_bandwidth(h)
 
@@ -393,7 +393,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         self.Cxx = cov(A, A)
         if R is not None and predictions is not None:
             P = as_ensemble(predictions, "predictions", dim=m)
-            self.mean_prediction, _, Bp, _, _ = weighted_moments(P, P, w)
+            self.mean_prediction, _, Bp, _, _ = weighted_moments(P, None, w)
             self.Cxy = cov(A, Bp)
             Chh = cov(Bp, Bp)
             self.Cyy = Chh + np.asarray(R, dtype=float)
@@ -452,7 +452,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         bandwidth search costs O(N m) per candidate.
         """
         z = as_vector(z, "z", self.dim_z)
-        e = _solve_lower(self._Ly, z - self.mean_y)
+        e = triangular_solve(self._Ly, z - self.mean_y)
         b, shrink, prior = self._by, self.shrink, self._log_prior
 
         def log_kernel(h):
@@ -465,7 +465,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
     def _log_kernel_offsets_at(self, z):
         """``h -> log kernel + |e|^2 / (2 h^2)``: its member-dependent part, without cancellation."""
         z = as_vector(z, "z", self.dim_z)
-        e = _solve_lower(self._Ly, z - self.mean_y)
+        e = triangular_solve(self._Ly, z - self.mean_y)
         b, shrink, prior = self._by, self.shrink, self._log_prior
         eb, bb = b @ e, np.einsum('ij,ij->i', b, b)
 
@@ -489,7 +489,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         given, and of the kernel's resolution: the low-variance evidence
         :class:`ClusteredKDE` weighs its clusters by.
         """
-        e = _solve_lower(self._Ly, as_vector(z, "z", self.dim_z) - self.mean_prediction)
+        e = triangular_solve(self._Ly, as_vector(z, "z", self.dim_z) - self.mean_prediction)
         return float(-0.5 * (e @ e + self.dim_z * np.log(2 * np.pi))
                      - np.sum(np.log(np.diag(self._Ly))))
 
@@ -500,7 +500,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         gradient of the log evidence in the mean and ``cov(mean) =
         cov(hx(x_i)) / N``.
         """
-        e = _solve_lower(self._Ly, as_vector(z, "z", self.dim_z) - self.mean_prediction)
+        e = triangular_solve(self._Ly, as_vector(z, "z", self.dim_z) - self.mean_prediction)
         g = triangular_solve(self._Ly.T, e, lower=False)
         return float(g @ self._mean_prediction_cov @ g)
 
@@ -530,10 +530,6 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
         T = self.S_basis[:, keep] * np.sqrt(lam[keep])
         U = (M - origin) @ (self.S_basis[:, keep] / np.sqrt(lam[keep]))
         return GaussianMixture(U, self._component_log_weights(z), 1.0), origin, T
-
-
-def _solve_lower(L, b):
-    return triangular_solve(L, b)
 
 
 def check_evidence_threshold(t):
