@@ -118,13 +118,20 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     eN, cL = finite_size_coefficients(s, N, xN)
     s2, du2 = s ** 2, du ** 2
 
+    # In u = log l^2, with q_i = e^u s_i^2 + N - 1 and w2_i = du_i^2 s_i^2:
+    # D'(u) = c_L - eps_N e^-u - e^u sum w2_i / q_i^2 and D''(u) = eps_N e^-u
+    # - e^u sum w2_i / q_i^2 + 2 e^2u sum w2_i s_i^2 / q_i^3.
+    w2 = du2 * s2
+
     def cost(u):
         e = np.exp(np.asarray(u, dtype=float))[..., None]
         return np.sum(du2 / (e * s2 + N1), axis=-1) + eN / e[..., 0] + cL * np.asarray(u)
 
-    def slope(u):
+    def slope_curvature(u):
         e = np.exp(u)
-        return -e * np.sum(du2 * s2 / (e * s2 + N1) ** 2) - eN / e + cL
+        iq = 1.0 / (e * s2 + N1)
+        a = e * (w2 @ (iq * iq))
+        return cL - a - eN / e, -a + 2.0 * e * e * (w2 @ (s2 * iq ** 3)) + eN / e
 
     lo = np.log(eN / cL)
     if not np.any(du2 * s2 > 0):
@@ -145,8 +152,8 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     grid = np.linspace(lo, hi, 257)
     k = int(np.argmin(cost(grid)))
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-    if slope(a) < 0 < slope(b):
-        u = _newton_bisection(slope, lambda u: _curvature(u, s2, du2, N1, eN), a, b)
+    if slope_curvature(a)[0] < 0 < slope_curvature(b)[0]:
+        u = _newton_bisection(slope_curvature, a, b)
     else:    # two stationary points between neighbouring grid points: no sign bracket
         u = minimize_scalar(cost, bounds=(a, b), method='bounded',
                             options={'xatol': 1e-10 * max(1.0, abs(grid[k]))}).x
@@ -159,23 +166,20 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     return float(np.exp(0.5 * u))
 
 
-def _curvature(u, s2, du2, N1, eN):
-    """Second derivative in u of the dual cost of :func:`finite_size_inflation`."""
-    e = np.exp(u)
-    q = e * s2 + N1
-    return -e * np.sum(du2 * s2 / q ** 2) + 2 * e * e * np.sum(du2 * s2 ** 2 / q ** 3) + eN / e
+def _newton_bisection(fg, a, b, tol=1e-12, maxiter=100):
+    """Root of ``f`` in ``[a, b]`` with ``f(a) < 0 < f(b)``: Newton steps kept in the bracket.
 
-
-def _newton_bisection(fp, fpp, a, b, tol=1e-12, maxiter=100):
-    """Root of ``fp`` in ``[a, b]`` with ``fp(a) < 0 < fp(b)``: Newton steps kept in the bracket."""
+    ``fg(u)`` returns ``(f(u), f'(u))``.
+    """
     u = 0.5 * (a + b)
     for _ in range(maxiter):
-        g = fp(u)
+        g, h = fg(u)
+        if g == 0.0:    # else b = u, and a Newton step to u is outside (a, b): bisection
+            return u
         if g < 0:
             a = u
         else:
             b = u
-        h = fpp(u)
         step = g / h if h > 0 else np.inf
         new = u - step
         if not a < new < b:
@@ -380,6 +384,7 @@ def transform_anomalies(A, U, s, l1=1.0):
 def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike, *,
                   inflation: Union[None, float, str] = None, rot: bool = False,
                   rng: RngLike = None, xN: float = 1.0,
+                  inflation_floor: Union[None, float] = None,
                   return_transform: bool = False) -> tuple[np.ndarray, dict]:
     """One ensemble-transform Kalman analysis (symmetric square root, mean-preserving).
 
@@ -417,6 +422,11 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
         Source of the rotation (unused without ``rot``).
     xN : float > 0, default 1
         Certainty of the finite-size hyperprior (:func:`finite_size_coefficients`).
+    inflation_floor : None or float > 0, default None
+        With ``inflation='finite-size'``, the factor used is at least this
+        (the bridge passes the forecast's own finite-size factor, so a core
+        that sees only part of the likelihood never inflates less than the
+        whole would have asked for).
     return_transform : bool, default False
         Also return the ``(N, N)`` matrix ``T_a`` (with inflation and
         rotation) of ``X_a = mean + w^T A + T_a A`` as ``info['T']``.
@@ -451,6 +461,14 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     z = as_vector(z, "z", m)
     L = check_whitening(R, m)
     inflation = check_inflation(inflation, INFLATIONS, minimum=0)
+    if inflation_floor is not None:
+        if inflation != 'finite-size':
+            raise ValueError(f"inflation_floor bounds the estimated factor of "
+                             f"inflation='finite-size'; got inflation={inflation!r}")
+        if not (isinstance(inflation_floor, numbers.Real) and not isinstance(inflation_floor, bool)
+                and np.isfinite(inflation_floor) and inflation_floor > 0):
+            raise ValueError(f"inflation_floor must be a finite float > 0 (an anomaly factor), "
+                             f"got {inflation_floor!r}")
     if not (isinstance(xN, numbers.Real) and np.isfinite(xN) and xN > 0):
         raise ValueError(f"xN must be a positive float, got {xN!r}")
     N1 = N - 1
@@ -464,6 +482,8 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
         l1 = 1.0
     elif inflation == 'finite-size':
         l1 = finite_size_inflation(s, du, N, xN)
+        if inflation_floor is not None:
+            l1 = max(l1, float(inflation_floor))
     else:
         l1 = inflation
     l2 = l1 * l1

@@ -335,11 +335,44 @@ def test_constructor_rejects_bad_gaussian_core_options(kw, match):
 
 @pytest.mark.parametrize("bad, match", [(dict(inflation=-1.0), "inflation"),
                                         (dict(inflation='Miyoshi'), "inflation"),
-                                        (dict(xN=0.0), "xN")])
+                                        (dict(xN=0.0), "xN"),
+                                        (dict(inflation_floor=1.1), "inflation_floor"),
+                                        (dict(inflation=1.2, inflation_floor=1.1),
+                                         "inflation_floor"),
+                                        (dict(inflation='finite-size', inflation_floor=0.0),
+                                         "inflation_floor"),
+                                        (dict(inflation='finite-size',
+                                              inflation_floor=float('nan')), "inflation_floor")])
 def test_etkf_analysis_rejects_bad_options(bad, match):
     X = np.random.default_rng(0).normal(size=(5, 2))
     with pytest.raises(ValueError, match=match):
         etkf_analysis(X, X[:, :1], np.zeros(1), np.eye(1), **bad)
+
+
+@given(linear_problem(N_min=3), st.floats(0.5, 2.0))
+def test_inflation_floor_is_the_larger_of_the_estimate_and_the_floor(problem, floor):
+    # The floor changes nothing but the factor: the analysis is the ETKF at
+    # max(l_N, floor), bit for bit, and l_N where the estimate is larger.
+    X, Hm, R, z = problem
+    hz = X @ Hm.T
+    Xa, info = etkf_analysis(X, hz, z, R, inflation='finite-size', inflation_floor=floor)
+    l_N = finite_size_factor(hz, z, R)
+    assert info['inflation'] == max(l_N, floor)
+    Xb, _ = etkf_analysis(X, hz, z, R, inflation=max(l_N, floor))
+    np.testing.assert_array_equal(Xa, Xb)
+
+
+def test_newton_bisection_stops_at_an_exact_root():
+    # An exact zero of f once made the bracket's end the iterate, so every
+    # later Newton step fell outside it and bisection ran to the tolerance.
+    from filterpy_diffusion.etkf import _newton_bisection
+    calls = []
+
+    def fg(u):
+        calls.append(u)
+        return u - 0.25, 1.0
+    assert _newton_bisection(fg, 0.0, 1.0) == 0.25
+    assert len(calls) == 2
 
 
 def test_finite_size_inflation_finds_the_deeper_of_two_minima():
