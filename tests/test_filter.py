@@ -290,6 +290,23 @@ def test_collapsed_ensemble_warns_and_carries_on(kernel):
     assert np.all(np.isfinite(f.sigmas)) and f.P[0, 0] > 0
 
 
+@pytest.mark.parametrize("sampler", ['ode', 'exact'])
+def test_one_cluster_of_a_repeated_state_is_that_state(sampler):
+    # One cluster spread out, the other 20 copies of one state (a bridge
+    # move can leave those): that cluster's conditional is its point, and
+    # its sampler has nothing to diffuse. It raised a ValueError
+    # (DAPPER Lorenz63.wiljes2017, N = 30, tuning seed 3012).
+    X = np.vstack([np.random.default_rng(0).normal(size=(20, 2)), np.full((20, 2), 10.0)])
+    f = DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 40, lambda x: x[:1] ** 2,
+                           lambda x, dt: x, kernel='covariance', sampler=sampler, rng=0)
+    f.sigmas, f.R = X.copy(), np.array([[2500.0]])
+    f.update(np.array([50.0]))
+    assert f.n_clusters == 2
+    at_point = np.all(f.sigmas == 10.0, axis=1)
+    assert 0 < at_point.sum() < 40
+    assert np.all(np.abs(f.sigmas[~at_point]) < 6)       # the spread cluster's draws
+
+
 def test_far_observation_warns_and_stays_finite():
     f = make(N=30, kernel='covariance'); f.predict()
     with pytest.warns(RuntimeWarning, match="underflows"):
