@@ -95,7 +95,7 @@ def spread(ensemble: npt.ArrayLike, weights: Optional[npt.ArrayLike] = None) -> 
         if np.sum(w ** 2) >= 1.0:
             raise ValueError("weights put all mass on one member; the weighted variance is undefined")
         _, _, A, _, cov = weighted_moments(X, None, w)
-        var = np.diagonal(cov(A, A))
+        var = cov(A * A, np.ones((len(A), 1)))[:, 0]    # the diagonal only: O(N dim)
     return float(np.sqrt(np.mean(var)))
 
 
