@@ -743,11 +743,17 @@ class DiffusionKDEFilter(EnsembleFilter):
         w = self.weights
         gain = self._gain(X, hz, R, None if np.all(w == w[0]) else w)
         lam = {'post': self.inflation_mean}
-
+        # EnKF-N's estimate presumes one Gaussian forecast: no floor for one
+        # the mode test split (z then tells its modes apart, or the kernel
+        # would have the update).
+        one_mode = labels is None or labels.max() == 0
         rest = {}
 
         def core(Xm, hzm, zz, Rg, gamma):
-            r = None
+            # The forecast's rank for the inflation rule: every copy of a
+            # resampled member is jittered with the forecast's weighted
+            # covariance, so the resampled anomalies keep its span.
+            r = informed_dim
             if kernels and rest_test:
                 r = informed_dimension(hzm, Rg)   # once: the mode floor and the inflation
                 out = self._rest_kernel(Xm, hzm, zz, Rg, r)
@@ -755,7 +761,11 @@ class DiffusionKDEFilter(EnsembleFilter):
                     rest.update(out)
                     return out['sigmas']
             infl, lam['post'] = self._core_inflation(hzm, zz, Rg, r)
-            new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl,
+            floor = None
+            if infl == 'finite-size' and self.policy.core_inflation_floor and one_mode:
+                # The forecast's own factor for the whole z (Policy.core_inflation_floor).
+                floor = finite_size_factor(hz, z, R, self.xN)
+            new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=floor,
                                       rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
             lam['factor'] = info['inflation']
             return new

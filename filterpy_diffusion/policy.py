@@ -121,6 +121,22 @@ class Policy:
     xN : float > 0, default 1.0
         Confidence in the finite-size inflation's prior (DAPPER's ``xN``;
         1 is ``EnKF_N``'s untuned default).
+    core_inflation_floor : bool, default True
+        With finite-size inflation, a bridge move's Gaussian core inflates
+        at least by the forecast's own finite-size factor for the whole
+        likelihood (``etkf_analysis(..., inflation_floor=)``), unless the
+        mode test split the forecast (EnKF-N's estimate presumes one
+        Gaussian forecast). The core sees only the remainder
+        ``R / (1 - gamma)``, whose weak innovation asks for almost no
+        inflation even when the forecast is too narrow for the whole ``z``,
+        and the weights cannot widen anything: on DAPPER
+        ``Lorenz63.sakov2012`` at N = 100 (tuning seed 3001) the ensemble
+        collapsed onto a wrong track. A rule, not a threshold: the floor is
+        the estimate the plain ETKF would use. Tuning seeds 3000-3005,
+        N = 20 / 50 / 100: rmse.a 0.458 / 0.386 / 0.347 with it, 0.466 /
+        0.404 / 0.381 without; ``wiljes2017`` (14 seeds) 2.200 against
+        2.236, and 2.406 with the floor on split forecasts too
+        (docs/design-log.md, entry 29).
     """
     mode_axes: int = MAX_AXES
     mode_screen: float = 3.0
@@ -137,6 +153,7 @@ class Policy:
     h_range: tuple = (1e-3, 0.999)
     inflation_var: float = 0.01
     xN: float = 1.0
+    core_inflation_floor: bool = True
 
     def __post_init__(self):
         if not (isinstance(self.mode_axes, numbers.Integral) and not isinstance(self.mode_axes, bool)
@@ -154,6 +171,9 @@ class Policy:
         _positive("normality_alpha", self.normality_alpha, high=1.0)
         _positive("inflation_var", self.inflation_var)
         _positive("xN", self.xN)
+        if not isinstance(self.core_inflation_floor, bool):
+            raise ValueError(f"Policy.core_inflation_floor must be True or False, "
+                             f"got {self.core_inflation_floor!r}")
         lo_hi = tuple(self.h_range) if isinstance(self.h_range, (tuple, list)) else ()
         if not (len(lo_hi) == 2 and all(isinstance(v, numbers.Real) for v in lo_hi)
                 and 0 < lo_hi[0] < lo_hi[1] < 1):

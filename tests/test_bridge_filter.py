@@ -9,7 +9,8 @@ import pytest
 
 from filterpy_diffusion import DiffusionKDEFilter
 from filterpy_diffusion.bridge import MEMBERS_PER_DIM, RESAMPLE_FRACTION
-from filterpy_diffusion.etkf import etkf_analysis
+from filterpy_diffusion.etkf import etkf_analysis, finite_size_factor
+from filterpy_diffusion.policy import Policy
 from kalman_twin import F, H, Q, R, assert_close_to_kalman, run_with_kalman
 
 
@@ -112,3 +113,47 @@ def test_auto_inflation_is_finite_size_when_the_ensemble_spans_the_observations(
         np.testing.assert_allclose(f.sigmas, ref.sigmas, rtol=1e-12, atol=1e-12)
         assert f.inflation_factor == pytest.approx(ref.inflation_factor, rel=1e-12)
         assert f.inflation_factor > 1.0 and f.inflation_mean == lam   # only Miyoshi carries state
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_move_inflates_at_least_by_the_forecast_finite_size_factor(seed):
+    # A narrow-enough ensemble for weights to take part of the likelihood
+    # (0 < gamma < 1): the core sees R / (1 - gamma), whose weaker
+    # innovation asks for less inflation than the whole z does. With
+    # Policy.core_inflation_floor the move uses the forecast's factor for
+    # the whole z there; everything before the core is the same draw.
+    d, N, z = 3, 40, np.full(3, 1.5)
+    X = np.random.default_rng(seed).normal(size=(N, d))
+    out = {}
+    for floor in (True, False):
+        f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x,
+                               kernel='bridge', rng=seed, policy=Policy(core_inflation_floor=floor))
+        f.R = 0.5 * np.eye(d)
+        f.sigmas = X.copy()
+        f.update(z)
+        out[floor] = f
+    l_full = finite_size_factor(X, z, 0.5 * np.eye(d))
+    on, off = out[True], out[False]
+    assert 0 < on.gamma == off.gamma < 1
+    assert off.inflation_factor < l_full          # the floor binds here
+    assert on.inflation_factor == pytest.approx(max(off.inflation_factor, l_full), rel=1e-12)
+    assert not np.allclose(on.sigmas, off.sigmas)
+
+
+def test_no_inflation_floor_for_a_forecast_the_mode_test_split():
+    # The floor is EnKF-N's estimate for one Gaussian forecast; a forecast
+    # split into modes (whose move the bridge gets because z tells them
+    # apart) keeps the core's own factor.
+    d, N, z, R = 3, 40, np.full(3, 1.5), 0.5 * np.eye(3)
+    X = np.random.default_rng(0).normal(size=(N, d))
+    split = (np.arange(N) >= N // 2).astype(int)
+    factors = {}
+    for name, labels in (('one', np.zeros(N, int)), ('split', split)):
+        f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x,
+                               rng=0)
+        out = f._bridge(X, z, R, kernels=True, labels=labels, rest_test=False)
+        assert 0 < out['gamma'] < 1
+        factors[name] = out['inflation_factor']
+    l_full = finite_size_factor(X, z, R)
+    assert factors['one'] == pytest.approx(l_full, rel=1e-12)
+    assert factors['split'] < l_full
