@@ -64,6 +64,7 @@ from scipy.optimize import brentq
 
 from ._validation import (as_covariance, as_ensemble, as_generator, as_vector,
                           cholesky_factor, triangular_solve)
+from .etkf import _rounding_level
 from .particle import gaussian_log_likelihood
 # The weight and resampling helpers live in weights.py and resampling.py;
 # they are re-exported here, where they were first defined.
@@ -131,12 +132,12 @@ def informed_dimension(hz, R):
     R = as_covariance(R, "R", m)
     L = cholesky_factor(R, "(the bridge whitens by R^-1/2)",
                         "Add a small noise variance to the exactly observed components.")
-    Yw = triangular_solve(L, (hz - hz.mean(0)).T).T
-    s = np.linalg.svd(Yw, compute_uv=False)
+    mean = hz.mean(0)
+    s = np.linalg.svd(triangular_solve(L, (hz - mean).T).T, compute_uv=False)
     if s.size == 0 or s[0] == 0.0:
         return 0
-    tol = max(N, m) * np.finfo(float).eps * s[0]
-    return int(np.sum(s > tol))
+    # The ETKF's rank rule: above the SVD's and the mean's rounding.
+    return int(np.sum(s > _rounding_level(s, L, mean, hz.shape)))
 
 
 def required_ess(informed_dim, members_per_dim=MEMBERS_PER_DIM):

@@ -291,12 +291,23 @@ def _whitened_svd(Y, d, L, ref):
     """
     Yw = triangular_solve(L, Y.T).T
     U, s, Vt = np.linalg.svd(Yw, full_matrices=False)       # r = min(N, m)
-    N, m = Y.shape
-    eps = np.finfo(float).eps
-    ref_w = triangular_solve(L, ref)
-    tol = 4 * eps * (np.sqrt(N * m) * np.max(np.abs(ref_w)) + max(N, m) * (s[0] if s.size else 0))
-    s = np.where(s > tol, s, 0.0)
+    s = np.where(s > _rounding_level(s, L, ref, Y.shape), s, 0.0)
     return U, s, Vt, triangular_solve(L, d)
+
+
+def _rounding_level(s, L, ref, shape):
+    """Singular values of whitened anomalies at or below this are rounding residue.
+
+    ``s`` (descending) of ``(Y - ref) L^-T`` for ``Y`` of ``shape`` (N, m):
+    the SVD's own error, ``max(N, m) eps s_1``, plus that of the
+    subtraction of the mean ``ref`` (m,), ``sqrt(N m) eps max|L^-1 ref|``
+    (members far from the origin and close together leave a residue of
+    their mean's rounding, which the SVD's own tolerance takes for spread).
+    """
+    N, m = shape
+    eps = np.finfo(float).eps
+    ref_w = triangular_solve(L, np.asarray(ref, dtype=float))
+    return 4 * eps * (np.sqrt(N * m) * np.max(np.abs(ref_w)) + max(N, m) * (s[0] if s.size else 0))
 
 
 def finite_size_factor(hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike,
