@@ -24,12 +24,12 @@ KNOWN = {
     "json": "docs/data/bench_quick.json",
     "command": 'python -m filterpy_diffusion.bench --quick --no-progress --workers 1 --out docs/data/bench_quick.json',
     "rmse": {
-        "dkf": {20: 0.554, 100: 0.475},
+        "dkf": {20: 0.548, 100: 0.472},
         "enkf": {20: 0.549, 100: 0.544},
         "sir": {20: 0.487, 100: 0.458},
     },
     "w2": {
-        "dkf": {20: 0.775, 100: 0.421},
+        "dkf": {20: 0.754, 100: 0.41},
         "enkf": {20: 0.731, 100: 0.621},
         "sir": {20: 0.84, 100: 0.442},
     },

@@ -26,12 +26,12 @@ KNOWN = {
     "json": "docs/data/bench_quick.json",
     "command": 'python -m filterpy_diffusion.bench --quick --no-progress --workers 1 --out docs/data/bench_quick.json',
     "rmse": {
-        "dkf": {20: 9.37, 100: 5.73},
+        "dkf": {20: 6.44, 100: 6.13},
         "enkf": {20: 5.64, 100: 4.86},
         "sir": {20: 5.32, 100: 5.97},
     },
     "w2": {
-        "dkf": {20: 11.6, 100: 6.13},
+        "dkf": {20: 10.0, 100: 5.8},
         "enkf": {20: 9.67, 100: 10.3},
         "sir": {20: 13.3, 100: 7.65},
     },

@@ -30,12 +30,12 @@ KNOWN = {
     "json": "docs/data/bench_quick.json",
     "command": 'python -m filterpy_diffusion.bench --quick --no-progress --workers 1 --out docs/data/bench_quick.json',
     "rmse": {
-        "dkf": {20: 1.24, 100: 1.33},
+        "dkf": {20: 1.14, 100: 1.33},
         "enkf": {20: 0.144, 100: 0.822},
         "sir": {20: 2.56, 100: 0.595},
     },
     "w2": {
-        "dkf": {20: 0.67, 100: 0.362},
+        "dkf": {20: 0.746, 100: 0.361},
         "enkf": {20: 1.64, 100: 1.1},
         "sir": {20: 1.68, 100: 1.24},
     },
