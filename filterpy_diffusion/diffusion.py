@@ -270,13 +270,18 @@ def sample(mixture, n, rng=None, sampler='ode', steps=None, **options):
     """Draw n samples from ``mixture`` with the named sampler ('exact', 'ode' or 'sde')."""
     if not isinstance(mixture, GaussianMixture):
         raise ValueError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if mixture.dim == 0:
+        # No coordinates (a whitened cluster of one repeated state): every
+        # sample is the empty point, and nothing needs drawing.
+        return np.zeros((n, 0))
     if sampler == 'exact':
         return sample_exact(mixture, n, rng)
     if sampler == 'ode':
         return sample_ode(mixture, n, rng, DEFAULT_ODE_STEPS if steps is None else steps, **options)
     if sampler == 'sde':
         return sample_sde(mixture, n, rng, DEFAULT_SDE_STEPS if steps is None else steps, **options)
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
 
 _SAMPLER_FUNCTIONS = {'exact': sample_exact, 'ode': sample_ode, 'sde': sample_sde}

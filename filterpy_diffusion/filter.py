@@ -981,11 +981,6 @@ class DiffusionKDEFilter(EnsembleFilter):
                 if n == 0:
                     continue
                 mixture, origin, T = p.whitened(z)
-                if mixture.dim == 0:
-                    # A cluster of one repeated state (copies left by a
-                    # resampling): its conditional is that point, shifted.
-                    new.append(np.repeat(origin[None], n, axis=0))
-                    continue
                 new.append(origin + sample(mixture, n, self.rng, sampler, steps,
                                            **self.sampler_options) @ T.T)
             new = np.concatenate(new)

@@ -249,3 +249,15 @@ def test_dpm2m_batch_with_a_coordinate_without_spread_stays_finite():
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out[:, 1], 0.3)          # ratio 1: nothing moves
     np.testing.assert_allclose(out[:, 0], u[:, 0] * np.sqrt(0.25 / 4.0))   # the linear flow
+
+
+@pytest.mark.parametrize("sampler", ['exact', 'ode', 'sde'])
+def test_a_mixture_without_coordinates_samples_the_empty_point(sampler):
+    # A whitened cluster of one repeated state has no coordinates: every
+    # sampler returns n empty rows and draws nothing (the ODE's noise scale
+    # took the largest of no eigenvalues and raised).
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    out = sample(GaussianMixture(np.zeros((5, 0)), np.zeros(5), 1.0), 7, rng, sampler)
+    assert out.shape == (7, 0)
+    assert rng.bit_generator.state == state
