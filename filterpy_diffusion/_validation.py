@@ -230,11 +230,11 @@ def triangular_solve(L: np.ndarray, B: np.ndarray, lower: bool = True,
 
 
 def check_inflation(inflation: Union[None, str, float], names: tuple,
-                    minimum: float = 1.0) -> Union[None, str, float]:
+                    minimum: float = 1.0, name: str = "inflation") -> Union[None, str, float]:
     """``inflation`` if it is None, one of ``names`` or a finite float ``>= minimum``, else a ValueError.
 
     ``minimum = 0`` means a positive factor (a deflation below 1 allowed).
-    Numbers are returned as float.
+    Numbers are returned as float. ``name``: the argument, for the message.
     """
     if inflation is None or (isinstance(inflation, str) and inflation in names):
         return inflation
@@ -242,6 +242,6 @@ def check_inflation(inflation: Union[None, str, float], names: tuple,
             and np.isfinite(inflation) and (inflation > 0 if minimum == 0 else inflation >= minimum)):
         return float(inflation)
     bound = "> 0" if minimum == 0 else f">= {minimum:g}"
-    choices = ", ".join(repr(n) for n in names)
-    raise ValueError(f"inflation must be {choices}, None or a float {bound} (the anomaly "
+    choices = ", ".join([repr(n) for n in names] + ["None"])
+    raise ValueError(f"{name} must be {choices} or a float {bound} (the anomaly "
                      f"factor), got {inflation!r}")

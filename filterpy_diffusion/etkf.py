@@ -134,7 +134,7 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
         return cL - a - eN / e, -a + 2.0 * e * e * (w2 @ (s2 * iq ** 3)) + eN / e
 
     lo = np.log(eN / cL)
-    if not np.any(du2 * s2 > 0):
+    if not np.any(w2 > 0):
         return float(np.exp(0.5 * lo))   # no information: the prior's mode
     # Beyond e^u = (eps_N + sum du_i^2 / s_i^2) / c_L the slope is positive
     # (each e s^2 / (e s^2 + N - 1)^2 <= 1 / (e s^2)), so every stationary
@@ -476,10 +476,7 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
         if inflation != 'finite-size':
             raise ValueError(f"inflation_floor bounds the estimated factor of "
                              f"inflation='finite-size'; got inflation={inflation!r}")
-        if not (isinstance(inflation_floor, numbers.Real) and not isinstance(inflation_floor, bool)
-                and np.isfinite(inflation_floor) and inflation_floor > 0):
-            raise ValueError(f"inflation_floor must be a finite float > 0 (an anomaly factor), "
-                             f"got {inflation_floor!r}")
+        inflation_floor = check_inflation(inflation_floor, (), minimum=0, name="inflation_floor")
     if not (isinstance(xN, numbers.Real) and np.isfinite(xN) and xN > 0):
         raise ValueError(f"xN must be a positive float, got {xN!r}")
     N1 = N - 1
@@ -494,7 +491,7 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     elif inflation == 'finite-size':
         l1 = finite_size_inflation(s, du, N, xN)
         if inflation_floor is not None:
-            l1 = max(l1, float(inflation_floor))
+            l1 = max(l1, inflation_floor)
     else:
         l1 = inflation
     l2 = l1 * l1
