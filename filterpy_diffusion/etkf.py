@@ -37,7 +37,7 @@ from .weights import logsumexp
 
 __all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
            "mean_preserving_rotation", "rotate_anomalies", "check_whitening",
-           "finite_size_factor", "etkf_analysis"]
+           "whitened_spectrum", "finite_size_factor", "etkf_analysis"]
 
 #: The string values of ``inflation`` besides a float and None.
 INFLATIONS = ('finite-size',)
@@ -329,13 +329,40 @@ def finite_size_factor(hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike,
     -------
     float
     """
+    s, du = whitened_spectrum(hz, z, R)
+    return finite_size_inflation(s, du, len(hz), xN)
+
+
+def whitened_spectrum(hz: npt.ArrayLike, z: npt.ArrayLike,
+                      R: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """What the finite-size estimate reads from a forecast: ``s`` and ``du``.
+
+    ``s`` are the singular values of the whitened predicted-measurement
+    anomalies ``(hz_i - mean) L^-T`` (``R = L L^T``; values at rounding
+    level set to 0, so ``count_nonzero(s)`` is
+    :func:`filterpy_diffusion.bridge.informed_dimension`'s rank) and ``du``
+    the whitened innovation ``L^-1 (z - mean)`` in their right singular
+    basis. One SVD serves both the rank and
+    :func:`finite_size_inflation` (``finite_size_factor`` is
+    ``finite_size_inflation(*whitened_spectrum(hz, z, R), N, xN)``).
+
+    Parameters
+    ----------
+    hz : ndarray (N, dim_z)
+    z : ndarray (dim_z,)
+    R : ndarray (dim_z, dim_z), positive definite
+
+    Returns
+    -------
+    s, du : ndarray (min(N, dim_z),)
+    """
     hz = as_ensemble(hz, "hz", min_rows=2)
     m = hz.shape[1]
     z = as_vector(z, "z", m)
     L = check_whitening(R, m)
     yb = hz.mean(0)
     _, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L, yb)
-    return finite_size_inflation(s, Vt @ dw, hz.shape[0], xN)
+    return s, Vt @ dw
 
 
 def mean_weights(U, s, du, l1=1.0):

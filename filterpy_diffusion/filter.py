@@ -18,7 +18,8 @@ import numpy.typing as npt
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
 from .bridge import bridge_analysis, informed_dimension, required_ess
-from .etkf import check_whitening, etkf_analysis, finite_size_factor
+from .etkf import (check_whitening, etkf_analysis, finite_size_factor, finite_size_inflation,
+                   whitened_spectrum)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
@@ -547,9 +548,17 @@ class DiffusionKDEFilter(EnsembleFilter):
             labels = np.zeros(self.N, dtype=int)
         return (labels, searched) if return_searched else labels
 
-    def _informed_dim(self, hz, R):
-        """:func:`~filterpy_diffusion.bridge.informed_dimension`, or None for a singular R."""
-        return None if is_singular(R) else informed_dimension(hz, R)
+    def _forecast_spectrum(self, hz, z, R):
+        """:func:`~filterpy_diffusion.etkf.whitened_spectrum` of the forecast and its rank.
+
+        The rank is :func:`~filterpy_diffusion.bridge.informed_dimension`'s;
+        the spectrum, the inflation floor's input, comes from the same SVD.
+        ``(None, None)`` for a singular R (no whitened frame).
+        """
+        if is_singular(R):
+            return None, None
+        spectrum = whitened_spectrum(hz, z, R)
+        return spectrum, int(np.count_nonzero(spectrum[0]))
 
     def _mode_floor(self, r):
         """Members each mode of kernel='auto' needs: the bridge's ``c (r + 1)``.
@@ -562,7 +571,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         for the mean). Fewer, and its moments are sampling noise: on DAPPER's
         ``Lorenz63.sakov2012`` at N = 10 the mode test split 29% of the
         forecasts into modes of about five members (tuning seed 3001).
-        ``r`` from :meth:`_informed_dim`; None (a singular R, which has no
+        ``r`` from :meth:`_forecast_spectrum`; None (a singular R, which has no
         whitened frame): no floor.
         """
         return None if r is None else required_ess(r, self.members_per_dim)
@@ -645,7 +654,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         return ConditionalKDE(X, Y, sx, sy, weights=prior), (f if auto else None)
 
     # --- Gaussian core (etkf.py) hook ---
-    def _auto_inflation(self, hz, z, R, r=None):
+    def _auto_inflation(self, hz, z, R, r=None, spectrum=None):
         """``inflation='auto'``: this update's anomaly factor and the adaptive state after it.
 
         Returns ``('finite-size', lam)`` (the ETKF's own EnKF-N factor) when
@@ -666,28 +675,34 @@ class DiffusionKDEFilter(EnsembleFilter):
         directions it is the estimator for. Tuning seeds 3000-3002, N = 20
         / 40: rmse.a 0.182 / 0.178 (EnKF-N alone 0.247 / 0.179, Miyoshi
         alone 0.187 / 0.181, ``EnKF('Sqrt', infl=1.02)`` 0.182 / 0.178).
-        A singular R (no whitened frame): Miyoshi's alone.
+        A singular R (no whitened frame): Miyoshi's alone. ``spectrum``:
+        :func:`~filterpy_diffusion.etkf.whitened_spectrum` of ``(hz, z, R)``
+        if already computed (it gives ``r`` too, when ``r`` is None).
         """
         lam_b, v_b = self.inflation_mean, self.inflation_var
         if is_singular(R):
             lam = innovation_lambda(hz, z, R, lam_b, v_b)
             return float(np.sqrt(max(lam, 1.0))), lam
-        r = informed_dimension(hz, R) if r is None else r
+        if r is None:
+            spectrum = whitened_spectrum(hz, z, R) if spectrum is None else spectrum
+            r = int(np.count_nonzero(spectrum[0]))
         if r >= self.dim_z:
             return 'finite-size', lam_b
         lam = innovation_lambda(hz, z, R, lam_b, v_b)
         share = r / self.dim_z
-        log_f = (share * np.log(finite_size_factor(hz, z, R, self.xN))
+        spectrum = whitened_spectrum(hz, z, R) if spectrum is None else spectrum
+        log_f = (share * np.log(finite_size_inflation(*spectrum, len(hz), self.xN))
                  + (1.0 - share) * 0.5 * np.log(max(lam, 1.0)))
         return float(np.exp(log_f)), lam
 
-    def _core_inflation(self, hz, z, R, r=None):
+    def _core_inflation(self, hz, z, R, r=None, spectrum=None):
         """The ETKF core's ``inflation=`` argument and the adaptive state after this update.
 
-        ``r``: :func:`~filterpy_diffusion.bridge.informed_dimension` of ``(hz, R)``, if known.
+        ``r`` (the rank the rule uses) and ``spectrum`` (of ``(hz, z, R)``):
+        see :meth:`_auto_inflation`.
         """
         if self.inflation == 'auto':
-            return self._auto_inflation(hz, z, R, r)
+            return self._auto_inflation(hz, z, R, r, spectrum)
         if self.inflation == 'adaptive':
             lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
             return np.sqrt(max(lam_post, 1.0)), lam_post
@@ -714,7 +729,7 @@ class DiffusionKDEFilter(EnsembleFilter):
     # --- end Gaussian core hook ---
 
     def _bridge(self, X, z, R, hz=None, kernels=False, labels=None, informed_dim=None,
-                rest_test=True):
+                rest_test=True, spectrum=None):
         """kernel='bridge': exact-likelihood weights for ``L^gamma``, the ETKF for the rest.
 
         :func:`filterpy_diffusion.bridge.bridge_analysis` with the ETKF core
@@ -735,7 +750,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         between the copies' clumps, which the screen takes for modes (on
         the speed benchmark's Gaussian N = 100, d = 3 input it let the
         full search run on most moves: tests/test_policy.py).
-        ``informed_dim``: the forecast's ``r`` for ``hz``, if the caller has it.
+        ``informed_dim``: the forecast's ``r`` for ``hz``, if the caller has
+        it, and ``spectrum`` its :func:`~filterpy_diffusion.etkf.whitened_spectrum`.
         """
         check_whitening(R, self.dim_z)
         if hz is None:
@@ -753,18 +769,21 @@ class DiffusionKDEFilter(EnsembleFilter):
             # The forecast's rank for the inflation rule: every copy of a
             # resampled member is jittered with the forecast's weighted
             # covariance, so the resampled anomalies keep its span.
-            r = informed_dim
+            r, own = informed_dim, None
             if kernels and rest_test:
-                r = informed_dimension(hzm, Rg)   # once: the mode floor and the inflation
+                # Once: the mode floor and the inflation.
+                own = whitened_spectrum(hzm, zz, Rg)
+                r = int(np.count_nonzero(own[0]))
                 out = self._rest_kernel(Xm, hzm, zz, Rg, r)
                 if out is not None:
                     rest.update(out)
                     return out['sigmas']
-            infl, lam['post'] = self._core_inflation(hzm, zz, Rg, r)
+            infl, lam['post'] = self._core_inflation(hzm, zz, Rg, r, own)
             floor = None
             if infl == 'finite-size' and self.policy.core_inflation_floor and one_mode:
                 # The forecast's own factor for the whole z (Policy.core_inflation_floor).
-                floor = finite_size_factor(hz, z, R, self.xN)
+                floor = (finite_size_factor(hz, z, R, self.xN) if spectrum is None
+                         else finite_size_inflation(*spectrum, self.N, self.xN))
             new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=floor,
                                       rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
             lam['factor'] = info['inflation']
@@ -832,14 +851,15 @@ class DiffusionKDEFilter(EnsembleFilter):
             return self._kernel_update('covariance', X, z, R)
         hz = self._measure(X)
         joint = np.hstack([X, hz])
-        r = self._informed_dim(hz, R)      # once: the mode floor and the bridge's thresholds
+        # Once: the mode floor, the bridge's thresholds and the core's inflation floor.
+        spectrum, r = self._forecast_spectrum(hz, z, R)
         labels, searched = self._mode_labels(joint, min_members=self._mode_floor(r),
                                              return_searched=True)
 
         def core():
             if self.gaussian_core == 'bridge':
                 return self._bridge(X, z, R, hz, kernels=True, labels=labels, informed_dim=r,
-                                    rest_test=searched)
+                                    rest_test=searched, spectrum=spectrum)
             if self.gaussian_core == 'etkf':
                 return self._gaussian_core(X, hz, z, R)
             return self._kernel_update('enkpf', X, z, R, hz=hz, labels=np.zeros(self.N, int))

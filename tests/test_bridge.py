@@ -128,6 +128,27 @@ def test_informed_dimension_is_the_generic_rank(seed, N, d, m):
     assert informed_dimension(X @ H.T, np.eye(m) * 0.3) == min(N - 1, d, m)
 
 
+@settings(max_examples=60, deadline=None)
+@given(arrays(float, st.tuples(st.integers(2, 12), st.integers(1, 6)),
+              elements=st.floats(-50.0, 50.0, allow_nan=False)),
+       st.integers(1, 4), st.floats(0.05, 3.0), st.integers(0, 2**31))
+@example(hz=np.array([[1e8, 1e8], [1e8 + 1e-7, 1e8]]), copies=1, r2=0.3, seed=0)
+def test_whitened_spectrum_gives_the_informed_dimension_and_the_finite_size_factor(
+        hz, copies, r2, seed):
+    # One SVD serves the filter's rank and its inflation floor: both must be
+    # what the two public functions compute apart, on full-rank ensembles,
+    # repeated members (rank below N - 1) and rounding-level spread.
+    from filterpy_diffusion.etkf import finite_size_factor, finite_size_inflation, whitened_spectrum
+    hz = np.repeat(hz, copies, axis=0)
+    m = hz.shape[1]
+    R = r2 * np.eye(m) + 0.1 * r2 * np.ones((m, m))
+    z = hz.mean(0) + np.random.default_rng(seed).normal(size=m)
+    s, du = whitened_spectrum(hz, z, R)
+    assert s.shape == du.shape == (min(len(hz), m),)
+    assert np.count_nonzero(s) == informed_dimension(hz, R)
+    assert finite_size_inflation(s, du, len(hz)) == finite_size_factor(hz, z, R)
+
+
 # ---------------------------------------------------------------- the move
 def test_regularised_resample_equal_weights_is_a_copy():
     X = np.arange(12.0).reshape(6, 2)
