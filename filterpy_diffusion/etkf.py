@@ -150,15 +150,17 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     hi = min(hi, U_MAX)
     hi = max(hi, lo + 1e-6)
     grid = np.linspace(lo, hi, 257)
-    k = int(np.argmin(cost(grid)))
+    costs = cost(grid)
+    k = int(np.argmin(costs))
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
     if slope_curvature(a)[0] < 0 < slope_curvature(b)[0]:
         u = _newton_bisection(slope_curvature, a, b)
     else:    # two stationary points between neighbouring grid points: no sign bracket
         u = minimize_scalar(cost, bounds=(a, b), method='bounded',
                             options={'xatol': 1e-10 * max(1.0, abs(grid[k]))}).x
-    u = u if cost(u) <= cost(grid[k]) else grid[k]
-    if capped and cost(u) > cL * U_MAX:
+    cu = cost(u)
+    u, cu = (u, cu) if cu <= costs[k] else (grid[k], costs[k])
+    if capped and cu > cL * U_MAX:
         raise FloatingPointError(
             f"finite-size inflation has no minimum below l^2 = exp({U_MAX:g}): the innovation "
             f"is far outside the ensemble's spread in observation space (check z, R and hx, "
