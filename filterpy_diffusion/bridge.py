@@ -303,7 +303,7 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
                     resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None,
-                    informed_dim=None):
+                    informed_dim=None, count_state=False):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -356,6 +356,14 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         so that the jitter never blurs separated modes into one.
     informed_dim : int, optional
         :func:`informed_dimension` of ``(hz, R)`` if already computed.
+    count_state : bool, default False
+        Count in ``n_required`` and ``n_resample`` the directions a move
+        redraws, ``max(r, min(N - 1, dim_x))``, instead of ``r``: a move
+        resamples and jitters whole members, so with fewer observed
+        directions than state directions it needs ``c`` members for each
+        state direction, not only for those the weights see. The same as
+        ``r`` when the observations span the state (``dim_z >= dim_x``,
+        generic ``hx``).
 
     Returns
     -------
@@ -364,6 +372,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         Log weights, maximum 0.
     info : dict
         ``'gamma'``, ``'n_required'``, ``'n_resample'``, ``'informed_dim'``,
+        ``'counted_dim'`` (the dimension the two thresholds count),
         ``'ess'`` (of the carried or tempered weights), ``'moved'`` (bool).
 
     Examples
@@ -403,9 +412,10 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "non-zero): z is too far from hx of every member for float arithmetic; check z, R "
             "and hx")
     r = informed_dimension(hz, R) if informed_dim is None else informed_dim
-    n_req = required_ess(r, members_per_dim)
-    n_move = resample_threshold(N, r, members_per_dim, resample_fraction)
-    info = {'n_required': n_req, 'n_resample': n_move, 'informed_dim': r}
+    counted = max(r, min(N - 1, X.shape[1])) if count_state else r
+    n_req = required_ess(counted, members_per_dim)
+    n_move = resample_threshold(N, counted, members_per_dim, resample_fraction)
+    info = {'n_required': n_req, 'n_resample': n_move, 'informed_dim': r, 'counted_dim': counted}
     full = log_w + log_lik
     if _keeps_ess(full, n_move):
         lw = full - full.max()

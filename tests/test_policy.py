@@ -33,7 +33,7 @@ def test_default_policy_is_the_filters_and_is_frozen():
     ("mode_ess_target", -0.2), ("enkpf_ess_target", 2.0), ("normality_alpha", 0.0),
     ("h_range", (0.5, 0.1)), ("h_range", (0.0, 0.5)), ("h_range", 0.3),
     ("inflation_var", 0.0), ("xN", -1.0), ("members_per_dim", True),
-    ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5)])
+    ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5), ("move_members", "all")])
 def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
     with pytest.raises(ValueError, match=f"Policy.{field}"):
         Policy(**{field: bad})
@@ -90,6 +90,65 @@ def test_members_per_dim_of_the_policy_moves_the_bridge():
         f.update(np.array([0.8]))
         gammas.append(f.gamma)
     assert gammas[0] > gammas[1]
+
+
+def test_move_members_state_counts_the_unobserved_directions(monkeypatch):
+    # Ten state variables, one observed, N = 12: the weights see r = 1
+    # direction (c (r + 1) = 5 < 12, so they take part of the likelihood),
+    # but a move redraws min(N - 1, 10) = 10 (c * 11 > 12): with 'state'
+    # the update is the Gaussian core alone, the ETKF of the forecast.
+    from filterpy_diffusion.bridge import MEMBERS_PER_DIM
+    from filterpy_diffusion.etkf import etkf_analysis
+    d, N = 10, 12
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(N, d)) @ np.diag(np.linspace(1.0, 2.0, d))
+    z = np.array([0.9])
+    R = np.array([[0.2]])
+    seen = {}
+    import filterpy_diffusion.filter as filt
+    original = filt.bridge_analysis
+
+    def spy(*a, **kw):
+        out = original(*a, **kw)
+        seen.setdefault(kw['count_state'], []).append(out[2])
+        return out
+    monkeypatch.setattr(filt, 'bridge_analysis', spy)
+    results = {}
+    for members in ('informed', 'state'):
+        f = DiffusionKDEFilter(np.zeros(d), np.eye(d), 1, 1.0, N, lambda x: x[..., :1],
+                               lambda x, dt: x, rng=3, policy=Policy(move_members=members),
+                               vectorized=True)
+        f.R = R
+        f.sigmas = X.copy()
+        f.update(z)
+        results[members] = (f.gamma, np.array(f.sigmas))
+    informed, state = seen[False][0], seen[True][0]
+    assert informed['informed_dim'] == state['informed_dim'] == 1
+    assert informed['counted_dim'] == 1 and state['counted_dim'] == min(N - 1, d)
+    assert state['n_required'] == MEMBERS_PER_DIM * (min(N - 1, d) + 1) > N
+    assert results['informed'][0] > 0 and results['state'][0] == 0.0
+    # The core alone: the (rotated, finite-size inflated) ETKF of the forecast.
+    core = DiffusionKDEFilter(np.zeros(d), np.eye(d), 1, 1.0, N, lambda x: x[..., :1],
+                              lambda x, dt: x, rng=3, kernel='etkf', vectorized=True)
+    core.R = R
+    core.sigmas = X.copy()
+    core.update(z)
+    np.testing.assert_allclose(results['state'][1].mean(0), np.asarray(core.sigmas).mean(0),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_move_members_state_changes_nothing_when_the_observations_span_the_state():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(40, 3))
+    out = []
+    for members in ('informed', 'state'):
+        f = DiffusionKDEFilter(np.zeros(3), np.eye(3), 3, 1.0, 40, lambda x: x, lambda x, dt: x,
+                               rng=5, policy=Policy(move_members=members), vectorized=True)
+        f.R = 0.3 * np.eye(3)
+        f.sigmas = X.copy()
+        f.update(np.array([0.5, -0.2, 0.1]))
+        out.append((f.gamma, np.array(f.sigmas)))
+    assert out[0][0] == out[1][0] and np.array_equal(out[0][1], out[1][1])
 
 
 def test_the_bridges_gaussian_step_alone_consults_the_mode_and_normality_tests(monkeypatch):
