@@ -189,11 +189,17 @@ def cholesky_factor(R: npt.ArrayLike, why: str, fix: str) -> np.ndarray:
 _REMEMBERED: dict = {}
 _REMEMBERED_ENTRIES = 16
 _REMEMBERED_MAX_SIZE = 4096
+#: Larger matrices (the Q of a 1000-variable model) are kept apart, a few
+#: at a time, each beside a copy it is compared with (O(d^2)) instead of a
+#: byte key: an unchanged Q then costs predict() no O(d^3) check and factor
+#: (d = 1000: 0.4 s per call before).
+_REMEMBERED_LARGE: list = []
+_REMEMBERED_LARGE_ENTRIES = 4
 
 
 def _remembered(kind, A, compute):
     if A.size > _REMEMBERED_MAX_SIZE:
-        return compute()
+        return _remembered_large(kind, A, compute)
     key = (kind, A.shape, A.tobytes())
     try:
         out = _REMEMBERED[key]
@@ -202,6 +208,19 @@ def _remembered(kind, A, compute):
         if len(_REMEMBERED) >= _REMEMBERED_ENTRIES:
             _REMEMBERED.pop(next(iter(_REMEMBERED)), None)
         _REMEMBERED[key] = out
+    return out.copy() if isinstance(out, np.ndarray) else out
+
+
+def _remembered_large(kind, A, compute):
+    for entry in _REMEMBERED_LARGE:
+        if entry[0] == kind and entry[1].shape == A.shape and np.array_equal(entry[1], A):
+            out = entry[2]
+            break
+    else:
+        out = compute()
+        if len(_REMEMBERED_LARGE) >= _REMEMBERED_LARGE_ENTRIES:
+            _REMEMBERED_LARGE.pop(0)
+        _REMEMBERED_LARGE.append((kind, A.copy(), out))
     return out.copy() if isinstance(out, np.ndarray) else out
 
 

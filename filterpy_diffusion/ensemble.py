@@ -24,7 +24,7 @@ import numpy.typing as npt
 from filterpy.common import pretty_str
 
 from ._validation import (RngLike, as_covariance, as_generator, check_magnitude, magnitude_limit,
-                          psd_factor)
+                          psd_factor, _remembered)
 from .weights import check_log_weights, kish_ess, logsumexp, normalise_weights, weighted_moments
 
 __all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]
@@ -588,7 +588,9 @@ class EnsembleFilter:
     def _gaussian_noise(self, cov, n):
         """``n`` draws from N(0, cov) with ``self.rng``: ndarray (n, dim); cov PSD (dim, dim)."""
         cov = np.atleast_2d(cov)
-        return self.rng.standard_normal((n, cov.shape[0])) @ psd_factor(cov).T
+        # The same Q or R on every call: its factor is remembered by content.
+        factor = _remembered('psd_factor', cov, lambda: psd_factor(cov))
+        return self.rng.standard_normal((n, cov.shape[0])) @ factor.T
 
     def _gain(self, X, hz, R, weights=None):
         """``{'K', 'S', 'SI'}`` of the forecast ``X`` (N, dim_x) with predictions ``hz``, via ``self.inv``."""

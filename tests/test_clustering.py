@@ -426,3 +426,26 @@ def test_screen_skips_the_search_on_gaussian_ensembles():
         assert np.array_equal(lab, split_ensemble(Z, 'auto', screen=np.inf))
         calls += 1
     assert calls == 20
+
+
+@given(arrays(float, st.tuples(st.integers(6, 14), st.integers(15, 40)),
+              elements=st.integers(-1000, 1000).map(lambda i: i / 100.0)))
+def test_frames_of_wide_rows_match_an_svd(Z):
+    # (Entries on a grid of 0.01: spreads near 1e-200 square to zero in any
+    # Gram matrix, where only an SVD of the rows would still see them.)
+    # More columns than rows (a 1000-variable joint ensemble): the frame
+    # comes from the N x N Gram matrix. Its reduced rows must be the
+    # principal coordinates of the standardised rows, up to the axes'
+    # signs and order within a repeated singular value: the same Gram
+    # matrix R R^T as the SVD's U_k S_k, so every criterion in the frame
+    # (BIC, separation, the screen's whitened directions) is unchanged.
+    from filterpy_diffusion.clustering import _frames, _standardised
+    U = _standardised(Z)
+    _, R = _frames(Z)[::2]
+    s = np.linalg.svd(U, compute_uv=False)
+    k = int(np.sum(s > 1e-6 * max(s[0], np.finfo(float).tiny)))
+    assert R.shape == (len(Z), k)
+    scale = max(s[0] ** 2, 1.0)
+    np.testing.assert_allclose(R @ R.T, U @ U.T, atol=1e-8 * scale)
+    np.testing.assert_allclose(np.sort(np.linalg.svd(R, compute_uv=False))[::-1], s[:k],
+                               rtol=1e-7, atol=1e-9 * max(s[0], 1.0))

@@ -89,3 +89,29 @@ def test_remembered_checks_return_fresh_copies_and_do_not_keep_failures():
     as_covariance(np.diag([1.0, 0.0]), "R", 2)
     with pytest.raises(ValueError, match="positive definite"):
         as_covariance(np.diag([1.0, 0.0]), "R", 2, allow_singular=False)
+
+
+def test_large_covariances_are_checked_once_and_again_when_they_change(monkeypatch):
+    # A Q of more than 4096 entries is remembered beside a copy: the same
+    # content is not checked again (no eigendecomposition), a changed one is.
+    import filterpy_diffusion._validation as v
+    calls = []
+    original = np.linalg.eigvalsh
+
+    def counting(a, *args, **kw):
+        calls.append(a.shape)
+        return original(a, *args, **kw)
+    monkeypatch.setattr(v.np.linalg, "eigvalsh", counting)
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(80, 80))
+    Q = B @ B.T / 80 + np.eye(80)
+    first = as_covariance(Q, "Q", 80)
+    second = as_covariance(Q.copy(), "Q", 80)
+    assert len(calls) == 1 and np.array_equal(first, second)
+    second[0, 0] = 1e9       # the caller's copy: the remembered result is not touched
+    assert np.array_equal(as_covariance(Q, "Q", 80), first) and len(calls) == 1
+    bad = Q.copy()
+    bad[3, 3] = -50.0
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        as_covariance(bad, "Q", 80)
+    assert len(calls) == 2
