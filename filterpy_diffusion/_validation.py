@@ -189,12 +189,14 @@ def cholesky_factor(R: npt.ArrayLike, why: str, fix: str) -> np.ndarray:
 _REMEMBERED: dict = {}
 _REMEMBERED_ENTRIES = 16
 _REMEMBERED_MAX_SIZE = 4096
-#: Larger matrices (the Q of a 1000-variable model) are kept apart, a few
-#: at a time, each beside a copy it is compared with (O(d^2)) instead of a
-#: byte key: an unchanged Q then costs predict() no O(d^3) check and factor
-#: (d = 1000: 0.4 s per call before).
+#: Larger matrices (the Q of a 1000-variable model) are kept apart, each
+#: beside a copy it is compared with (O(d^2)) instead of a byte key: an
+#: unchanged Q then costs predict() no O(d^3) check and factor (d = 1000:
+#: 0.4 s per call before). Least recently used first out: an update's
+#: R / (1 - gamma) changes every cycle and must not push out Q and R,
+#: which take six entries between them.
 _REMEMBERED_LARGE: list = []
-_REMEMBERED_LARGE_ENTRIES = 4
+_REMEMBERED_LARGE_ENTRIES = 12
 
 
 def _remembered(kind, A, compute):
@@ -212,9 +214,16 @@ def _remembered(kind, A, compute):
 
 
 def _remembered_large(kind, A, compute):
-    for entry in _REMEMBERED_LARGE:
-        if entry[0] == kind and entry[1].shape == A.shape and np.array_equal(entry[1], A):
+    # A strided sample of about 64 entries rejects a different matrix
+    # before the full O(d^2) comparison.
+    step = max(1, A.size // 64)
+    sample = A.ravel()[::step]
+    for i, entry in enumerate(_REMEMBERED_LARGE):
+        if (entry[0] == kind and entry[1].shape == A.shape
+                and np.array_equal(entry[1].ravel()[::step], sample)
+                and np.array_equal(entry[1], A)):
             out = entry[2]
+            _REMEMBERED_LARGE.append(_REMEMBERED_LARGE.pop(i))
             break
     else:
         out = compute()
