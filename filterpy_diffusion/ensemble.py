@@ -24,7 +24,7 @@ import numpy.typing as npt
 from filterpy.common import pretty_str
 
 from ._validation import (RngLike, as_covariance, as_generator, check_magnitude, magnitude_limit,
-                          psd_factor, _remembered)
+                          _remembered, psd_factor)
 from .weights import check_log_weights, kish_ess, logsumexp, normalise_weights, weighted_moments
 
 __all__ = ["EnsembleFilter", "ensemble_moments", "ensemble_gain"]

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
-from .bridge import bridge_analysis, informed_dimension, required_ess
+from .bridge import bridge_analysis, required_ess
 from .etkf import (check_whitening, etkf_analysis, finite_size_factor, finite_size_inflation,
                    whitened_spectrum)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
