@@ -151,7 +151,9 @@ class Policy:
         N = 20 / 100 against 0.080 / 0.072 (``EnKF_N``'s values, to four
         digits); no model blow-up on the land-ocean ``miyoshi2011`` at
         N = 100; but ``Lorenz63.wiljes2017`` (``x`` of Lorenz-63, 14 seeds)
-        2.449 against 2.200. Not the default until it is measured on the
+        2.449 against 2.200, and ``DoublePendulum.settings101`` (2 of 4
+        observed, seeds 3000-3002) 2.00 against 1.36 at N = 20 and one
+        model blow-up in three runs at N = 100. Not the default until it is measured on the
         reporting seeds (docs/design-log.md, entry 35).
     """
     mode_axes: int = MAX_AXES
