@@ -101,22 +101,19 @@ def _frames(Z):
     N, D = U.shape
     # Principal axes from the smaller Gram matrix (cheaper than an SVD of
     # the N x D rows, and only directions with sv > 1e-6 sv_max are kept,
-    # far above where squaring the condition number loses them).
-    if D > N:
-        # Rows in more dimensions than members (a 1000-variable state):
-        # the N x N Gram matrix U U^T = W S^2 W^T gives the same axes,
-        # V = U^T W / S, for the directions with spread; the D x D one
-        # took 0.67 s at D = 1250, N = 20 for what it had to offer.
-        ev, W = np.linalg.eigh(U @ U.T)
-        ev, W = ev[::-1], W[:, ::-1]
-        sv = np.sqrt(np.maximum(ev, 0.0))
-        keep = sv > 1e-6 * max(sv[0], np.finfo(float).tiny)
-        Vt = (U.T @ (W[:, keep] / sv[keep])).T
-        return U, Vt, U @ Vt.T
-    ev, V = np.linalg.eigh(U.T @ U)
+    # far above where squaring the condition number loses them). With
+    # more dimensions than members (a 1000-variable state) that is the
+    # N x N one, U U^T = W S^2 W^T, whose axes are V = U^T W / S for the
+    # directions with spread; the D x D one took 0.67 s at D = 1250,
+    # N = 20 for what it had to offer.
+    wide = D > N
+    ev, V = np.linalg.eigh(U @ U.T if wide else U.T @ U)
     ev, V = ev[::-1], V[:, ::-1]
     sv = np.sqrt(np.maximum(ev, 0.0))
     keep = sv > 1e-6 * max(sv[0], np.finfo(float).tiny)
+    if wide:
+        Vt = (U.T @ (V[:, keep] / sv[keep])).T
+        return U, Vt, U @ Vt.T
     Vt = V.T
     return U, Vt, U @ Vt[keep].T
 

@@ -683,14 +683,14 @@ class DiffusionKDEFilter(EnsembleFilter):
         if is_singular(R):
             lam = innovation_lambda(hz, z, R, lam_b, v_b)
             return float(np.sqrt(max(lam, 1.0))), lam
+        if spectrum is None and (r is None or r < self.dim_z):
+            spectrum = whitened_spectrum(hz, z, R)
         if r is None:
-            spectrum = whitened_spectrum(hz, z, R) if spectrum is None else spectrum
             r = int(np.count_nonzero(spectrum[0]))
         if r >= self.dim_z:
             return 'finite-size', lam_b
         lam = innovation_lambda(hz, z, R, lam_b, v_b)
         share = r / self.dim_z
-        spectrum = whitened_spectrum(hz, z, R) if spectrum is None else spectrum
         log_f = (share * np.log(finite_size_inflation(*spectrum, len(hz), self.xN))
                  + (1.0 - share) * 0.5 * np.log(max(lam, 1.0)))
         return float(np.exp(log_f)), lam
