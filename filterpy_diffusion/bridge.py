@@ -303,7 +303,7 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
                     resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None,
-                    informed_dim=None, count_state=False):
+                    informed_dim=None, count_state=False, move_needs_state=False):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -364,6 +364,15 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         state direction, not only for those the weights see. The same as
         ``r`` when the observations span the state (``dim_z >= dim_x``,
         generic ``hx``).
+    move_needs_state : bool, default False
+        No move unless the ensemble could afford one on the whole state:
+        when ``N <= c (min(N - 1, dim_x) + 1)``, the members a fully
+        observed state of this size would need, the thresholds count
+        ``max(r, min(N - 1, dim_x))`` (so ``gamma = 0``: the Gaussian core);
+        otherwise ``r``, so the weights still go down to ``c (r + 1)``.
+        Without it, observing fewer directions of a large state allows more
+        weighting than observing all of them. The filter's default
+        (``Policy.move_members='auto'``).
 
     Returns
     -------
@@ -412,7 +421,11 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "non-zero): z is too far from hx of every member for float arithmetic; check z, R "
             "and hx")
     r = informed_dimension(hz, R) if informed_dim is None else informed_dim
-    counted = max(r, min(N - 1, X.shape[1])) if count_state else r
+    state_dim = min(N - 1, X.shape[1])
+    if count_state or (move_needs_state and required_ess(state_dim, members_per_dim) >= N):
+        counted = max(r, state_dim)
+    else:
+        counted = r
     n_req = required_ess(counted, members_per_dim)
     n_move = resample_threshold(N, counted, members_per_dim, resample_fraction)
     info = {'n_required': n_req, 'n_resample': n_move, 'informed_dim': r, 'counted_dim': counted}

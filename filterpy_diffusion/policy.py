@@ -137,24 +137,28 @@ class Policy:
         0.404 / 0.381 without; ``wiljes2017`` (14 seeds) 2.200 against
         2.236, and 2.406 with the floor on split forecasts too
         (docs/design-log.md, entry 29).
-    move_members : {'informed', 'state'}, default 'informed'
-        What the bridge's ``members_per_dim`` counts:
-        ``'informed'``, the ``r`` observed directions the weights see
-        (``n_required = c (r + 1)``); ``'state'``, the directions a move
-        redraws, ``max(r, min(N - 1, dim_x))`` (``bridge_analysis(...,
-        count_state=True)``). The same where the observations span the
-        state. With fewer observed than state directions ``'state'`` keeps
-        the Gaussian core longer: on tuning seeds, l63-z (``z`` of
-        Lorenz-63, seeds 0-8) W2 9.28 / 7.22 / 6.70 at N = 20 / 50 / 100
-        against 10.51 / 7.80 / 7.08; DAPPER ``LA.small`` (100 variables, 4
-        observed, seeds 3000-3002, 200 cycles) rmse.a 0.033 / 0.027 at
-        N = 20 / 100 against 0.080 / 0.072 (``EnKF_N``'s values, to four
-        digits); no model blow-up on the land-ocean ``miyoshi2011`` at
-        N = 100; but ``Lorenz63.wiljes2017`` (``x`` of Lorenz-63, 14 seeds)
-        2.449 against 2.200, and ``DoublePendulum.settings101`` (2 of 4
-        observed, seeds 3000-3002) 2.00 against 1.36 at N = 20 and one
-        model blow-up in three runs at N = 100. Not the default until it is measured on the
-        reporting seeds (docs/design-log.md, entry 35).
+    move_members : {'auto', 'informed', 'state'}, default 'auto'
+        What the bridge's ``members_per_dim`` counts. A move resamples and
+        jitters whole members; the weights see only the ``r`` observed
+        directions. ``'auto'``: a move at all needs the members a fully
+        observed state of this size would need, ``N > c (min(N - 1,
+        dim_x) + 1)`` (else the Gaussian core alone); within a move the
+        floor counts ``r`` (``bridge_analysis(..., move_needs_state=True)``).
+        ``'informed'`` (the default before): ``r`` only, so observing fewer
+        directions of a large state allowed more weighting than observing
+        all. ``'state'``: ``max(r, min(N - 1, dim_x))`` in both thresholds
+        (``count_state=True``). All three are the same where the
+        observations span the state. On tuning seeds (DAPPER 1.8.1, seeds
+        3000-3002, 200 cycles; docs/design-log.md, entries 35 and 36):
+        ``'auto'`` is ``'state'`` wherever the state is too large for a
+        move, so ``LA.small`` (100 variables, 4 observed) rmse.a 0.033 /
+        0.027 at N = 20 / 100 against 0.080 / 0.072 for ``'informed'``
+        (``EnKF_N``'s values), the land-ocean ``miyoshi2011`` at N = 100
+        runs where ``'informed'`` blew the model up on all three seeds,
+        and ``bocquet2010`` at N = 20 0.313 against 0.515; and it is
+        ``'informed'`` on small states, where ``'state'`` costs:
+        ``Lorenz63.wiljes2017`` (14 seeds) 2.200 against 2.449, and
+        ``DoublePendulum.settings101`` at N = 20 1.36 against 2.00.
     """
     mode_axes: int = MAX_AXES
     mode_screen: float = 3.0
@@ -172,7 +176,7 @@ class Policy:
     inflation_var: float = 0.01
     xN: float = 1.0
     core_inflation_floor: bool = True
-    move_members: str = "informed"
+    move_members: str = "auto"
 
     def __post_init__(self):
         if not (isinstance(self.mode_axes, numbers.Integral) and not isinstance(self.mode_axes, bool)
@@ -193,8 +197,8 @@ class Policy:
         if not isinstance(self.core_inflation_floor, bool):
             raise ValueError(f"Policy.core_inflation_floor must be True or False, "
                              f"got {self.core_inflation_floor!r}")
-        if self.move_members not in ("informed", "state"):
-            raise ValueError(f"Policy.move_members must be 'informed' or 'state', "
+        if self.move_members not in ("auto", "informed", "state"):
+            raise ValueError(f"Policy.move_members must be 'auto', 'informed' or 'state', "
                              f"got {self.move_members!r}")
         lo_hi = tuple(self.h_range) if isinstance(self.h_range, (tuple, list)) else ()
         if not (len(lo_hi) == 2 and all(isinstance(v, numbers.Real) for v in lo_hi)

@@ -238,6 +238,39 @@ def test_rank_deficient_ensemble_is_exactly_the_gaussian_core(seed, N, c):
     assert np.array_equal(lw, np.zeros(N))
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), N=st.integers(4, 40), d=st.integers(2, 12),
+       m=st.integers(1, 3))
+@example(seed=0, N=10, d=3, m=1)      # N = c (d + 1): the core, as 'state' gives there
+@example(seed=0, N=11, d=3, m=1)
+def test_move_needs_state_is_the_core_on_too_large_a_state_and_nothing_new_otherwise(seed, N, d,
+                                                                                    m):
+    """move_needs_state: no move unless N > c (min(N - 1, d) + 1), the members a fully
+    observed state of this size needs; above that, the plain rule bit for bit."""
+    m = min(m, d - 1)                        # fewer observed than state directions
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, d)) * np.linspace(1.0, 2.0, d)
+    log_w = rng.normal(size=N) * 0.3        # carried weights too
+    z = X[0, :m] + rng.normal(size=m)
+    R = np.eye(m) * 0.5
+
+    def hx(X):
+        return X[:, :m]
+    gated = bridge_analysis(X, log_w, z, R, hx, sqrt_core, seed, move_needs_state=True)
+    plain = bridge_analysis(X, log_w, z, R, hx, sqrt_core, seed)
+    if N <= MEMBERS_PER_DIM * (min(N - 1, d) + 1):
+        Xa, lw, info = gated
+        assert info['counted_dim'] == max(info['informed_dim'], min(N - 1, d))
+        assert info['n_required'] >= N and info['gamma'] == 0.0 and info['moved']
+        # gamma = 0: the carried weights alone are resampled, then the core.
+        ref = regularised_resample(X, log_w - log_w.max(), seed)[0]
+        assert np.array_equal(Xa, sqrt_core(ref, hx(ref), z, R, 0.0))
+        assert np.array_equal(lw, np.zeros(N))
+    else:
+        assert gated[2] == plain[2]
+        assert np.array_equal(gated[0], plain[0]) and np.array_equal(gated[1], plain[1])
+
+
 def test_many_members_fixed_dimension_is_a_particle_filter_step():
     """N -> infinity at fixed d: gamma -> 1, members kept, exact-likelihood weights carried."""
     rng = np.random.default_rng(2)

@@ -114,7 +114,7 @@ def test_move_members_state_counts_the_unobserved_directions(monkeypatch):
         return out
     monkeypatch.setattr(filt, 'bridge_analysis', spy)
     results = {}
-    for members in ('informed', 'state'):
+    for members in ('informed', 'state', 'auto'):
         f = DiffusionKDEFilter(np.zeros(d), np.eye(d), 1, 1.0, N, lambda x: x[..., :1],
                                lambda x, dt: x, rng=3, policy=Policy(move_members=members),
                                vectorized=True)
@@ -122,6 +122,9 @@ def test_move_members_state_counts_the_unobserved_directions(monkeypatch):
         f.sigmas = X.copy()
         f.update(z)
         results[members] = (f.gamma, np.array(f.sigmas))
+    # 'auto' (the default): the state needs c * 11 > 12 members for a move,
+    # so it is the core alone too, bit for bit.
+    assert results['auto'][0] == 0.0 and np.array_equal(results['auto'][1], results['state'][1])
     informed, state = seen[False][0], seen[True][0]
     assert informed['informed_dim'] == state['informed_dim'] == 1
     assert informed['counted_dim'] == 1 and state['counted_dim'] == min(N - 1, d)
@@ -137,18 +140,50 @@ def test_move_members_state_counts_the_unobserved_directions(monkeypatch):
                                rtol=1e-10, atol=1e-12)
 
 
+def test_move_members_auto_weights_as_informed_where_the_state_is_small():
+    # Three state variables, one observed, N = 30 > c (3 + 1): a move is
+    # affordable on the whole state, so 'auto' is 'informed' bit for bit
+    # (the floor counts r = 1), while 'state' keeps more members.
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(30, 3)) * np.array([1.0, 2.0, 3.0])
+    out, infos = {}, {}
+    import filterpy_diffusion.filter as filt
+    original = filt.bridge_analysis
+    for members in ('auto', 'informed', 'state'):
+        def spy(*a, **kw):
+            res = original(*a, **kw)
+            infos[members] = res[2]
+            return res
+        filt.bridge_analysis = spy
+        try:
+            f = DiffusionKDEFilter(np.zeros(3), np.eye(3), 1, 1.0, 30, lambda x: x[..., :1],
+                                   lambda x, dt: x, rng=4, policy=Policy(move_members=members),
+                                   vectorized=True)
+            f.R = np.array([[0.05]])
+            f.sigmas = X.copy()
+            f.update(np.array([1.5]))
+        finally:
+            filt.bridge_analysis = original
+        out[members] = (f.gamma, np.array(f.sigmas))
+    assert infos['auto']['counted_dim'] == 1 and infos['state']['counted_dim'] == 3
+    assert 0.0 < out['auto'][0] and out['auto'][0] == out['informed'][0]
+    assert np.array_equal(out['auto'][1], out['informed'][1])
+    assert out['state'][0] < out['auto'][0]
+
+
 def test_move_members_state_changes_nothing_when_the_observations_span_the_state():
     rng = np.random.default_rng(8)
     X = rng.normal(size=(40, 3))
     out = []
-    for members in ('informed', 'state'):
+    for members in ('informed', 'state', 'auto'):
         f = DiffusionKDEFilter(np.zeros(3), np.eye(3), 3, 1.0, 40, lambda x: x, lambda x, dt: x,
                                rng=5, policy=Policy(move_members=members), vectorized=True)
         f.R = 0.3 * np.eye(3)
         f.sigmas = X.copy()
         f.update(np.array([0.5, -0.2, 0.1]))
         out.append((f.gamma, np.array(f.sigmas)))
-    assert out[0][0] == out[1][0] and np.array_equal(out[0][1], out[1][1])
+    assert out[0][0] == out[1][0] == out[2][0]
+    assert np.array_equal(out[0][1], out[1][1]) and np.array_equal(out[0][1], out[2][1])
 
 
 def test_the_bridges_gaussian_step_alone_consults_the_mode_and_normality_tests(monkeypatch):
