@@ -77,7 +77,7 @@ def as_ensemble(a: npt.ArrayLike, name: str, dim: Optional[int] = None,
             f"{name} must have shape (N, {dim}), got {a.shape}{hint}")
     if a.shape[0] < min_rows:
         raise ValueError(f"{name} needs at least {min_rows} rows (members), got {a.shape[0]}")
-    if not np.all(np.isfinite(a)):
+    if not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(f"{name} must be finite; found {a[tuple(bad)]} at index {tuple(bad)}")
     return a
@@ -92,7 +92,7 @@ def as_vector(v: npt.ArrayLike, name: str, dim: int) -> np.ndarray:
         v = v[:, 0]
     if v.shape != (dim,):
         raise ValueError(f"{name} must have shape ({dim},), got {v.shape}")
-    if not np.all(np.isfinite(v)):
+    if not np.isfinite(v).all():
         raise ValueError(f"{name} must be finite (no NaN or inf), got {v}")
     return v
 
@@ -104,7 +104,7 @@ def as_bandwidth(h: npt.ArrayLike, name: str, dim: int) -> np.ndarray:
         raise ValueError(f"{name} must be a positive scalar or have shape ({dim},), got {h.shape}")
     if h.ndim > 1:
         raise ValueError(f"{name} must be a positive scalar or a 1-D array, got shape {h.shape}")
-    if not np.all(np.isfinite(h)) or np.any(h <= 0):
+    if not np.isfinite(h).all() or (h <= 0).any():
         raise ValueError(f"{name} must be positive and finite, got {h}")
     return h
 
@@ -123,7 +123,7 @@ def as_covariance(P: npt.ArrayLike, name: str, dim: int,
 
 
 def _checked_covariance(P, name, allow_singular):
-    if not np.all(np.isfinite(P)):
+    if not np.isfinite(P).all():
         raise ValueError(f"{name} must be finite")
     scale = max(np.abs(P).max(), np.finfo(float).tiny)
     if not (np.array_equal(P, P.T) or np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale)):

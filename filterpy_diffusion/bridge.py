@@ -226,7 +226,7 @@ def _as_log_lik(log_lik, N):
     log_lik = np.asarray(log_lik, dtype=float)
     if log_lik.shape != (N,):
         raise ValueError(f"log_lik must have shape ({N},), got {log_lik.shape}")
-    if np.any(np.isnan(log_lik)) or np.any(log_lik == np.inf):
+    if np.isnan(log_lik).any() or (log_lik == np.inf).any():
         raise ValueError("log_lik must not be NaN or +inf")
     return log_lik
 
@@ -235,8 +235,8 @@ def _keeps_ess(lw, n_required):
     """``ESS(lw) >= n_required``; for ``n_required >= N`` decided exactly (equal weights only)."""
     if n_required >= lw.size:
         # Only equal weights have ESS = N; decided exactly, not by a rounded 1 / sum(w^2).
-        return bool(np.all(lw == lw[0]) and np.isfinite(lw[0]))
-    return bool(np.any(np.isfinite(lw)) and effective_sample_size(lw) >= n_required)
+        return bool((lw == lw[0]).all() and np.isfinite(lw[0]))
+    return bool(np.isfinite(lw).any() and effective_sample_size(lw) >= n_required)
 
 
 def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
@@ -406,7 +406,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     z = as_vector(z, "z", m)
     R = as_covariance(R, "R", m)
     log_lik = gaussian_log_likelihood(z, hz, R)
-    if not np.any(np.isfinite(log_w + log_lik)):
+    if not np.isfinite(log_w + log_lik).any():
         raise FloatingPointError(
             "every member has zero posterior weight (log likelihood -inf where the weight is "
             "non-zero): z is too far from hx of every member for float arithmetic; check z, R "

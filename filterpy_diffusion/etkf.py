@@ -124,17 +124,20 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     w2 = du2 * s2
 
     def cost(u):
-        e = np.exp(np.asarray(u, dtype=float))[..., None]
-        return np.sum(du2 / (e * s2 + N1), axis=-1) + eN / e[..., 0] + cL * np.asarray(u)
+        # u: the grid (n,) or one point (a float); methods, not np.sum: no wrapper per call.
+        e = np.exp(u)
+        return (du2 / (np.multiply.outer(e, s2) + N1)).sum(axis=-1) + eN / e + cL * u
 
-    def slope_curvature(u):
+    def slope_curvature(u, curvature=True):
         e = np.exp(u)
         iq = 1.0 / (e * s2 + N1)
         a = e * (w2 @ (iq * iq))
+        if not curvature:     # the bracket test needs the sign of the slope only
+            return cL - a - eN / e
         return cL - a - eN / e, -a + 2.0 * e * e * (w2 @ (s2 * iq ** 3)) + eN / e
 
     lo = np.log(eN / cL)
-    if not np.any(w2 > 0):
+    if not (w2 > 0).any():
         return float(np.exp(0.5 * lo))   # no information: the prior's mode
     # Beyond e^u = (eps_N + sum du_i^2 / s_i^2) / c_L the slope is positive
     # (each e s^2 / (e s^2 + N - 1)^2 <= 1 / (e s^2)), so every stationary
@@ -153,7 +156,7 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     costs = cost(grid)
     k = int(np.argmin(costs))
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-    if slope_curvature(a)[0] < 0 < slope_curvature(b)[0]:
+    if slope_curvature(a, False) < 0 < slope_curvature(b, False):
         u = _newton_bisection(slope_curvature, a, b)
     else:    # two stationary points between neighbouring grid points: no sign bracket
         u = minimize_scalar(cost, bounds=(a, b), method='bounded',

@@ -52,7 +52,7 @@ def _check_bandwidth_spec(spec, name, rules=RULES + ('auto',)):
             raise ValueError(f"{name} rule must be one of {rules}, got {spec!r}")
     elif not callable(spec):
         h = np.asarray(spec, dtype=float)
-        if h.ndim > 1 or not np.all(np.isfinite(h)) or np.any(h <= 0):
+        if h.ndim > 1 or not np.isfinite(h).all() or (h <= 0).any():
             raise ValueError(
                 f"{name} must be a positive float or vector, a rule name {RULES} or a callable, got {spec!r}")
     return spec
@@ -714,7 +714,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         """The ETKF analysis of the un-inflated forecast ``X`` with ``hx`` values ``hz``."""
         check_whitening(R, self.dim_z)    # a clear error for a singular R, before any use
         w = self.weights
-        if not np.all(w == w[0]):
+        if not (w == w[0]).all():
             raise ValueError("the ETKF core (kernel='etkf' or gaussian_core='etkf') transforms an "
                              "equally weighted ensemble; resample the weighted ensemble first, "
                              "or use kernel='covariance' or 'enkpf', which honour prior weights")
@@ -757,7 +757,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         if hz is None:
             hz = self._measure(X)
         w = self.weights
-        gain = self._gain(X, hz, R, None if np.all(w == w[0]) else w)
+        gain = self._gain(X, hz, R, None if (w == w[0]).all() else w)
         lam = {'post': self.inflation_mean}
         # EnKF-N's estimate presumes one Gaussian forecast: no floor for one
         # the mode test split (z then tells its modes apart, or the kernel
@@ -896,7 +896,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         """
         w = self.weights
         kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
-                           weights=None if np.all(w == w[0]) else w)
+                           weights=None if (w == w[0]).all() else w)
         lw = kde.cluster_log_weights(z)
         return bool(np.min(lw - logsumexp(lw)) < -np.log(self.N))
 
@@ -918,7 +918,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
         w = self.weights
-        prior = None if uniform or np.all(w == w[0]) else w
+        prior = None if uniform or (w == w[0]).all() else w
         measured = hz is not None
         Y = None
         if not measured:
@@ -981,7 +981,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 f"may collapse. Check R, hx and the units of z.", RuntimeWarning, stacklevel=3)
 
         steps = self.steps
-        if kernel == 'covariance' and not any(np.any(p.S_eigvals > 0) for p in parts):
+        if kernel == 'covariance' and not any((p.S_eigvals > 0).any() for p in parts):
             # Every member is the same state: S = 0 and every component is the
             # (Kalman-shifted) mean. Carry on with that point; Q spreads it again.
             warnings.warn(

@@ -312,7 +312,7 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     N, d = X.shape
     log_w = check_log_weights(log_w, N=N)
     rng = as_generator(rng)
-    if np.all(log_w == log_w[0]):
+    if (log_w == log_w[0]).all():
         return X.copy(), {'indices': None, 'h': 0.0, 'n_jittered': 0}
     h = jitter_factor(effective_sample_size(log_w), d)
     w = normalised_weights(log_w)
