@@ -30,7 +30,8 @@ import numpy.typing as npt
 
 from ._validation import RngLike, as_ensemble, as_generator, psd_factor
 from .bandwidth import scott_factor
-from .weights import check_log_weights, effective_sample_size, normalise_weights, normalised_weights
+from .weights import (_normalised, check_log_weights, effective_sample_size, normalise_weights,
+                      normalised_weights)
 
 __all__ = ["systematic_resample", "stratified_resample", "multinomial_resample",
            "residual_resample", "inverse_cdf_rows", "jitter_factor", "jitter_duplicates", "regularised_resample"]
@@ -309,13 +310,22 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     ((4, 2), [0, 0, 0, 3], 3)
     """
     X = as_ensemble(X, "X")
+    log_w = check_log_weights(log_w, N=X.shape[0])
+    return _regularised_resample(X, log_w, as_generator(rng), resample, shrink, labels)
+
+
+def _regularised_resample(X, log_w, rng, resample=systematic_resample, shrink=False,
+                          labels=None, ess=None):
+    """:func:`regularised_resample` of a checked ``X``, ``log_w`` and Generator ``rng``.
+
+    ``ess``: :func:`~filterpy_diffusion.weights.effective_sample_size` of
+    ``log_w`` if the caller has it.
+    """
     N, d = X.shape
-    log_w = check_log_weights(log_w, N=N)
-    rng = as_generator(rng)
     if (log_w == log_w[0]).all():
         return X.copy(), {'indices': None, 'h': 0.0, 'n_jittered': 0}
-    h = jitter_factor(effective_sample_size(log_w), d)
-    w = normalised_weights(log_w)
+    h = jitter_factor(effective_sample_size(log_w) if ess is None else ess, d)
+    w = _normalised(log_w)
     idx = np.asarray(resample(w, rng))
     Xn, n_dup = jitter_duplicates(X, w, idx, h, rng, shrink=shrink, labels=labels)
     return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}

@@ -131,7 +131,11 @@ def normalised_weights(log_w: npt.ArrayLike) -> np.ndarray:
     -------
     ndarray (N,)
     """
-    log_w = check_log_weights(log_w)
+    return _normalised(check_log_weights(log_w))
+
+
+def _normalised(log_w):
+    # normalised_weights of checked log weights.
     w = np.exp(log_w - log_w.max())
     return w / w.sum()
 
