@@ -23,6 +23,7 @@ RngLike = Union[None, int, np.random.SeedSequence, np.random.Generator]
 #: Headroom of :func:`magnitude_limit`: inflation (variance x 10), sums
 #: such as ``2 e - a (b_i + b_j)`` and chained products stay finite.
 MAGNITUDE_HEADROOM = 64
+_FLOAT_MAX = np.finfo(float).max
 
 
 def magnitude_limit(n_terms: int) -> float:
@@ -34,7 +35,7 @@ def magnitude_limit(n_terms: int) -> float:
     beyond it they overflow to inf and later to NaN, far from the real cause.
     Variances (entries of P, Q, R) are limited by its square.
     """
-    return float(np.sqrt(np.finfo(float).max / (MAGNITUDE_HEADROOM * max(int(n_terms), 1))))
+    return float(np.sqrt(_FLOAT_MAX / (MAGNITUDE_HEADROOM * max(int(n_terms), 1))))
 
 
 def check_magnitude(a: npt.ArrayLike, name: str, limit: float, squared: bool = False,
@@ -43,7 +44,7 @@ def check_magnitude(a: npt.ArrayLike, name: str, limit: float, squared: bool = F
     if squared:
         limit = limit * limit
     a = np.asarray(a, dtype=float)
-    if a.size and np.max(np.abs(a)) > limit:
+    if a.size and np.abs(a).max() > limit:
         kind = "entries" if squared else "values"
         raise ValueError(
             f"{name} has {kind} up to {np.max(np.abs(a)):.3g}, beyond the supported {limit:.2g}"

@@ -137,7 +137,7 @@ def informed_dimension(hz, R):
     if s.size == 0 or s[0] == 0.0:
         return 0
     # The ETKF's rank rule: above the SVD's and the mean's rounding.
-    return int(np.sum(s > _rounding_level(s, L, mean, hz.shape)))
+    return int((s > _rounding_level(s, L, mean, hz.shape)).sum())
 
 
 def required_ess(informed_dim, members_per_dim=MEMBERS_PER_DIM):

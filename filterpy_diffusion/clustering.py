@@ -84,9 +84,12 @@ def min_cluster_size(dim):
 
 
 def _standardised(Z):
-    sd = Z.std(axis=0)
+    # Z.std(axis=0) by numpy's own steps (mean, squared anomalies, sum / N,
+    # sqrt), so that its mean and anomalies serve the result too.
+    A = Z - Z.mean(axis=0)
+    sd = np.sqrt((A * A).sum(axis=0) / len(Z))
     sd[sd <= 1e-12 * max(sd.max(), np.finfo(float).tiny)] = 1.0
-    return (Z - Z.mean(axis=0)) / sd
+    return A / sd
 
 
 def _frames(Z):

@@ -45,6 +45,9 @@ INFLATIONS = ('finite-size',)
 #: e^(2u), in its curvature, stays within float range.
 U_MAX = float(np.floor(0.5 * np.log(np.finfo(float).max)))
 _LOG_2PI = np.log(2.0 * np.pi)
+_EPS = np.finfo(float).eps
+#: 0, 1, ..., 256: the finite-size search's grid in units of its step (:func:`_grid`).
+_GRID_STEPS = np.arange(257.0)
 
 
 def finite_size_coefficients(s: np.ndarray, N: int, xN: float = 1.0) -> tuple[float, float]:
@@ -81,7 +84,7 @@ def finite_size_coefficients(s: np.ndarray, N: int, xN: float = 1.0) -> tuple[fl
     cL = N / N1
     mode = eN / cL
     # Mean over all N directions; those without data (s = 0) contribute 1.
-    t = (np.sum(N1 / (s ** 2 + N1)) + (N - len(s))) / N
+    t = ((N1 / (s ** 2 + N1)).sum() + (N - len(s))) / N
     corr = np.sqrt(mode ** t)
     return xN * eN / corr, xN * cL * corr
 
@@ -152,9 +155,9 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     capped = hi > U_MAX
     hi = min(hi, U_MAX)
     hi = max(hi, lo + 1e-6)
-    grid = np.linspace(lo, hi, 257)
+    grid = _grid(lo, hi)
     costs = cost(grid)
-    k = int(np.argmin(costs))
+    k = int(costs.argmin())
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
     if slope_curvature(a, False) < 0 < slope_curvature(b, False):
         u = _newton_bisection(slope_curvature, a, b)
@@ -169,6 +172,17 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
             f"is far outside the ensemble's spread in observation space (check z, R and hx, "
             f"and that the ensemble has not collapsed)")
     return float(np.exp(0.5 * u))
+
+
+def _grid(lo, hi):
+    """``np.linspace(lo, hi, 257)`` bit for bit, by its own arithmetic, without its overhead."""
+    step = (hi - lo) / 256
+    if not step > 0:
+        return np.linspace(lo, hi, 257)
+    y = _GRID_STEPS * step
+    y += lo
+    y[-1] = hi
+    return y
 
 
 def _newton_bisection(fg, a, b, tol=1e-12, maxiter=100):
@@ -310,9 +324,8 @@ def _rounding_level(s, L, ref, shape):
     their mean's rounding, which the SVD's own tolerance takes for spread).
     """
     N, m = shape
-    eps = np.finfo(float).eps
     ref_w = triangular_solve(L, np.asarray(ref, dtype=float))
-    return 4 * eps * (np.sqrt(N * m) * np.max(np.abs(ref_w)) + max(N, m) * (s[0] if s.size else 0))
+    return 4 * _EPS * (np.sqrt(N * m) * np.abs(ref_w).max() + max(N, m) * (s[0] if s.size else 0))
 
 
 def finite_size_factor(hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike,
@@ -544,8 +557,8 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     K = triangular_solve(L, M.T, trans=True).T
     Cyy = (hz - yb).T @ (hz - yb) / N1
     S = l2 * Cyy + R
-    logdet = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(dg / N1))
-    quad = dw @ dw - np.sum(du ** 2 * (l2 * s ** 2) / dg)
+    logdet = 2.0 * np.log(np.diag(L)).sum() + np.log(dg / N1).sum()
+    quad = dw @ dw - (du ** 2 * (l2 * s ** 2) / dg).sum()
     info = {'inflation': l1, 'K': K, 'S': S, 'w': w,
             'log_likelihood': float(-0.5 * (m * _LOG_2PI + logdet + quad))}
     if return_transform:

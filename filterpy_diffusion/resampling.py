@@ -238,10 +238,10 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
     n_dup = int(dup.sum())
     if not n_dup:
         return Xn, 0
-    if labels is None or np.max(labels) == 0:
+    labels = None if labels is None else np.asarray(labels)
+    if labels is None or labels.max() == 0:
         Xn[dup] = _jittered(X, w, Xn[dup], h, rng, shrink)
         return Xn, n_dup
-    labels = np.asarray(labels)
     for k in range(int(labels.max()) + 1):
         rows = labels == k
         mine = dup & rows[idx]
@@ -255,8 +255,8 @@ def _jittered(X, w, copies, h, rng, shrink):
     N, d = X.shape
     # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
     # side: a (d, d) factor of C_w when d <= N, else G (n, N) @ C12.
-    wc = w if 1.0 - np.sum(w * w) > 1e-12 else np.full(N, 1.0 / N)
-    C12 = np.sqrt(wc / (1.0 - np.sum(wc * wc)))[:, None] * (X - wc @ X) if N > 1 \
+    wc = w if 1.0 - (w * w).sum() > 1e-12 else np.full(N, 1.0 / N)
+    C12 = np.sqrt(wc / (1.0 - (wc * wc).sum()))[:, None] * (X - wc @ X) if N > 1 \
         else np.zeros((1, d))
     n = len(copies)
     if d <= N:

@@ -43,10 +43,11 @@ def logsumexp(a: np.ndarray) -> float:
     >>> round(float(logsumexp(np.array([1000.0, 1000.0]))), 6)   # 1000 + log 2, no overflow
     1000.693147
     """
-    m = np.max(a)
+    a = np.asarray(a)
+    m = a.max()
     if not np.isfinite(m):
         return m
-    return m + np.log(np.sum(np.exp(a - m)))
+    return m + np.log(np.exp(a - m).sum())
 
 
 def check_weights(w: npt.ArrayLike, name: str = "weights", N: Optional[int] = None) -> np.ndarray:
