@@ -148,7 +148,7 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     # misses a second, deeper minimum beyond it.
     informed = (s2 > 0) & (du2 > 0)
     with np.errstate(divide='ignore'):    # in logs: s_i^2 may be subnormal
-        hi = logsumexp(np.append(np.log(du2[informed]) - np.log(s2[informed]), np.log(eN)))
+        hi = logsumexp(np.concatenate((np.log(du2[informed]) - np.log(s2[informed]), [np.log(eN)])))
     hi = hi - np.log(cL) + 1e-9
     # Where e^(2u) would overflow the curvature, search only up to U_MAX:
     # cost(u) > c_L u there, so a minimum at most c_L U_MAX is the global one.

@@ -831,7 +831,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 f"{how[self.kernel]}, which has no density for noise-free components. Use "
                 f"kernel='covariance' (or 'auto', which switches to it for a singular R), or "
                 f"give those components a small positive variance")
-        X = self._checked_sigmas()
+        X = self.sigmas    # update() has checked it: a finite float (N, dim_x) array
         if self.kernel == 'etkf':    # the Gaussian core: no simulated measurements
             return self._gaussian_core(X, self._measure(X), z, R)
         if self.kernel == 'bridge':
