@@ -34,7 +34,7 @@ from filterpy_diffusion import DiffusionKDEFilter  # noqa: E402
 STEPS = [
     (filt.DiffusionKDEFilter, "_analysis", "analysis (all but the update's checks)"),
     (filt, "bridge_analysis", "bridge_analysis (weights, move, core)"),
-    (filt, "etkf_analysis", "ETKF core with its finite-size solve"),
+    (filt, "_etkf_analysis", "ETKF core with its finite-size solve"),
     (filt.DiffusionKDEFilter, "_mode_labels", "mode screen of the forecast"),
     (bridge, "_regularised_resample", "resampling and jitter"),
     (filt, "finite_size_inflation", "the floor's finite-size solve"),

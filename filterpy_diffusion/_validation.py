@@ -160,7 +160,7 @@ def psd_factor(C: npt.ArrayLike) -> np.ndarray:
     eigenvalues slightly negative, which are clipped to zero.
     """
     lam, V = np.linalg.eigh(C)
-    return V * np.sqrt(np.clip(lam, 0.0, None))
+    return V * np.sqrt(lam.clip(0.0, None))
 
 
 def cholesky_factor(R: npt.ArrayLike, why: str, fix: str) -> np.ndarray:

@@ -377,7 +377,11 @@ def whitened_spectrum(hz: npt.ArrayLike, z: npt.ArrayLike,
     hz = as_ensemble(hz, "hz", min_rows=2)
     m = hz.shape[1]
     z = as_vector(z, "z", m)
-    L = check_whitening(R, m)
+    return _spectrum(hz, z, check_whitening(R, m))
+
+
+def _spectrum(hz, z, L):
+    """:func:`whitened_spectrum` of a checked ``hz`` (N >= 2) and ``z``, with ``R``'s factor ``L``."""
     yb = hz.mean(0)
     _, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L, yb)
     return s, Vt @ dw
@@ -513,8 +517,15 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     hz = as_ensemble(hz, "hz")
     if hz.shape[0] != N:
         raise ValueError(f"hz must have one row per member of X, shape ({N}, dim_z), got {hz.shape}")
-    m = hz.shape[1]
-    z = as_vector(z, "z", m)
+    z = as_vector(z, "z", hz.shape[1])
+    return _etkf_analysis(X, hz, z, R, inflation=inflation, rot=rot, rng=rng, xN=xN,
+                          inflation_floor=inflation_floor, return_transform=return_transform)
+
+
+def _etkf_analysis(X, hz, z, R, *, inflation=None, rot=False, rng=None, xN=1.0,
+                   inflation_floor=None, return_transform=False):
+    """:func:`etkf_analysis` of a checked ``X`` (N >= 2), ``hz`` (N, m) and ``z`` (m,)."""
+    N, m = hz.shape
     L = check_whitening(R, m)
     inflation = check_inflation(inflation, INFLATIONS, minimum=0)
     if inflation_floor is not None:

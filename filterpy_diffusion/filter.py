@@ -18,8 +18,8 @@ import numpy.typing as npt
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
 from .bridge import bridge_analysis, required_ess
-from .etkf import (check_whitening, etkf_analysis, finite_size_factor, finite_size_inflation,
-                   whitened_spectrum)
+from .etkf import (_etkf_analysis, _spectrum, check_whitening, etkf_analysis, finite_size_factor,
+                   finite_size_inflation, whitened_spectrum)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
@@ -557,7 +557,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         """
         if is_singular(R):
             return None, None
-        spectrum = whitened_spectrum(hz, z, R)
+        # hz and z are checked (_measure, update): the SVD without whitened_spectrum's checks.
+        spectrum = _spectrum(hz, z, check_whitening(R, self.dim_z))
         return spectrum, int(np.count_nonzero(spectrum[0]))
 
     def _mode_floor(self, r):
@@ -784,8 +785,9 @@ class DiffusionKDEFilter(EnsembleFilter):
                 # The forecast's own factor for the whole z (Policy.core_inflation_floor).
                 floor = (finite_size_factor(hz, z, R, self.xN) if spectrum is None
                          else finite_size_inflation(*spectrum, self.N, self.xN))
-            new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=floor,
-                                      rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
+            # Xm, hzm and zz are checked (bridge_analysis): without etkf_analysis' checks.
+            new, info = _etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=floor,
+                                       rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
             lam['factor'] = info['inflation']
             return new
 

@@ -255,9 +255,11 @@ def _jittered(X, w, copies, h, rng, shrink):
     N, d = X.shape
     # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
     # side: a (d, d) factor of C_w when d <= N, else G (n, N) @ C12.
-    wc = w if 1.0 - (w * w).sum() > 1e-12 else np.full(N, 1.0 / N)
-    C12 = np.sqrt(wc / (1.0 - (wc * wc).sum()))[:, None] * (X - wc @ X) if N > 1 \
-        else np.zeros((1, d))
+    wc, wwc = w, (w * w).sum()
+    if not 1.0 - wwc > 1e-12:     # one member holds all the weight
+        wc = np.full(N, 1.0 / N)
+        wwc = (wc * wc).sum()
+    C12 = np.sqrt(wc / (1.0 - wwc))[:, None] * (X - wc @ X) if N > 1 else np.zeros((1, d))
     n = len(copies)
     if d <= N:
         noise = rng.standard_normal((n, d)) @ psd_factor(C12.T @ C12).T
