@@ -23,6 +23,7 @@ RngLike = Union[None, int, np.random.SeedSequence, np.random.Generator]
 #: Headroom of :func:`magnitude_limit`: inflation (variance x 10), sums
 #: such as ``2 e - a (b_i + b_j)`` and chained products stay finite.
 MAGNITUDE_HEADROOM = 64
+_FLOAT_MAX = np.finfo(float).max
 
 
 def magnitude_limit(n_terms: int) -> float:
@@ -34,7 +35,7 @@ def magnitude_limit(n_terms: int) -> float:
     beyond it they overflow to inf and later to NaN, far from the real cause.
     Variances (entries of P, Q, R) are limited by its square.
     """
-    return float(np.sqrt(np.finfo(float).max / (MAGNITUDE_HEADROOM * max(int(n_terms), 1))))
+    return float(np.sqrt(_FLOAT_MAX / (MAGNITUDE_HEADROOM * max(int(n_terms), 1))))
 
 
 def check_magnitude(a: npt.ArrayLike, name: str, limit: float, squared: bool = False,
@@ -43,7 +44,7 @@ def check_magnitude(a: npt.ArrayLike, name: str, limit: float, squared: bool = F
     if squared:
         limit = limit * limit
     a = np.asarray(a, dtype=float)
-    if a.size and np.max(np.abs(a)) > limit:
+    if a.size and np.abs(a).max() > limit:
         kind = "entries" if squared else "values"
         raise ValueError(
             f"{name} has {kind} up to {np.max(np.abs(a)):.3g}, beyond the supported {limit:.2g}"
@@ -77,7 +78,7 @@ def as_ensemble(a: npt.ArrayLike, name: str, dim: Optional[int] = None,
             f"{name} must have shape (N, {dim}), got {a.shape}{hint}")
     if a.shape[0] < min_rows:
         raise ValueError(f"{name} needs at least {min_rows} rows (members), got {a.shape[0]}")
-    if not np.all(np.isfinite(a)):
+    if not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(f"{name} must be finite; found {a[tuple(bad)]} at index {tuple(bad)}")
     return a
@@ -92,7 +93,7 @@ def as_vector(v: npt.ArrayLike, name: str, dim: int) -> np.ndarray:
         v = v[:, 0]
     if v.shape != (dim,):
         raise ValueError(f"{name} must have shape ({dim},), got {v.shape}")
-    if not np.all(np.isfinite(v)):
+    if not np.isfinite(v).all():
         raise ValueError(f"{name} must be finite (no NaN or inf), got {v}")
     return v
 
@@ -104,7 +105,7 @@ def as_bandwidth(h: npt.ArrayLike, name: str, dim: int) -> np.ndarray:
         raise ValueError(f"{name} must be a positive scalar or have shape ({dim},), got {h.shape}")
     if h.ndim > 1:
         raise ValueError(f"{name} must be a positive scalar or a 1-D array, got shape {h.shape}")
-    if not np.all(np.isfinite(h)) or np.any(h <= 0):
+    if not np.isfinite(h).all() or (h <= 0).any():
         raise ValueError(f"{name} must be positive and finite, got {h}")
     return h
 
@@ -123,7 +124,7 @@ def as_covariance(P: npt.ArrayLike, name: str, dim: int,
 
 
 def _checked_covariance(P, name, allow_singular):
-    if not np.all(np.isfinite(P)):
+    if not np.isfinite(P).all():
         raise ValueError(f"{name} must be finite")
     scale = max(np.abs(P).max(), np.finfo(float).tiny)
     if not (np.array_equal(P, P.T) or np.allclose(P, P.T, rtol=1e-8, atol=1e-12 * scale)):
@@ -159,7 +160,7 @@ def psd_factor(C: npt.ArrayLike) -> np.ndarray:
     eigenvalues slightly negative, which are clipped to zero.
     """
     lam, V = np.linalg.eigh(C)
-    return V * np.sqrt(np.clip(lam, 0.0, None))
+    return V * np.sqrt(lam.clip(0.0, None))
 
 
 def cholesky_factor(R: npt.ArrayLike, why: str, fix: str) -> np.ndarray:

@@ -68,7 +68,7 @@ from .etkf import _rounding_level
 from .particle import gaussian_log_likelihood
 # The weight and resampling helpers live in weights.py and resampling.py;
 # they are re-exported here, where they were first defined.
-from .resampling import jitter_factor, regularised_resample
+from .resampling import _regularised_resample, jitter_factor, regularised_resample
 from .weights import check_log_weights, effective_sample_size, kish_ess, normalised_weights
 
 __all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
@@ -137,7 +137,7 @@ def informed_dimension(hz, R):
     if s.size == 0 or s[0] == 0.0:
         return 0
     # The ETKF's rank rule: above the SVD's and the mean's rounding.
-    return int(np.sum(s > _rounding_level(s, L, mean, hz.shape)))
+    return int((s > _rounding_level(s, L, mean, hz.shape)).sum())
 
 
 def required_ess(informed_dim, members_per_dim=MEMBERS_PER_DIM):
@@ -216,17 +216,22 @@ def tempered_log_weights(log_w: np.ndarray, log_lik: np.ndarray, gamma: float) -
     -------
     ndarray (N,)
     """
+    with np.errstate(invalid="ignore"):
+        return _tempered(log_w, log_lik, gamma)
+
+
+def _tempered(log_w, log_lik, gamma):
+    # tempered_log_weights without its errstate (the caller's covers a whole search).
     if gamma == 0.0:
         return np.array(log_w, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return log_w + gamma * log_lik
+    return log_w + gamma * log_lik
 
 
 def _as_log_lik(log_lik, N):
     log_lik = np.asarray(log_lik, dtype=float)
     if log_lik.shape != (N,):
         raise ValueError(f"log_lik must have shape ({N},), got {log_lik.shape}")
-    if np.any(np.isnan(log_lik)) or np.any(log_lik == np.inf):
+    if np.isnan(log_lik).any() or (log_lik == np.inf).any():
         raise ValueError("log_lik must not be NaN or +inf")
     return log_lik
 
@@ -235,8 +240,8 @@ def _keeps_ess(lw, n_required):
     """``ESS(lw) >= n_required``; for ``n_required >= N`` decided exactly (equal weights only)."""
     if n_required >= lw.size:
         # Only equal weights have ESS = N; decided exactly, not by a rounded 1 / sum(w^2).
-        return bool(np.all(lw == lw[0]) and np.isfinite(lw[0]))
-    return bool(np.any(np.isfinite(lw)) and effective_sample_size(lw) >= n_required)
+        return bool((lw == lw[0]).all() and np.isfinite(lw[0]))
+    return bool(np.isfinite(lw).any() and effective_sample_size(lw) >= n_required)
 
 
 def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
@@ -267,6 +272,11 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
     log_lik = _as_log_lik(log_lik, log_w.size)
     if not (np.isfinite(n_required) and n_required > 0):
         raise ValueError(f"n_required must be a positive number, got {n_required!r}")
+    return _likelihood_fraction(log_w, log_lik, n_required, rtol)
+
+
+def _likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
+    """:func:`likelihood_fraction` of checked inputs (:func:`bridge_analysis` has checked them)."""
     if n_required >= log_w.size:
         return 1.0 if _keeps_ess(log_w + log_lik, n_required) else 0.0
 
@@ -274,29 +284,31 @@ def likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 
     def excess(g):
         # log ESS(g) - log n_required, without re-checking the inputs.
-        lw = tempered_log_weights(log_w, log_lik, g)
+        lw = _tempered(log_w, log_lik, g)
         top = lw.max()
         return np.log(kish_ess(np.exp(lw - top))) - log_n if top > -np.inf else -np.inf
 
-    if excess(1.0) >= 0:
-        return 1.0
-    if excess(0.0) < 0:
-        return 0.0
-    # Brent's method on the smooth, non-increasing log ESS (about 8 steps
-    # where bisection took 27), then a bracket of width rtol around its root
-    # whose lower end keeps the ESS; bisection if rounding put the root outside.
-    root = brentq(excess, 0.0, 1.0, xtol=0.25 * rtol)
-    lo, hi = max(root - 0.5 * rtol, 0.0), min(root + 0.5 * rtol, 1.0)
-    if excess(lo) < 0:
-        lo, hi = 0.0, lo
-    if hi < 1.0 and excess(hi) >= 0:
-        lo, hi = hi, 1.0
-    while hi - lo > rtol:
-        g = 0.5 * (lo + hi)
-        if excess(g) >= 0:
-            lo = g
-        else:
-            hi = g
+    # tempered_log_weights' errstate, entered once for the search's ~12 steps.
+    with np.errstate(invalid="ignore"):
+        if excess(1.0) >= 0:
+            return 1.0
+        if excess(0.0) < 0:
+            return 0.0
+        # Brent's method on the smooth, non-increasing log ESS (about 8 steps
+        # where bisection took 27), then a bracket of width rtol around its root
+        # whose lower end keeps the ESS; bisection if rounding put the root outside.
+        root = brentq(excess, 0.0, 1.0, xtol=0.25 * rtol)
+        lo, hi = max(root - 0.5 * rtol, 0.0), min(root + 0.5 * rtol, 1.0)
+        if excess(lo) < 0:
+            lo, hi = 0.0, lo
+        if hi < 1.0 and excess(hi) >= 0:
+            lo, hi = hi, 1.0
+        while hi - lo > rtol:
+            g = 0.5 * (lo + hi)
+            if excess(g) >= 0:
+                lo = g
+            else:
+                hi = g
     return lo
 
 
@@ -415,7 +427,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     z = as_vector(z, "z", m)
     R = as_covariance(R, "R", m)
     log_lik = gaussian_log_likelihood(z, hz, R)
-    if not np.any(np.isfinite(log_w + log_lik)):
+    if not np.isfinite(log_w + log_lik).any():
         raise FloatingPointError(
             "every member has zero posterior weight (log likelihood -inf where the weight is "
             "non-zero): z is too far from hx of every member for float arithmetic; check z, R "
@@ -434,15 +446,16 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         lw = full - full.max()
         info.update(gamma=1.0, ess=effective_sample_size(lw), moved=False)
         return X.copy(), lw, info
-    gamma = likelihood_fraction(log_w, log_lik, n_req)
+    gamma = _likelihood_fraction(log_w, log_lik, n_req)
     info['gamma'] = gamma
     lw = tempered_log_weights(log_w, log_lik, gamma)
-    info.update(ess=effective_sample_size(lw), moved=True)
+    ess = effective_sample_size(lw)
+    info.update(ess=ess, moved=True)
     # Shrinking applies only to a particle-filter move (gamma = 1): before the
     # core, the core's inflation governs the spread.
     labels = None if modes is None else modes(X, hz)
-    Xr, rinfo = regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0,
-                                     labels=labels)
+    Xr, rinfo = _regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0,
+                                      labels=labels, ess=ess)
     if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
         return Xr, np.zeros(N), info
     if rinfo['indices'] is not None:

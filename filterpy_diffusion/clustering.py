@@ -84,9 +84,12 @@ def min_cluster_size(dim):
 
 
 def _standardised(Z):
-    sd = Z.std(axis=0)
+    # Z.std(axis=0) by numpy's own steps (mean, squared anomalies, sum / N,
+    # sqrt), so that its mean and anomalies serve the result too.
+    A = Z - Z.mean(axis=0)
+    sd = np.sqrt((A * A).sum(axis=0) / len(Z))
     sd[sd <= 1e-12 * max(sd.max(), np.finfo(float).tiny)] = 1.0
-    return (Z - Z.mean(axis=0)) / sd
+    return A / sd
 
 
 def _frames(Z):
@@ -348,13 +351,13 @@ def axis_separations(R: npt.ArrayLike, n_min: int) -> np.ndarray:
     if N < 2 * n_min or N < 3 or k == 0:
         return np.zeros(k)
     S = np.sort(R, axis=0)
-    c1, c2 = np.cumsum(S, axis=0), np.cumsum(S * S, axis=0)
+    c1, c2 = S.cumsum(axis=0), (S * S).cumsum(axis=0)
     nl = np.arange(n_min, N - n_min + 1, dtype=float)[:, None]     # rows left of the cut
     sl, ql = c1[n_min - 1:N - n_min], c2[n_min - 1:N - n_min]
     sr, qr = c1[-1] - sl, c2[-1] - ql
     nr = N - nl
     diff = sr / nr - sl / nl
-    best = np.argmax(nl * nr / N * diff ** 2, axis=0)
+    best = (nl * nr / N * diff ** 2).argmax(axis=0)
     cols = np.arange(k)
     d, l, r = diff[best, cols], nl[best, 0], nr[best, 0]
     within = (ql[best, cols] - sl[best, cols] ** 2 / l) + (qr[best, cols] - sr[best, cols] ** 2 / r)

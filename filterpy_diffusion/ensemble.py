@@ -57,7 +57,7 @@ def ensemble_moments(sigmas: npt.ArrayLike, weights: Optional[npt.ArrayLike] = N
     if N < 2:
         raise ValueError(f"ensemble_moments needs at least 2 members, got {N}")
     w = None if weights is None else np.asarray(weights, dtype=float)
-    if w is None or np.all(w == w[0]):
+    if w is None or (w == w[0]).all():
         # Uniform weights: plain mean and 1/(N-1), exactly as filterpy computes them.
         x = sigmas.mean(axis=0)
         d = sigmas - x
@@ -106,7 +106,7 @@ def ensemble_gain(X: npt.ArrayLike, hz: npt.ArrayLike, R: npt.ArrayLike, *,
     hz = np.asarray(hz, dtype=float)
     N = X.shape[0]
     w = None if weights is None else np.asarray(weights, dtype=float)
-    if w is None or np.all(w == w[0]):
+    if w is None or (w == w[0]).all():
         A = X - X.mean(axis=0)
         B = hz - hz.mean(axis=0)
         Cxz, Czz = A.T @ B / (N - 1), B.T @ B / (N - 1)
@@ -391,7 +391,7 @@ class EnsembleFilter:
             raise ValueError("x must have at least one element")
         if dim_x is not None and x.shape != (dim_x,):
             raise ValueError(f"x must have shape (dim_x,) = ({dim_x},), got {x.shape}")
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise ValueError(f"x must be finite (no NaN or inf), got {x}")
         if limit is not None:
             check_magnitude(x, "x", limit)
@@ -433,7 +433,7 @@ class EnsembleFilter:
                 f" got {values.shape}")
         observed = ~missing
         values = np.where(observed, values, 0.0)
-        if not np.all(np.isfinite(values)):
+        if not np.isfinite(values).all():
             i = int(np.flatnonzero(~np.isfinite(values))[0])
             raise ValueError(
                 f"z contains NaN or inf (component {i}: {values[i]}); for a component that was not"
@@ -452,7 +452,7 @@ class EnsembleFilter:
             hint = " (is it transposed?)" if s.shape == (self.dim_x, self.N) else ""
             raise ValueError(
                 f"sigmas must have shape (N, dim_x) = ({self.N}, {self.dim_x}), got {s.shape}{hint}")
-        if not np.all(np.isfinite(s)):
+        if not np.isfinite(s).all():
             i = int(np.flatnonzero(~np.isfinite(s).all(axis=1))[0])
             raise ValueError(f"sigmas must be finite; member {i} is {s[i]}")
         check_magnitude(s, "sigmas", self._max_magnitude)
@@ -671,13 +671,13 @@ class EnsembleFilter:
             fx = self.fx
             new = self._apply(lambda s: fx(s, dt), sigmas, "fx", self.dim_x, "dim_x")
             new = new + self._gaussian_noise(Q, self.N)
-            if not np.all(np.isfinite(new)):
+            if not np.isfinite(new).all():
                 raise ValueError("the propagated ensemble overflowed to inf after adding process noise")
             check_magnitude(new, "the propagated ensemble (fx(x) + process noise)",
                             self._max_magnitude,
                             hint="rescale the units of fx or Q")
             x, P = ensemble_moments(new, self._weights)
-            if not (np.all(np.isfinite(x)) and np.all(np.isfinite(P))):
+            if not (np.isfinite(x).all() and np.isfinite(P).all()):
                 raise ValueError("the mean or covariance of the propagated ensemble overflowed;"
                                  " rescale the units of fx or Q")
 
@@ -788,7 +788,7 @@ class EnsembleFilter:
         if s.shape != (self.N, self.dim_x):
             raise ValueError(
                 f"_analysis returned sigmas of shape {s.shape}; expected (N, dim_x) = ({self.N}, {self.dim_x})")
-        if not np.all(np.isfinite(s)):
+        if not np.isfinite(s).all():
             i = int(np.flatnonzero(~np.isfinite(s).all(axis=1))[0])
             raise ValueError(f"_analysis returned a non-finite member {i}: {s[i]}")
         if "weights" in new:

@@ -45,6 +45,9 @@ INFLATIONS = ('finite-size',)
 #: e^(2u), in its curvature, stays within float range.
 U_MAX = float(np.floor(0.5 * np.log(np.finfo(float).max)))
 _LOG_2PI = np.log(2.0 * np.pi)
+_EPS = np.finfo(float).eps
+#: 0, 1, ..., 256: the finite-size search's grid in units of its step (:func:`_grid`).
+_GRID_STEPS = np.arange(257.0)
 
 
 def finite_size_coefficients(s: np.ndarray, N: int, xN: float = 1.0) -> tuple[float, float]:
@@ -81,7 +84,7 @@ def finite_size_coefficients(s: np.ndarray, N: int, xN: float = 1.0) -> tuple[fl
     cL = N / N1
     mode = eN / cL
     # Mean over all N directions; those without data (s = 0) contribute 1.
-    t = (np.sum(N1 / (s ** 2 + N1)) + (N - len(s))) / N
+    t = ((N1 / (s ** 2 + N1)).sum() + (N - len(s))) / N
     corr = np.sqrt(mode ** t)
     return xN * eN / corr, xN * cL * corr
 
@@ -124,17 +127,20 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     w2 = du2 * s2
 
     def cost(u):
-        e = np.exp(np.asarray(u, dtype=float))[..., None]
-        return np.sum(du2 / (e * s2 + N1), axis=-1) + eN / e[..., 0] + cL * np.asarray(u)
+        # u: the grid (n,) or one point (a float); methods, not np.sum: no wrapper per call.
+        e = np.exp(u)
+        return (du2 / (np.multiply.outer(e, s2) + N1)).sum(axis=-1) + eN / e + cL * u
 
-    def slope_curvature(u):
+    def slope_curvature(u, curvature=True):
         e = np.exp(u)
         iq = 1.0 / (e * s2 + N1)
         a = e * (w2 @ (iq * iq))
+        if not curvature:     # the bracket test needs the sign of the slope only
+            return cL - a - eN / e
         return cL - a - eN / e, -a + 2.0 * e * e * (w2 @ (s2 * iq ** 3)) + eN / e
 
     lo = np.log(eN / cL)
-    if not np.any(w2 > 0):
+    if not (w2 > 0).any():
         return float(np.exp(0.5 * lo))   # no information: the prior's mode
     # Beyond e^u = (eps_N + sum du_i^2 / s_i^2) / c_L the slope is positive
     # (each e s^2 / (e s^2 + N - 1)^2 <= 1 / (e s^2)), so every stationary
@@ -142,18 +148,18 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
     # misses a second, deeper minimum beyond it.
     informed = (s2 > 0) & (du2 > 0)
     with np.errstate(divide='ignore'):    # in logs: s_i^2 may be subnormal
-        hi = logsumexp(np.append(np.log(du2[informed]) - np.log(s2[informed]), np.log(eN)))
+        hi = logsumexp(np.concatenate((np.log(du2[informed]) - np.log(s2[informed]), [np.log(eN)])))
     hi = hi - np.log(cL) + 1e-9
     # Where e^(2u) would overflow the curvature, search only up to U_MAX:
     # cost(u) > c_L u there, so a minimum at most c_L U_MAX is the global one.
     capped = hi > U_MAX
     hi = min(hi, U_MAX)
     hi = max(hi, lo + 1e-6)
-    grid = np.linspace(lo, hi, 257)
+    grid = _grid(lo, hi)
     costs = cost(grid)
-    k = int(np.argmin(costs))
+    k = int(costs.argmin())
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-    if slope_curvature(a)[0] < 0 < slope_curvature(b)[0]:
+    if slope_curvature(a, False) < 0 < slope_curvature(b, False):
         u = _newton_bisection(slope_curvature, a, b)
     else:    # two stationary points between neighbouring grid points: no sign bracket
         u = minimize_scalar(cost, bounds=(a, b), method='bounded',
@@ -166,6 +172,17 @@ def finite_size_inflation(s: np.ndarray, du: np.ndarray, N: int, xN: float = 1.0
             f"is far outside the ensemble's spread in observation space (check z, R and hx, "
             f"and that the ensemble has not collapsed)")
     return float(np.exp(0.5 * u))
+
+
+def _grid(lo, hi):
+    """``np.linspace(lo, hi, 257)`` bit for bit, by its own arithmetic, without its overhead."""
+    step = (hi - lo) / 256
+    if not step > 0:
+        return np.linspace(lo, hi, 257)
+    y = _GRID_STEPS * step
+    y += lo
+    y[-1] = hi
+    return y
 
 
 def _newton_bisection(fg, a, b, tol=1e-12, maxiter=100):
@@ -307,9 +324,8 @@ def _rounding_level(s, L, ref, shape):
     their mean's rounding, which the SVD's own tolerance takes for spread).
     """
     N, m = shape
-    eps = np.finfo(float).eps
     ref_w = triangular_solve(L, np.asarray(ref, dtype=float))
-    return 4 * eps * (np.sqrt(N * m) * np.max(np.abs(ref_w)) + max(N, m) * (s[0] if s.size else 0))
+    return 4 * _EPS * (np.sqrt(N * m) * np.abs(ref_w).max() + max(N, m) * (s[0] if s.size else 0))
 
 
 def finite_size_factor(hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.ArrayLike,
@@ -361,7 +377,11 @@ def whitened_spectrum(hz: npt.ArrayLike, z: npt.ArrayLike,
     hz = as_ensemble(hz, "hz", min_rows=2)
     m = hz.shape[1]
     z = as_vector(z, "z", m)
-    L = check_whitening(R, m)
+    return _spectrum(hz, z, check_whitening(R, m))
+
+
+def _spectrum(hz, z, L):
+    """:func:`whitened_spectrum` of a checked ``hz`` (N >= 2) and ``z``, with ``R``'s factor ``L``."""
     yb = hz.mean(0)
     _, s, Vt, dw = _whitened_svd(hz - yb, z - yb, L, yb)
     return s, Vt @ dw
@@ -497,8 +517,15 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     hz = as_ensemble(hz, "hz")
     if hz.shape[0] != N:
         raise ValueError(f"hz must have one row per member of X, shape ({N}, dim_z), got {hz.shape}")
-    m = hz.shape[1]
-    z = as_vector(z, "z", m)
+    z = as_vector(z, "z", hz.shape[1])
+    return _etkf_analysis(X, hz, z, R, inflation=inflation, rot=rot, rng=rng, xN=xN,
+                          inflation_floor=inflation_floor, return_transform=return_transform)
+
+
+def _etkf_analysis(X, hz, z, R, *, inflation=None, rot=False, rng=None, xN=1.0,
+                   inflation_floor=None, return_transform=False):
+    """:func:`etkf_analysis` of a checked ``X`` (N >= 2), ``hz`` (N, m) and ``z`` (m,)."""
+    N, m = hz.shape
     L = check_whitening(R, m)
     inflation = check_inflation(inflation, INFLATIONS, minimum=0)
     if inflation_floor is not None:
@@ -541,8 +568,8 @@ def etkf_analysis(X: npt.ArrayLike, hz: npt.ArrayLike, z: npt.ArrayLike, R: npt.
     K = triangular_solve(L, M.T, trans=True).T
     Cyy = (hz - yb).T @ (hz - yb) / N1
     S = l2 * Cyy + R
-    logdet = 2.0 * np.sum(np.log(np.diag(L))) + np.sum(np.log(dg / N1))
-    quad = dw @ dw - np.sum(du ** 2 * (l2 * s ** 2) / dg)
+    logdet = 2.0 * np.log(np.diag(L)).sum() + np.log(dg / N1).sum()
+    quad = dw @ dw - (du ** 2 * (l2 * s ** 2) / dg).sum()
     info = {'inflation': l1, 'K': K, 'S': S, 'w': w,
             'log_likelihood': float(-0.5 * (m * _LOG_2PI + logdet + quad))}
     if return_transform:

@@ -18,8 +18,8 @@ import numpy.typing as npt
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
 from .bridge import bridge_analysis, required_ess
-from .etkf import (check_whitening, etkf_analysis, finite_size_factor, finite_size_inflation,
-                   whitened_spectrum)
+from .etkf import (_etkf_analysis, _spectrum, check_whitening, etkf_analysis, finite_size_factor,
+                   finite_size_inflation, whitened_spectrum)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
@@ -52,7 +52,7 @@ def _check_bandwidth_spec(spec, name, rules=RULES + ('auto',)):
             raise ValueError(f"{name} rule must be one of {rules}, got {spec!r}")
     elif not callable(spec):
         h = np.asarray(spec, dtype=float)
-        if h.ndim > 1 or not np.all(np.isfinite(h)) or np.any(h <= 0):
+        if h.ndim > 1 or not np.isfinite(h).all() or (h <= 0).any():
             raise ValueError(
                 f"{name} must be a positive float or vector, a rule name {RULES} or a callable, got {spec!r}")
     return spec
@@ -557,7 +557,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         """
         if is_singular(R):
             return None, None
-        spectrum = whitened_spectrum(hz, z, R)
+        # hz and z are checked (_measure, update): the SVD without whitened_spectrum's checks.
+        spectrum = _spectrum(hz, z, check_whitening(R, self.dim_z))
         return spectrum, int(np.count_nonzero(spectrum[0]))
 
     def _mode_floor(self, r):
@@ -714,7 +715,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         """The ETKF analysis of the un-inflated forecast ``X`` with ``hx`` values ``hz``."""
         check_whitening(R, self.dim_z)    # a clear error for a singular R, before any use
         w = self.weights
-        if not np.all(w == w[0]):
+        if not (w == w[0]).all():
             raise ValueError("the ETKF core (kernel='etkf' or gaussian_core='etkf') transforms an "
                              "equally weighted ensemble; resample the weighted ensemble first, "
                              "or use kernel='covariance' or 'enkpf', which honour prior weights")
@@ -757,7 +758,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         if hz is None:
             hz = self._measure(X)
         w = self.weights
-        gain = self._gain(X, hz, R, None if np.all(w == w[0]) else w)
+        gain = self._gain(X, hz, R, None if (w == w[0]).all() else w)
         lam = {'post': self.inflation_mean}
         # EnKF-N's estimate presumes one Gaussian forecast: no floor for one
         # the mode test split (z then tells its modes apart, or the kernel
@@ -784,8 +785,9 @@ class DiffusionKDEFilter(EnsembleFilter):
                 # The forecast's own factor for the whole z (Policy.core_inflation_floor).
                 floor = (finite_size_factor(hz, z, R, self.xN) if spectrum is None
                          else finite_size_inflation(*spectrum, self.N, self.xN))
-            new, info = etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=floor,
-                                      rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
+            # Xm, hzm and zz are checked (bridge_analysis): without etkf_analysis' checks.
+            new, info = _etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=floor,
+                                       rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
             lam['factor'] = info['inflation']
             return new
 
@@ -832,7 +834,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 f"{how[self.kernel]}, which has no density for noise-free components. Use "
                 f"kernel='covariance' (or 'auto', which switches to it for a singular R), or "
                 f"give those components a small positive variance")
-        X = self._checked_sigmas()
+        X = self.sigmas    # update() has checked it: a finite float (N, dim_x) array
         if self.kernel == 'etkf':    # the Gaussian core: no simulated measurements
             return self._gaussian_core(X, self._measure(X), z, R)
         if self.kernel == 'bridge':
@@ -897,7 +899,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         """
         w = self.weights
         kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
-                           weights=None if np.all(w == w[0]) else w)
+                           weights=None if (w == w[0]).all() else w)
         lw = kde.cluster_log_weights(z)
         return bool(np.min(lw - logsumexp(lw)) < -np.log(self.N))
 
@@ -919,7 +921,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
         w = self.weights
-        prior = None if uniform or np.all(w == w[0]) else w
+        prior = None if uniform or (w == w[0]).all() else w
         measured = hz is not None
         Y = None
         if not measured:
@@ -982,7 +984,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 f"may collapse. Check R, hx and the units of z.", RuntimeWarning, stacklevel=3)
 
         steps = self.steps
-        if kernel == 'covariance' and not any(np.any(p.S_eigvals > 0) for p in parts):
+        if kernel == 'covariance' and not any((p.S_eigvals > 0).any() for p in parts):
             # Every member is the same state: S = 0 and every component is the
             # (Kalman-shifted) mean. Carry on with that point; Q spreads it again.
             warnings.warn(

@@ -30,7 +30,8 @@ import numpy.typing as npt
 
 from ._validation import RngLike, as_ensemble, as_generator, psd_factor
 from .bandwidth import scott_factor
-from .weights import check_log_weights, effective_sample_size, normalise_weights, normalised_weights
+from .weights import (_normalised, check_log_weights, effective_sample_size, normalise_weights,
+                      normalised_weights)
 
 __all__ = ["systematic_resample", "stratified_resample", "multinomial_resample",
            "residual_resample", "inverse_cdf_rows", "jitter_factor", "jitter_duplicates", "regularised_resample"]
@@ -237,10 +238,10 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
     n_dup = int(dup.sum())
     if not n_dup:
         return Xn, 0
-    if labels is None or np.max(labels) == 0:
+    labels = None if labels is None else np.asarray(labels)
+    if labels is None or labels.max() == 0:
         Xn[dup] = _jittered(X, w, Xn[dup], h, rng, shrink)
         return Xn, n_dup
-    labels = np.asarray(labels)
     for k in range(int(labels.max()) + 1):
         rows = labels == k
         mine = dup & rows[idx]
@@ -254,9 +255,11 @@ def _jittered(X, w, copies, h, rng, shrink):
     N, d = X.shape
     # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
     # side: a (d, d) factor of C_w when d <= N, else G (n, N) @ C12.
-    wc = w if 1.0 - np.sum(w * w) > 1e-12 else np.full(N, 1.0 / N)
-    C12 = np.sqrt(wc / (1.0 - np.sum(wc * wc)))[:, None] * (X - wc @ X) if N > 1 \
-        else np.zeros((1, d))
+    wc, wwc = w, (w * w).sum()
+    if not 1.0 - wwc > 1e-12:     # one member holds all the weight
+        wc = np.full(N, 1.0 / N)
+        wwc = (wc * wc).sum()
+    C12 = np.sqrt(wc / (1.0 - wwc))[:, None] * (X - wc @ X) if N > 1 else np.zeros((1, d))
     n = len(copies)
     if d <= N:
         noise = rng.standard_normal((n, d)) @ psd_factor(C12.T @ C12).T
@@ -309,13 +312,22 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     ((4, 2), [0, 0, 0, 3], 3)
     """
     X = as_ensemble(X, "X")
+    log_w = check_log_weights(log_w, N=X.shape[0])
+    return _regularised_resample(X, log_w, as_generator(rng), resample, shrink, labels)
+
+
+def _regularised_resample(X, log_w, rng, resample=systematic_resample, shrink=False,
+                          labels=None, ess=None):
+    """:func:`regularised_resample` of a checked ``X``, ``log_w`` and Generator ``rng``.
+
+    ``ess``: :func:`~filterpy_diffusion.weights.effective_sample_size` of
+    ``log_w`` if the caller has it.
+    """
     N, d = X.shape
-    log_w = check_log_weights(log_w, N=N)
-    rng = as_generator(rng)
-    if np.all(log_w == log_w[0]):
+    if (log_w == log_w[0]).all():
         return X.copy(), {'indices': None, 'h': 0.0, 'n_jittered': 0}
-    h = jitter_factor(effective_sample_size(log_w), d)
-    w = normalised_weights(log_w)
+    h = jitter_factor(effective_sample_size(log_w) if ess is None else ess, d)
+    w = _normalised(log_w)
     idx = np.asarray(resample(w, rng))
     Xn, n_dup = jitter_duplicates(X, w, idx, h, rng, shrink=shrink, labels=labels)
     return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}

@@ -43,10 +43,11 @@ def logsumexp(a: np.ndarray) -> float:
     >>> round(float(logsumexp(np.array([1000.0, 1000.0]))), 6)   # 1000 + log 2, no overflow
     1000.693147
     """
-    m = np.max(a)
+    a = np.asarray(a)
+    m = a.max()
     if not np.isfinite(m):
         return m
-    return m + np.log(np.sum(np.exp(a - m)))
+    return m + np.log(np.exp(a - m).sum())
 
 
 def check_weights(w: npt.ArrayLike, name: str = "weights", N: Optional[int] = None) -> np.ndarray:
@@ -70,7 +71,7 @@ def check_weights(w: npt.ArrayLike, name: str = "weights", N: Optional[int] = No
         raise ValueError(f"{name} must have shape (N,) = ({N},) (one per member), got {w.shape}")
     if w.ndim != 1 or w.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+    if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
         raise ValueError(f"{name} must be finite, non-negative and not all zero, got {w}")
     return w
 
@@ -112,9 +113,9 @@ def check_log_weights(log_w: npt.ArrayLike, name: str = "log weights",
     if log_w.ndim != 1 or log_w.size == 0 or (N is not None and log_w.size != N):
         want = f"(N,) = ({N},)" if N is not None else "(N,)"
         raise ValueError(f"{name} must have shape {want}, got {log_w.shape}")
-    if np.any(np.isnan(log_w)) or np.any(log_w == np.inf):
+    if np.isnan(log_w).any() or (log_w == np.inf).any():
         raise ValueError(f"{name} must not be NaN or +inf (-inf is a zero weight), got {log_w}")
-    if not np.any(np.isfinite(log_w)):
+    if not np.isfinite(log_w).any():
         raise ValueError(f"{name} are all -inf: every member has zero weight")
     return log_w
 
@@ -131,7 +132,11 @@ def normalised_weights(log_w: npt.ArrayLike) -> np.ndarray:
     -------
     ndarray (N,)
     """
-    log_w = check_log_weights(log_w)
+    return _normalised(check_log_weights(log_w))
+
+
+def _normalised(log_w):
+    # normalised_weights of checked log weights.
     w = np.exp(log_w - log_w.max())
     return w / w.sum()
 
@@ -178,7 +183,7 @@ def effective_sample_size(log_w: npt.ArrayLike) -> float:
     if log_w.ndim != 1 or log_w.size == 0:
         raise ValueError(f"log weights must have shape (N,), got {log_w.shape}")
     m = log_w.max()
-    if np.isnan(m) or m == np.inf or np.any(np.isnan(log_w)):
+    if np.isnan(m) or m == np.inf or np.isnan(log_w).any():
         raise ValueError(f"log weights must not be NaN or +inf (-inf is a zero weight), "
                          f"got {log_w}")
     if m == -np.inf:
