@@ -116,6 +116,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``members_per_dim * (r + 1)``, the weighted ensemble is resampled
         with Scott-factor jitter and the ETKF assimilates the rest with
         ``R / (1 - gamma)``. Small N: the ETKF; large N: a particle filter.
+        No move at all while ``N <= members_per_dim * (min(N - 1, dim_x) +
+        1)``, what the whole state would need (``Policy.move_members``).
         Needs ``hx`` and a positive definite R.
     bandwidth : 'auto', 'scott', 'silverman', float, callable or None, default None ('auto')
         The kernel's factor h (the split factor g for ``'enkpf'``, where
