@@ -73,7 +73,7 @@ from .weights import check_log_weights, effective_sample_size, kish_ess, normali
 
 __all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
            "effective_sample_size", "weighted_mean", "informed_dimension", "required_ess",
-           "resample_threshold",
+           "resample_threshold", "MAX_MOVE_JITTER", "state_allows_move",
            "likelihood_fraction", "tempered_log_weights", "jitter_factor",
            "regularised_resample", "bridge_analysis"]
 
@@ -101,6 +101,63 @@ MEMBERS_PER_DIM = 2.5
 #: Lorenz63.wiljes2017 (N = 30) and the linear-Gaussian twin (seeds 6-12,
 #: N = 2000): docs/bridge.md, docs/data/bridge_tuning.json.
 RESAMPLE_FRACTION = 0.3
+
+#: Largest relative variance ``h^2`` of a move's jitter, with Scott's ``h``
+#: for all N members in the state's ``d = min(N - 1, dim_x)`` directions,
+#: for which :func:`state_allows_move` allows a move: a copy's jitter may
+#: add at most half its variance, the members' own share. Beyond it a
+#: move is closer to a Gaussian redraw, with Monte Carlo noise in every
+#: direction, than to the weighted sample. Not tuned: the break-even
+#: point, checked afterwards on tuning seeds (docs/bridge.md).
+MAX_MOVE_JITTER = 0.5
+
+
+def state_allows_move(N, dim_x, members_per_dim=MEMBERS_PER_DIM, max_jitter=MAX_MOVE_JITTER):
+    """Whether the ensemble can afford a move on the whole state.
+
+    A move resamples and jitters whole members, in ``d = min(N - 1,
+    dim_x)`` directions, however few of them are observed. Two conditions,
+    both on what the whole ensemble could do:
+
+    * ``N > c (d + 1)``: the members a fully observed state of this size
+      needs (:func:`required_ess` of ``d``);
+    * ``N^(-2 / (d + 4)) < max_jitter``: Scott's jitter for all N members
+      adds less than ``max_jitter`` of a copy's variance. Scott's factor
+      tends to 1 as ``d`` grows, so this needs ``N > 2^((d + 4) / 2)`` at
+      the default 1/2: 12 members for 3 directions, 129 for 10, 4097 for 20.
+
+    Parameters
+    ----------
+    N : int >= 2
+    dim_x : int >= 1
+    members_per_dim : float >= 1, default :data:`MEMBERS_PER_DIM`
+    max_jitter : float in (0, 1], default :data:`MAX_MOVE_JITTER`
+        1 drops the second condition (Scott's factor is below 1 for N >= 2).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from filterpy_diffusion.bridge import state_allows_move
+    >>> state_allows_move(20, 3), state_allows_move(100, 10), state_allows_move(500, 40)
+    (True, False, False)
+    """
+    if not (isinstance(N, numbers.Integral) and N >= 2):
+        raise ValueError(f"N must be an int >= 2, got {N!r}")
+    if not (isinstance(dim_x, numbers.Integral) and dim_x >= 1):
+        raise ValueError(f"dim_x must be a positive int, got {dim_x!r}")
+    _check_max_jitter(max_jitter)
+    d = min(N - 1, int(dim_x))
+    return bool(required_ess(d, members_per_dim) < N
+                and float(N) ** (-2.0 / (d + 4)) < max_jitter)
+
+
+def _check_max_jitter(max_jitter):
+    if not (isinstance(max_jitter, numbers.Real) and not isinstance(max_jitter, bool)
+            and 0.0 < max_jitter <= 1.0):
+        raise ValueError(f"max_jitter must be a number in (0, 1], got {max_jitter!r}")
 
 
 def weighted_mean(X: npt.ArrayLike, log_w: npt.ArrayLike) -> np.ndarray:
@@ -315,7 +372,8 @@ def _likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
                     resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None,
-                    informed_dim=None, count_state=False, move_needs_state=False):
+                    informed_dim=None, count_state=False, move_needs_state=False,
+                    max_jitter=MAX_MOVE_JITTER):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -377,14 +435,18 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         ``r`` when the observations span the state (``dim_z >= dim_x``,
         generic ``hx``).
     move_needs_state : bool, default False
-        No move unless the ensemble could afford one on the whole state:
-        when ``N <= c (min(N - 1, dim_x) + 1)``, the members a fully
-        observed state of this size would need, the thresholds count
-        ``max(r, min(N - 1, dim_x))`` (so ``gamma = 0``: the Gaussian core);
-        otherwise ``r``, so the weights still go down to ``c (r + 1)``.
-        Without it, observing fewer directions of a large state allows more
-        weighting than observing all of them. The filter's default
-        (``Policy.move_members='auto'``).
+        No move unless the ensemble could afford one on the whole state
+        (:func:`state_allows_move`: ``N > c (min(N - 1, dim_x) + 1)``, the
+        members a fully observed state of this size would need, and Scott's
+        jitter for all N members below ``max_jitter`` of a copy's
+        variance); otherwise the analysis is the Gaussian core
+        (``gamma = 0``). Where a move is affordable the thresholds count
+        ``r``, so the weights still go down to ``c (r + 1)``. Without it,
+        observing fewer directions of a large state allowed more weighting
+        than observing all of them, and large states were weighted at all.
+        The filter's default (``Policy.move_members='auto'``).
+    max_jitter : float in (0, 1], default :data:`MAX_MOVE_JITTER`
+        See :func:`state_allows_move`; used with ``move_needs_state``.
 
     Returns
     -------
@@ -434,12 +496,13 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "and hx")
     r = informed_dimension(hz, R) if informed_dim is None else informed_dim
     state_dim = min(N - 1, X.shape[1])
-    if count_state or (move_needs_state and required_ess(state_dim, members_per_dim) >= N):
-        counted = max(r, state_dim)
-    else:
-        counted = r
+    no_move = move_needs_state and not state_allows_move(N, X.shape[1], members_per_dim,
+                                                         max_jitter)
+    counted = max(r, state_dim) if (count_state or no_move) else r
     n_req = required_ess(counted, members_per_dim)
     n_move = resample_threshold(N, counted, members_per_dim, resample_fraction)
+    if no_move:    # only equal weights keep N effective members: gamma = 0, the core
+        n_req, n_move = max(n_req, float(N)), max(n_move, float(N))
     info = {'n_required': n_req, 'n_resample': n_move, 'informed_dim': r, 'counted_dim': counted}
     full = log_w + log_lik
     if _keeps_ess(full, n_move):

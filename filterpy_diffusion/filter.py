@@ -116,8 +116,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         ``members_per_dim * (r + 1)``, the weighted ensemble is resampled
         with Scott-factor jitter and the ETKF assimilates the rest with
         ``R / (1 - gamma)``. Small N: the ETKF; large N: a particle filter.
-        No move at all while ``N <= members_per_dim * (min(N - 1, dim_x) +
-        1)``, what the whole state would need (``Policy.move_members``).
+        No move at all unless the whole state could afford one
+        (:func:`filterpy_diffusion.bridge.state_allows_move`,
+        ``Policy.move_members``): the Gaussian core on large states.
         Needs ``hx`` and a positive definite R.
     bandwidth : 'auto', 'scott', 'silverman', float, callable or None, default None ('auto')
         The kernel's factor h (the split factor g for ``'enkpf'``, where
@@ -801,7 +802,8 @@ class DiffusionKDEFilter(EnsembleFilter):
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz,
                                            modes=modes, informed_dim=informed_dim,
                                            count_state=self.policy.move_members == 'state',
-                                           move_needs_state=self.policy.move_members == 'auto')
+                                           move_needs_state=self.policy.move_members == 'auto',
+                                           max_jitter=self.policy.move_max_jitter)
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                'inflation_factor': lam.get('factor', 1.0), 'inflation_mean': lam['post'],
                'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'bridge'}

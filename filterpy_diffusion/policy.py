@@ -17,7 +17,7 @@ import dataclasses
 import numbers
 
 # The modules' own defaults, one source for each number.
-from .bridge import MEMBERS_PER_DIM
+from .bridge import MAX_MOVE_JITTER, MEMBERS_PER_DIM
 from .clustering import MAX_AXES, MIN_SEPARATION, REFINE_SEPARATION
 from .kde import EVIDENCE_THRESHOLD
 
@@ -147,8 +147,10 @@ class Policy:
         ``'informed'`` (the default before): ``r`` only, so observing fewer
         directions of a large state allowed more weighting than observing
         all. ``'state'``: ``max(r, min(N - 1, dim_x))`` in both thresholds
-        (``count_state=True``). All three are the same where the
-        observations span the state. On tuning seeds (DAPPER 1.8.1, seeds
+        (``count_state=True``). ``'informed'`` and ``'state'`` are the
+        same where the observations span the state, and so is ``'auto'``
+        on states small enough for a move (see ``move_max_jitter``). On
+        tuning seeds (DAPPER 1.8.1, seeds
         3000-3002, 200 cycles; docs/design-log.md, entries 35 and 36):
         ``'auto'`` is ``'state'`` wherever the state is too large for a
         move, so ``LA.small`` (100 variables, 4 observed) rmse.a 0.033 /
@@ -159,6 +161,24 @@ class Policy:
         ``'informed'`` on small states, where ``'state'`` costs:
         ``Lorenz63.wiljes2017`` (14 seeds) 2.200 against 2.449, and
         ``DoublePendulum.settings101`` at N = 20 1.36 against 2.00.
+    move_max_jitter : float in (0, 1], default 0.5
+        With ``move_members='auto'``, a move also needs Scott's jitter for
+        all N members in the state's ``min(N - 1, dim_x)`` directions to
+        add less than this share of a copy's variance
+        (:func:`~filterpy_diffusion.bridge.state_allows_move`; 1 drops the
+        condition). Scott's factor tends to 1 as the dimension grows, and a
+        move then redraws members as from a Gaussian, with Monte Carlo noise
+        in every direction: at the default, 12 members for 3 variables, 129
+        for 10, 4097 for 20. Not tuned (the break-even point, where the
+        jitter adds as much variance as the members keep); on tuning seeds
+        it changes nothing on Lorenz-63 and its relatives (3-4 variables,
+        N >= 20) and keeps the Gaussian core where moves cost: DAPPER
+        ``Lorenz96.sakov2008`` at N = 150 / 250, rmse.a 0.174 / 0.171
+        against 0.307 / 0.335 (``EnKF_N`` 0.171 / 0.174); ``miyoshi2011``
+        at N = 150 / 250 without the model blow-up; ``bocquet2010`` at
+        N = 100 0.293 against 0.324; our l96-10-abs at N = 50 / 100 0.267 /
+        0.257 against 0.370 / 0.346 and l96-20-cubic at N = 100 0.112
+        against 0.160 (docs/design-log.md, entry 39).
     """
     mode_axes: int = MAX_AXES
     mode_screen: float = 3.0
@@ -177,6 +197,7 @@ class Policy:
     xN: float = 1.0
     core_inflation_floor: bool = True
     move_members: str = "auto"
+    move_max_jitter: float = MAX_MOVE_JITTER
 
     def __post_init__(self):
         if not (isinstance(self.mode_axes, numbers.Integral) and not isinstance(self.mode_axes, bool)
@@ -197,6 +218,7 @@ class Policy:
         if not isinstance(self.core_inflation_floor, bool):
             raise ValueError(f"Policy.core_inflation_floor must be True or False, "
                              f"got {self.core_inflation_floor!r}")
+        _positive("move_max_jitter", self.move_max_jitter, high=1.0)
         if self.move_members not in ("auto", "informed", "state"):
             raise ValueError(f"Policy.move_members must be 'auto', 'informed' or 'state', "
                              f"got {self.move_members!r}")

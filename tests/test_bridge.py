@@ -7,10 +7,10 @@ from hypothesis.extra.numpy import arrays
 from scipy.stats import multivariate_normal
 
 from filterpy_diffusion.bridge import (
-    MEMBERS_PER_DIM, RESAMPLE_FRACTION, bridge_analysis, effective_sample_size,
+    MAX_MOVE_JITTER, MEMBERS_PER_DIM, RESAMPLE_FRACTION, bridge_analysis, effective_sample_size,
     informed_dimension, jitter_factor, likelihood_fraction, normalised_weights,
-    regularised_resample, required_ess, resample_threshold, tempered_log_weights,
-    weighted_mean)
+    regularised_resample, required_ess, resample_threshold, state_allows_move,
+    tempered_log_weights, weighted_mean)
 
 finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False)
 
@@ -242,11 +242,14 @@ def test_rank_deficient_ensemble_is_exactly_the_gaussian_core(seed, N, c):
 @given(seed=st.integers(0, 2 ** 16), N=st.integers(4, 40), d=st.integers(2, 12),
        m=st.integers(1, 3))
 @example(seed=0, N=10, d=3, m=1)      # N = c (d + 1): the core, as 'state' gives there
-@example(seed=0, N=11, d=3, m=1)
+@example(seed=0, N=11, d=3, m=1)      # above c (d + 1), but Scott's h^2 = 11^(-2/7) > 1/2
+@example(seed=0, N=12, d=3, m=1)      # both conditions met: a move is allowed
+@example(seed=0, N=40, d=10, m=3)     # N > c (d + 1) = 27.5, but h^2 = 40^(-1/7) > 1/2
 def test_move_needs_state_is_the_core_on_too_large_a_state_and_nothing_new_otherwise(seed, N, d,
                                                                                     m):
     """move_needs_state: no move unless N > c (min(N - 1, d) + 1), the members a fully
-    observed state of this size needs; above that, the plain rule bit for bit."""
+    observed state of this size needs, and Scott's h^2 for N members in min(N - 1, d)
+    directions is below MAX_MOVE_JITTER; where both hold, the plain rule bit for bit."""
     m = min(m, d - 1)                        # fewer observed than state directions
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(N, d)) * np.linspace(1.0, 2.0, d)
@@ -258,9 +261,10 @@ def test_move_needs_state_is_the_core_on_too_large_a_state_and_nothing_new_other
         return X[:, :m]
     gated = bridge_analysis(X, log_w, z, R, hx, sqrt_core, seed, move_needs_state=True)
     plain = bridge_analysis(X, log_w, z, R, hx, sqrt_core, seed)
-    if N <= MEMBERS_PER_DIM * (min(N - 1, d) + 1):
+    k = min(N - 1, d)
+    if N <= MEMBERS_PER_DIM * (k + 1) or N ** (-2.0 / (k + 4)) >= MAX_MOVE_JITTER:
         Xa, lw, info = gated
-        assert info['counted_dim'] == max(info['informed_dim'], min(N - 1, d))
+        assert info['counted_dim'] == max(info['informed_dim'], k)
         assert info['n_required'] >= N and info['gamma'] == 0.0 and info['moved']
         # gamma = 0: the carried weights alone are resampled, then the core.
         ref = regularised_resample(X, log_w - log_w.max(), seed)[0]
@@ -269,6 +273,26 @@ def test_move_needs_state_is_the_core_on_too_large_a_state_and_nothing_new_other
     else:
         assert gated[2] == plain[2]
         assert np.array_equal(gated[0], plain[0]) and np.array_equal(gated[1], plain[1])
+
+
+def test_state_allows_move_boundaries_and_bad_input():
+    # Scott's h^2 = N^(-2 / (d + 4)) reaches 1/2 at N = 2^((d + 4) / 2): 11.3 for
+    # d = 3, exactly 128 for d = 10 (not below 1/2 there); c (d + 1) = 10 for d = 3.
+    assert MAX_MOVE_JITTER == 0.5 and MEMBERS_PER_DIM == 2.5
+    assert not state_allows_move(10, 3) and not state_allows_move(11, 3)
+    assert state_allows_move(12, 3)
+    assert not state_allows_move(128, 10) and state_allows_move(129, 10)
+    assert not state_allows_move(10 ** 6, 40)
+    # Only the state's directions the ensemble spans count, min(N - 1, dim_x):
+    # 19 of 1000 at N = 20 (Scott's h^2 = 20^(-2/23) > 1/2, c * 20 > 20).
+    assert not state_allows_move(20, 1000)
+    # max_jitter = 1 leaves the members' count alone.
+    assert state_allows_move(40, 10, max_jitter=1.0) and not state_allows_move(27, 10, max_jitter=1.0)
+    for bad in ({'N': 1, 'dim_x': 3}, {'N': 20.0, 'dim_x': 3}, {'N': 20, 'dim_x': 0},
+                {'N': 20, 'dim_x': 3, 'max_jitter': 0.0}, {'N': 20, 'dim_x': 3, 'max_jitter': 1.5},
+                {'N': 20, 'dim_x': 3, 'members_per_dim': 0.5}):
+        with pytest.raises(ValueError):
+            state_allows_move(**bad)
 
 
 def test_many_members_fixed_dimension_is_a_particle_filter_step():

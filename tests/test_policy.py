@@ -33,7 +33,8 @@ def test_default_policy_is_the_filters_and_is_frozen():
     ("mode_ess_target", -0.2), ("enkpf_ess_target", 2.0), ("normality_alpha", 0.0),
     ("h_range", (0.5, 0.1)), ("h_range", (0.0, 0.5)), ("h_range", 0.3),
     ("inflation_var", 0.0), ("xN", -1.0), ("members_per_dim", True),
-    ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5), ("move_members", "all")])
+    ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5), ("move_members", "all"),
+    ("move_max_jitter", 0.0), ("move_max_jitter", 1.5)])
 def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
     with pytest.raises(ValueError, match=f"Policy.{field}"):
         Policy(**{field: bad})
@@ -169,6 +170,31 @@ def test_move_members_auto_weights_as_informed_where_the_state_is_small():
     assert 0.0 < out['auto'][0] and out['auto'][0] == out['informed'][0]
     assert np.array_equal(out['auto'][1], out['informed'][1])
     assert out['state'][0] < out['auto'][0]
+
+
+def test_move_members_auto_keeps_the_core_on_a_large_fully_observed_state():
+    # Ten variables, all observed, N = 60: the weights would move (c (r + 1)
+    # = 27.5 < 60), but Scott's jitter for 60 members in 10 directions adds
+    # more than half a copy's variance, so 'auto' is the Gaussian core, bit
+    # for bit kernel='etkf', while 'informed' moves.
+    from filterpy_diffusion.bridge import MAX_MOVE_JITTER
+    d, N = 10, 60
+    assert N ** (-2.0 / (d + 4)) >= MAX_MOVE_JITTER
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(N, d)) * np.linspace(1.0, 2.0, d)
+    z = X[3] + 0.3
+    out = {}
+    for name, kw in (('auto', {}), ('informed', {'policy': Policy(move_members='informed')}),
+                     ('etkf', {'kernel': 'etkf'}), ('no gate', {'policy': Policy(move_max_jitter=1.0)})):
+        f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x,
+                               rng=6, vectorized=True, **kw)
+        f.R = 0.5 * np.eye(d)
+        f.sigmas = X.copy()
+        f.update(z)
+        out[name] = (f.gamma, np.array(f.sigmas))
+    assert out['auto'][0] == 0.0 and np.array_equal(out['auto'][1], out['etkf'][1])
+    assert out['informed'][0] > 0.0 and out['no gate'][0] == out['informed'][0]
+    assert np.array_equal(out['no gate'][1], out['informed'][1])
 
 
 def test_move_members_state_changes_nothing_when_the_observations_span_the_state():
