@@ -73,7 +73,7 @@ from .weights import check_log_weights, effective_sample_size, kish_ess, normali
 
 __all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
            "effective_sample_size", "weighted_mean", "informed_dimension", "required_ess",
-           "resample_threshold", "MAX_MOVE_JITTER", "state_allows_move",
+           "resample_threshold", "MAX_MOVE_JITTER", "MOVE_MEMBERS", "state_allows_move",
            "likelihood_fraction", "tempered_log_weights", "jitter_factor",
            "regularised_resample", "bridge_analysis"]
 
@@ -110,6 +110,9 @@ RESAMPLE_FRACTION = 0.3
 #: direction, than to the weighted sample. Not tuned: the break-even
 #: point, checked afterwards on tuning seeds (docs/bridge.md).
 MAX_MOVE_JITTER = 0.5
+
+#: What a move's thresholds count (:func:`bridge_analysis`' ``move_members``).
+MOVE_MEMBERS = ('informed', 'state', 'auto')
 
 
 def state_allows_move(N, dim_x, members_per_dim=MEMBERS_PER_DIM, max_jitter=MAX_MOVE_JITTER):
@@ -372,8 +375,7 @@ def _likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
                     resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None,
-                    informed_dim=None, count_state=False, move_needs_state=False,
-                    max_jitter=MAX_MOVE_JITTER):
+                    informed_dim=None, move_members='informed', max_jitter=MAX_MOVE_JITTER):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -426,27 +428,25 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         so that the jitter never blurs separated modes into one.
     informed_dim : int, optional
         :func:`informed_dimension` of ``(hz, R)`` if already computed.
-    count_state : bool, default False
-        Count in ``n_required`` and ``n_resample`` the directions a move
-        redraws, ``max(r, min(N - 1, dim_x))``, instead of ``r``: a move
-        resamples and jitters whole members, so with fewer observed
-        directions than state directions it needs ``c`` members for each
-        state direction, not only for those the weights see. The same as
-        ``r`` when the observations span the state (``dim_z >= dim_x``,
-        generic ``hx``).
-    move_needs_state : bool, default False
-        No move unless the ensemble could afford one on the whole state
-        (:func:`state_allows_move`: ``N > c (min(N - 1, dim_x) + 1)``, the
-        members a fully observed state of this size would need, and Scott's
-        jitter for all N members below ``max_jitter`` of a copy's
-        variance); otherwise the analysis is the Gaussian core
-        (``gamma = 0``). Where a move is affordable the thresholds count
-        ``r``, so the weights still go down to ``c (r + 1)``. Without it,
+    move_members : {'informed', 'state', 'auto'}, default 'informed'
+        What ``n_required`` and ``n_resample`` count. ``'informed'``: ``r``.
+        ``'state'``: the directions a move redraws, ``max(r, min(N - 1,
+        dim_x))``: a move resamples and jitters whole members, so with fewer
+        observed directions than state directions it needs ``c`` members
+        for each state direction, not only for those the weights see (the
+        same as ``r`` when the observations span the state, ``dim_z >=
+        dim_x``, generic ``hx``). ``'auto'``: no move unless the ensemble
+        could afford one on the whole state (:func:`state_allows_move`:
+        ``N > c (min(N - 1, dim_x) + 1)``, the members a fully observed
+        state of this size would need, and Scott's jitter for all N members
+        below ``max_jitter`` of a copy's variance), otherwise the Gaussian
+        core (``gamma = 0``); where a move is affordable they count ``r``,
+        so the weights still go down to ``c (r + 1)``. Without it,
         observing fewer directions of a large state allowed more weighting
         than observing all of them, and large states were weighted at all.
-        The filter's default (``Policy.move_members='auto'``).
+        The filter's default is ``'auto'`` (``Policy.move_members``).
     max_jitter : float in (0, 1], default :data:`MAX_MOVE_JITTER`
-        See :func:`state_allows_move`; used with ``move_needs_state``.
+        See :func:`state_allows_move`; used with ``move_members='auto'``.
 
     Returns
     -------
@@ -480,6 +480,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     log_w = check_log_weights(log_w, N=N)
     _check_members_per_dim(members_per_dim)
     _check_resample_fraction(resample_fraction)
+    if move_members not in MOVE_MEMBERS:
+        raise ValueError(f"move_members must be one of {MOVE_MEMBERS}, got {move_members!r}")
     rng = as_generator(rng)
     hz = as_ensemble(hx(X) if hz is None else hz, "hz")
     if hz.shape[0] != N:
@@ -496,9 +498,9 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "and hx")
     r = informed_dimension(hz, R) if informed_dim is None else informed_dim
     state_dim = min(N - 1, X.shape[1])
-    no_move = move_needs_state and not state_allows_move(N, X.shape[1], members_per_dim,
-                                                         max_jitter)
-    counted = max(r, state_dim) if (count_state or no_move) else r
+    no_move = move_members == 'auto' and not state_allows_move(N, X.shape[1], members_per_dim,
+                                                               max_jitter)
+    counted = max(r, state_dim) if (move_members == 'state' or no_move) else r
     n_req = required_ess(counted, members_per_dim)
     n_move = resample_threshold(N, counted, members_per_dim, resample_fraction)
     if no_move:    # only equal weights keep N effective members: gamma = 0, the core

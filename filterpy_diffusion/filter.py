@@ -801,8 +801,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz,
                                            modes=modes, informed_dim=informed_dim,
-                                           count_state=self.policy.move_members == 'state',
-                                           move_needs_state=self.policy.move_members == 'auto',
+                                           move_members=self.policy.move_members,
                                            max_jitter=self.policy.move_max_jitter)
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                'inflation_factor': lam.get('factor', 1.0), 'inflation_mean': lam['post'],

@@ -17,7 +17,7 @@ import dataclasses
 import numbers
 
 # The modules' own defaults, one source for each number.
-from .bridge import MAX_MOVE_JITTER, MEMBERS_PER_DIM
+from .bridge import MAX_MOVE_JITTER, MEMBERS_PER_DIM, MOVE_MEMBERS
 from .clustering import MAX_AXES, MIN_SEPARATION, REFINE_SEPARATION
 from .kde import EVIDENCE_THRESHOLD
 
@@ -143,11 +143,11 @@ class Policy:
         directions. ``'auto'``: a move at all needs the members a fully
         observed state of this size would need, ``N > c (min(N - 1,
         dim_x) + 1)`` (else the Gaussian core alone); within a move the
-        floor counts ``r`` (``bridge_analysis(..., move_needs_state=True)``).
+        floor counts ``r`` (``bridge_analysis(..., move_members='auto')``).
         ``'informed'`` (the default before): ``r`` only, so observing fewer
         directions of a large state allowed more weighting than observing
         all. ``'state'``: ``max(r, min(N - 1, dim_x))`` in both thresholds
-        (``count_state=True``). ``'informed'`` and ``'state'`` are the
+        (``bridge_analysis(..., move_members='state')``). ``'informed'`` and ``'state'`` are the
         same where the observations span the state, and so is ``'auto'``
         on states small enough for a move (see ``move_max_jitter``). On
         tuning seeds (DAPPER 1.8.1, seeds
@@ -219,8 +219,8 @@ class Policy:
             raise ValueError(f"Policy.core_inflation_floor must be True or False, "
                              f"got {self.core_inflation_floor!r}")
         _positive("move_max_jitter", self.move_max_jitter, high=1.0)
-        if self.move_members not in ("auto", "informed", "state"):
-            raise ValueError(f"Policy.move_members must be 'auto', 'informed' or 'state', "
+        if self.move_members not in MOVE_MEMBERS:
+            raise ValueError(f"Policy.move_members must be one of {MOVE_MEMBERS}, "
                              f"got {self.move_members!r}")
         lo_hi = tuple(self.h_range) if isinstance(self.h_range, (tuple, list)) else ()
         if not (len(lo_hi) == 2 and all(isinstance(v, numbers.Real) for v in lo_hi)

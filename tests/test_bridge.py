@@ -245,9 +245,9 @@ def test_rank_deficient_ensemble_is_exactly_the_gaussian_core(seed, N, c):
 @example(seed=0, N=11, d=3, m=1)      # above c (d + 1), but Scott's h^2 = 11^(-2/7) > 1/2
 @example(seed=0, N=12, d=3, m=1)      # both conditions met: a move is allowed
 @example(seed=0, N=40, d=10, m=3)     # N > c (d + 1) = 27.5, but h^2 = 40^(-1/7) > 1/2
-def test_move_needs_state_is_the_core_on_too_large_a_state_and_nothing_new_otherwise(seed, N, d,
+def test_move_members_auto_is_the_core_on_too_large_a_state_and_nothing_new_otherwise(seed, N, d,
                                                                                     m):
-    """move_needs_state: no move unless N > c (min(N - 1, d) + 1), the members a fully
+    """move_members='auto': no move unless N > c (min(N - 1, d) + 1), the members a fully
     observed state of this size needs, and Scott's h^2 for N members in min(N - 1, d)
     directions is below MAX_MOVE_JITTER; where both hold, the plain rule bit for bit."""
     m = min(m, d - 1)                        # fewer observed than state directions
@@ -259,7 +259,7 @@ def test_move_needs_state_is_the_core_on_too_large_a_state_and_nothing_new_other
 
     def hx(X):
         return X[:, :m]
-    gated = bridge_analysis(X, log_w, z, R, hx, sqrt_core, seed, move_needs_state=True)
+    gated = bridge_analysis(X, log_w, z, R, hx, sqrt_core, seed, move_members='auto')
     plain = bridge_analysis(X, log_w, z, R, hx, sqrt_core, seed)
     k = min(N - 1, d)
     if N <= MEMBERS_PER_DIM * (k + 1) or N ** (-2.0 / (k + 4)) >= MAX_MOVE_JITTER:
@@ -406,6 +406,8 @@ def test_bad_input_raises_clear_errors():
         bridge_analysis(X, np.zeros(4), z, R, hx, sqrt_core, 0, members_per_dim=0.9)
     with pytest.raises(ValueError, match="resample_fraction must be"):
         bridge_analysis(X, np.zeros(4), z, R, hx, sqrt_core, 0, resample_fraction=2.0)
+    with pytest.raises(ValueError, match="move_members must be one of"):
+        bridge_analysis(X, np.zeros(4), z, R, hx, sqrt_core, 0, move_members=True)
     with pytest.raises(ValueError, match="log weights must not be NaN"):
         bridge_analysis(X, np.array([0, np.nan, 0, 0]), z, R, hx, sqrt_core, 0)
     with pytest.raises(ValueError, match="positive definite"):

@@ -111,7 +111,7 @@ def test_move_members_state_counts_the_unobserved_directions(monkeypatch):
 
     def spy(*a, **kw):
         out = original(*a, **kw)
-        seen.setdefault(kw['count_state'], []).append(out[2])
+        seen.setdefault(kw['move_members'], []).append(out[2])
         return out
     monkeypatch.setattr(filt, 'bridge_analysis', spy)
     results = {}
@@ -126,7 +126,7 @@ def test_move_members_state_counts_the_unobserved_directions(monkeypatch):
     # 'auto' (the default): the state needs c * 11 > 12 members for a move,
     # so it is the core alone too, bit for bit.
     assert results['auto'][0] == 0.0 and np.array_equal(results['auto'][1], results['state'][1])
-    informed, state = seen[False][0], seen[True][0]
+    informed, state = seen['informed'][0], seen['state'][0]
     assert informed['informed_dim'] == state['informed_dim'] == 1
     assert informed['counted_dim'] == 1 and state['counted_dim'] == min(N - 1, d)
     assert state['n_required'] == MEMBERS_PER_DIM * (min(N - 1, d) + 1) > N
