@@ -98,16 +98,18 @@ def karras_sigmas(v, sigma_max, steps, rho=RHO):
         ``sigma_0 = sigma_max > ... > sigma_steps = 0``, equally spaced in
         ``t^(1/rho)`` with ``t = sqrt(v + sigma^2)``.
     """
-    v = np.asarray(v, dtype=float) if np.ndim(v) else v
-    smax = np.asarray(sigma_max, dtype=float) if np.ndim(sigma_max) else sigma_max
+    batched = bool(np.ndim(v) or np.ndim(sigma_max))
+    # Always on arrays: numpy's SIMD power on arrays and its scalar power can
+    # differ in the last bit, and a domain of the local filter must get the
+    # schedule its mixture would get alone.
+    v = np.atleast_1d(np.asarray(v, dtype=float))
+    smax = np.atleast_1d(np.asarray(sigma_max, dtype=float))
     tmax, tmin = np.sqrt(v + smax ** 2), np.sqrt(v)
-    i = np.arange(int(steps) + 1) / int(steps)
-    if np.ndim(tmax) or np.ndim(tmin):
-        i = i.reshape((-1,) + (1,) * max(np.ndim(tmax), np.ndim(tmin)))
+    i = (np.arange(int(steps) + 1) / int(steps))[:, None]
     t = (tmax ** (1 / rho) + i * (tmin ** (1 / rho) - tmax ** (1 / rho))) ** rho
     sig = np.sqrt(np.maximum(t ** 2 - v, 0.0))
     sig[0], sig[-1] = smax, 0.0
-    return sig
+    return sig if batched else sig[:, 0]
 
 
 def number_of_evaluations(sampler, steps, solver='dpm2m'):
