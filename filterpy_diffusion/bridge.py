@@ -35,11 +35,13 @@ takes the rest. What it optimises: the largest share of the likelihood
 assimilated exactly (by weights), subject to the particle filter's
 relative variance bound on carried weights and the absolute floor at a
 move. A move with ``gamma = 1`` is a particle filter's resampling; its
-Scott jitter widens the copies by ``1 + h^2`` (``h -> 0`` as N grows). The
-variance-keeping alternative (``shrink_jitter=True``, Liu and West 2001)
-fits the linear-Gaussian variances better but lost track on Lorenz-63
-(tuning seeds 3001 and 3004, N = 100, one of three random streams each):
-there the jitter's spread is what the deterministic model needs.
+plain Scott jitter widens the copies by ``1 + h^2`` (``h -> 0`` as N
+grows). The variance-keeping alternative (``shrink_jitter=True``, Liu and
+West 2001) fits the linear-Gaussian variances better; alone it lost track
+on deterministic Lorenz-63 runs, where that widening was the only spread a
+particle-filter move added. The filter's default shrinks and gives the
+move the finite-size inflation floor its core gets at ``gamma < 1``
+(``move_inflation``; ``Policy.shrink_jitter``).
 
 Limits. N -> infinity with fixed ``r``: ``n_resample = rho N``, ``gamma ->
 1``, a regularised particle filter with threshold ``rho`` whose jitter
@@ -155,6 +157,13 @@ def state_allows_move(N, dim_x, members_per_dim=MEMBERS_PER_DIM, max_jitter=MAX_
     d = min(N - 1, int(dim_x))
     return bool(required_ess(d, members_per_dim) < N
                 and float(N) ** (-2.0 / (d + 4)) < max_jitter)
+
+
+def _check_move_inflation(l):
+    if isinstance(l, bool) or not isinstance(l, numbers.Real) or not (np.isfinite(l) and l > 0):
+        raise ValueError(f"move_inflation must be None, a callable or a positive finite factor, "
+                         f"got {l!r}")
+    return float(l)
 
 
 def _check_max_jitter(max_jitter):
@@ -375,7 +384,8 @@ def _likelihood_fraction(log_w, log_lik, n_required, rtol=1e-8):
 def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
                     resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None,
-                    informed_dim=None, move_members='informed', max_jitter=MAX_MOVE_JITTER):
+                    informed_dim=None, move_members='informed', max_jitter=MAX_MOVE_JITTER,
+                    move_inflation=None):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -420,8 +430,9 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         At a move with ``gamma = 1`` shrink the jittered copies towards the
         weighted mean (``regularised_resample(..., shrink=True)``), so the
         resampled ensemble keeps the weighted covariance instead of widening
-        the copies by ``1 + h^2``. Off by default: it lost track on Lorenz-63
-        tuning runs where the plain jitter did not (docs/bridge.md).
+        the copies by ``1 + h^2``. Alone it lost track on Lorenz-63 tuning
+        runs where the plain jitter did not; the filter's default
+        (``Policy.shrink_jitter``) pairs it with ``move_inflation``.
     modes : callable ``(X, hz) -> labels (N,)``, optional
         Modes of the forecast; at a move each copy is jittered with its own
         mode's covariance (:func:`~filterpy_diffusion.resampling.regularised_resample`),
@@ -447,6 +458,13 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         The filter's default is ``'auto'`` (``Policy.move_members``).
     max_jitter : float in (0, 1], default :data:`MAX_MOVE_JITTER`
         See :func:`state_allows_move`; used with ``move_members='auto'``.
+    move_inflation : float > 0, callable ``() -> float`` or None, optional
+        At a particle-filter move (``gamma = 1``, where no core runs) the
+        resampled members' anomalies are scaled by ``max(1, l)`` about their
+        mean, ``l`` this value; a callable is called only at such a move.
+        The filter passes the forecast's finite-size factor for the whole
+        likelihood, the floor its core gets at a move with ``gamma < 1``
+        (``Policy.core_inflation_floor``). None: no inflation.
 
     Returns
     -------
@@ -456,7 +474,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     info : dict
         ``'gamma'``, ``'n_required'``, ``'n_resample'``, ``'informed_dim'``,
         ``'counted_dim'`` (the dimension the two thresholds count),
-        ``'ess'`` (of the carried or tempered weights), ``'moved'`` (bool).
+        ``'ess'`` (of the carried or tempered weights), ``'moved'`` (bool),
+        and at a particle-filter move ``'move_inflation'`` (the factor used).
 
     Examples
     --------
@@ -482,6 +501,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     _check_resample_fraction(resample_fraction)
     if move_members not in MOVE_MEMBERS:
         raise ValueError(f"move_members must be one of {MOVE_MEMBERS}, got {move_members!r}")
+    if not (move_inflation is None or callable(move_inflation)):
+        _check_move_inflation(move_inflation)
     rng = as_generator(rng)
     hz = as_ensemble(hx(X) if hz is None else hz, "hz")
     if hz.shape[0] != N:
@@ -522,6 +543,11 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     Xr, rinfo = _regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0,
                                       labels=labels, ess=ess)
     if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
+        l = move_inflation() if callable(move_inflation) else move_inflation
+        info['move_inflation'] = 1.0 if l is None else max(1.0, _check_move_inflation(l))
+        if info['move_inflation'] > 1.0:
+            m = Xr.mean(0)
+            Xr = m + info['move_inflation'] * (Xr - m)
         return Xr, np.zeros(N), info
     if rinfo['indices'] is not None:
         hz = as_ensemble(hx(Xr), "hx(X)")

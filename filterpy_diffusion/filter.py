@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
-from .bridge import bridge_analysis, required_ess
+from .bridge import bridge_analysis, informed_dimension, required_ess
 from .etkf import (_etkf_analysis, _spectrum, check_whitening, etkf_analysis, finite_size_factor,
                    finite_size_inflation, whitened_spectrum)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
@@ -768,6 +768,26 @@ class DiffusionKDEFilter(EnsembleFilter):
         # would have the update).
         one_mode = labels is None or labels.max() == 0
         rest = {}
+        floored = self.policy.core_inflation_floor and one_mode
+        full = []
+
+        def floor():
+            # The forecast's own finite-size factor for the whole z, once.
+            if not full:
+                full.append(finite_size_factor(hz, z, R, self.xN) if spectrum is None
+                            else finite_size_inflation(*spectrum, self.N, self.xN))
+            return full[0]
+
+        def move_floor():
+            # A particle-filter move has no core: the same floor, where the core would use it
+            # (inflation='auto' uses finite-size only when the forecast spans the observations).
+            if self.inflation == 'auto':
+                r = informed_dim if informed_dim is not None else (
+                    int(np.count_nonzero(spectrum[0])) if spectrum is not None
+                    else informed_dimension(hz, R))
+                if r < self.dim_z:
+                    return 1.0
+            return floor()
 
         def core(Xm, hzm, zz, Rg, gamma):
             # The forecast's rank for the inflation rule: every copy of a
@@ -783,13 +803,10 @@ class DiffusionKDEFilter(EnsembleFilter):
                     rest.update(out)
                     return out['sigmas']
             infl, lam['post'] = self._core_inflation(hzm, zz, Rg, r, own)
-            floor = None
-            if infl == 'finite-size' and self.policy.core_inflation_floor and one_mode:
-                # The forecast's own factor for the whole z (Policy.core_inflation_floor).
-                floor = (finite_size_factor(hz, z, R, self.xN) if spectrum is None
-                         else finite_size_inflation(*spectrum, self.N, self.xN))
+            # Policy.core_inflation_floor: at least the forecast's factor for the whole z.
+            lo = floor() if (infl == 'finite-size' and floored) else None
             # Xm, hzm and zz are checked (bridge_analysis): without etkf_analysis' checks.
-            new, info = _etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=floor,
+            new, info = _etkf_analysis(Xm, hzm, zz, Rg, inflation=infl, inflation_floor=lo,
                                        rot=self.rot and gamma == 0, rng=self.rng, xN=self.xN)
             lam['factor'] = info['inflation']
             return new
@@ -802,7 +819,13 @@ class DiffusionKDEFilter(EnsembleFilter):
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz,
                                            modes=modes, informed_dim=informed_dim,
                                            move_members=self.policy.move_members,
-                                           max_jitter=self.policy.move_max_jitter)
+                                           max_jitter=self.policy.move_max_jitter,
+                                           shrink_jitter=self.policy.shrink_jitter,
+                                           move_inflation=move_floor if (
+                                               floored and self.policy.shrink_jitter
+                                               and self.inflation in ('auto', 'finite-size')) else None)
+        if 'move_inflation' in info:
+            lam['factor'] = info['move_inflation']
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                'inflation_factor': lam.get('factor', 1.0), 'inflation_mean': lam['post'],
                'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'bridge'}

@@ -136,7 +136,32 @@ class Policy:
         N = 20 / 50 / 100: rmse.a 0.458 / 0.386 / 0.347 with it, 0.466 /
         0.404 / 0.381 without; ``wiljes2017`` (14 seeds) 2.200 against
         2.236, and 2.406 with the floor on split forecasts too
-        (docs/design-log.md, entry 29).
+        (docs/design-log.md, entry 29). A particle-filter move
+        (``gamma = 1``) has no core; it takes the same floor on its
+        resampled anomalies (``bridge_analysis(..., move_inflation=)``;
+        see ``shrink_jitter``).
+    shrink_jitter : bool, default True
+        At a particle-filter move, draw the jittered copies towards their
+        mode's weighted mean first (Liu and West 2001), so that the move
+        keeps the weighted mean and covariance instead of widening the
+        copies by ``1 + h^2`` (Scott's ``h^2`` is 0.31 at an ESS of 60 in
+        3 dimensions); the move's spread then comes from the floor above,
+        the forecast's finite-size factor, as at a move with a core. A
+        rule, not a tuned value: the kernel that keeps the first two
+        moments, and the inflation the rest of the bridge already uses.
+        Tuning seeds (docs/design-log.md, entry 40): DAPPER
+        ``Lorenz63.sakov2012`` (seeds 3000-3023, 500 cycles) rmse.a 0.400
+        / 0.343 at N = 50 / 100 against 0.402 / 0.371 with the plain
+        jitter (0.315 / 0.319 at N = 250, seeds 3000-3011), without the
+        losses of track the shrink alone had (0.60 / 0.61 on seeds 3008 /
+        3014 at N = 50); ``wiljes2017`` (14 seeds) 2.190 against 2.192;
+        our suite (seeds 0-2) l63-full 0.415 / 0.389 / 0.373 at N = 50 /
+        100 / 250 against 0.425 / 0.413 / 0.400, l63-cubic 0.121 / 0.112 /
+        0.106 against 0.124 / 0.160 / 0.113, l96-10-abs at N = 250 0.265
+        against 0.358. It costs l63-z at N = 250 (W2 7.45 against 6.56,
+        seeds 0-8) and gains there at N = 50 / 100 (7.98 / 7.28 against
+        8.41 / 7.64). Off: the plain Scott jitter, and no inflation at a
+        particle-filter move.
     move_members : {'auto', 'informed', 'state'}, default 'auto'
         What the bridge's ``members_per_dim`` counts. A move resamples and
         jitters whole members; the weights see only the ``r`` observed
@@ -196,6 +221,7 @@ class Policy:
     inflation_var: float = 0.01
     xN: float = 1.0
     core_inflation_floor: bool = True
+    shrink_jitter: bool = True
     move_members: str = "auto"
     move_max_jitter: float = MAX_MOVE_JITTER
 
@@ -215,9 +241,10 @@ class Policy:
         _positive("normality_alpha", self.normality_alpha, high=1.0)
         _positive("inflation_var", self.inflation_var)
         _positive("xN", self.xN)
-        if not isinstance(self.core_inflation_floor, bool):
-            raise ValueError(f"Policy.core_inflation_floor must be True or False, "
-                             f"got {self.core_inflation_floor!r}")
+        for name in ("core_inflation_floor", "shrink_jitter"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"Policy.{name} must be True or False, "
+                                 f"got {getattr(self, name)!r}")
         _positive("move_max_jitter", self.move_max_jitter, high=1.0)
         if self.move_members not in MOVE_MEMBERS:
             raise ValueError(f"Policy.move_members must be one of {MOVE_MEMBERS}, "

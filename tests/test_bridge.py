@@ -414,10 +414,47 @@ def test_bad_input_raises_clear_errors():
         bridge_analysis(X, np.zeros(4), z, np.zeros((2, 2)), hx, sqrt_core, 0)
     with pytest.raises(ValueError, match="one row per member"):
         bridge_analysis(X, np.zeros(4), z, R, lambda X: X[:2], sqrt_core, 0)
+    for bad in (np.nan, -1.0, 0.0, np.inf, True, "1.1"):
+        rng = np.random.default_rng(0)
+        state = rng.bit_generator.state
+        with pytest.raises(ValueError, match="move_inflation must be"):
+            bridge_analysis(X, np.zeros(4), z, R, hx, sqrt_core, rng, move_inflation=bad)
+        assert rng.bit_generator.state == state      # refused before any draw
     with pytest.raises(ValueError, match="log_lik must not be NaN"):
         likelihood_fraction(np.zeros(2), np.array([0.0, np.nan]), 1.0)
     with pytest.raises(ValueError, match="n_required"):
         likelihood_fraction(np.zeros(2), np.zeros(2), 0.0)
+
+
+@pytest.mark.parametrize("regime", ["carry", "pf", "split"])
+def test_move_inflation_scales_only_a_particle_filter_move(regime):
+    # A callable factor is asked for only at a gamma = 1 move, where it scales
+    # the resampled anomalies by max(1, l) about their mean; carried weights
+    # and a move with a core are left to the core's own inflation.
+    rng0 = np.random.default_rng(5)
+    N = 400
+    X = rng0.normal(size=(N, 1))
+    z = {"carry": 0.2, "pf": 1.0, "split": 3.0}[regime]
+    calls = []
+
+    def factor():
+        calls.append(1)
+        return 1.3
+
+    args = (X, np.zeros(N), np.array([z]), np.array([[0.1]]), lambda X: X, sqrt_core)
+    Xa, _, info = bridge_analysis(*args, 1, move_inflation=factor)
+    Xb, _, _ = bridge_analysis(*args, 1)
+    Xc, _, _ = bridge_analysis(*args, 1, move_inflation=0.7)      # below 1: no deflation
+    pf = info['gamma'] == 1.0 and info['moved']
+    assert {"carry": not info['moved'], "pf": pf, "split": 0 < info['gamma'] < 1}[regime]
+    assert len(calls) == int(pf)
+    np.testing.assert_array_equal(Xc, Xb)
+    if pf:
+        m = Xb.mean(0)
+        np.testing.assert_allclose(Xa, m + 1.3 * (Xb - m), rtol=0, atol=1e-12)
+        assert info['move_inflation'] == 1.3
+    else:
+        np.testing.assert_array_equal(Xa, Xb)
 
 
 def test_no_member_can_explain_z_names_the_cause():

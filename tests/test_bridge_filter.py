@@ -6,11 +6,13 @@ weighting), carried weights, options.
 """
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from filterpy_diffusion import DiffusionKDEFilter
 from filterpy_diffusion.bridge import MEMBERS_PER_DIM, RESAMPLE_FRACTION
 from filterpy_diffusion.etkf import etkf_analysis, finite_size_factor
 from filterpy_diffusion.policy import Policy
+from filterpy_diffusion.weights import weighted_moments
 from kalman_twin import F, H, Q, R, assert_close_to_kalman, run_with_kalman
 
 
@@ -157,3 +159,49 @@ def test_no_inflation_floor_for_a_forecast_the_mode_test_split():
     l_full = finite_size_factor(X, z, R)
     assert factors['one'] == pytest.approx(l_full, rel=1e-12)
     assert factors['split'] < l_full
+
+
+def _pf_move(policy, N=400, seed=0):
+    """A forecast whose whole likelihood leaves fewer than rho N but more than
+    c (r + 1) effective members: a particle-filter move (gamma = 1, no core)."""
+    d, z, R = 3, np.full(3, 1.0), 0.5 * np.eye(3)
+    X = np.random.default_rng(seed).normal(size=(N, d))
+    f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x,
+                           kernel='bridge', rng=seed, policy=policy)
+    f.R = R
+    f.sigmas = X.copy()
+    f.update(z)
+    assert f.gamma == 1.0 and np.all(f.weights == f.weights[0])    # moved, weights reset
+    return f, X, z, R
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_particle_filter_move_inflates_by_the_forecast_finite_size_factor(seed):
+    # No core runs at gamma = 1, so the move itself takes the floor a core
+    # would get: its anomalies are scaled by max(1, l_full) about their
+    # mean; everything before that is the same draw.
+    on, X, z, R = _pf_move(Policy(), seed=seed)
+    off, _, _, _ = _pf_move(Policy(core_inflation_floor=False), seed=seed)
+    # The plain jitter's widening is the old move's spread: no floor on top.
+    plain, _, _, _ = _pf_move(Policy(shrink_jitter=False), seed=seed)
+    l_full = finite_size_factor(X, z, R)
+    assert l_full > 1.0
+    assert on.inflation_factor == pytest.approx(l_full, rel=1e-12)
+    assert off.inflation_factor == 1.0 and plain.inflation_factor == 1.0
+    m = off.sigmas.mean(0)
+    np.testing.assert_allclose(on.sigmas, m + l_full * (off.sigmas - m), rtol=0, atol=1e-12)
+
+
+def test_a_particle_filter_move_keeps_the_weighted_covariance_by_default():
+    # Policy.shrink_jitter (Liu-West): the jittered copies are drawn towards
+    # the weighted mean first, so the move keeps the weighted covariance;
+    # the plain Scott jitter widens the copies by 1 + h^2.
+    policy = Policy(core_inflation_floor=False)
+    N = 4000
+    keep, X, z, R = _pf_move(policy, N=N)
+    wide, _, _, _ = _pf_move(policy.replace(shrink_jitter=False), N=N)
+    lw = -0.5 * np.einsum('ij,jk,ik->i', X - z, np.linalg.inv(R), X - z)
+    _, _, A, _, cov = weighted_moments(X, None, softmax(lw))
+    C = cov(A, A)
+    np.testing.assert_allclose(np.diag(np.cov(keep.sigmas.T)), np.diag(C), rtol=0.06)
+    assert np.all(np.diag(np.cov(wide.sigmas.T)) > 1.1 * np.diag(C))
