@@ -778,16 +778,17 @@ class DiffusionKDEFilter(EnsembleFilter):
                             else finite_size_inflation(*spectrum, self.N, self.xN))
             return full[0]
 
-        def move_floor():
-            # A particle-filter move has no core: the same floor, where the core would use it
-            # (inflation='auto' uses finite-size only when the forecast spans the observations).
-            if self.inflation == 'auto':
-                r = informed_dim if informed_dim is not None else (
-                    int(np.count_nonzero(spectrum[0])) if spectrum is not None
-                    else informed_dimension(hz, R))
-                if r < self.dim_z:
-                    return 1.0
-            return floor()
+        # A particle-filter move has no core. Policy.shrink_jitter: it keeps the weighted
+        # covariance and takes the core's floor instead, where the core would have one
+        # (inflation='auto' is finite-size only when the forecast spans the observations);
+        # elsewhere the plain jitter's widening is its spread.
+        shrink = (self.policy.shrink_jitter and floored
+                  and self.inflation in ('auto', 'finite-size'))
+        if shrink and self.inflation == 'auto':
+            r = informed_dim if informed_dim is not None else (
+                int(np.count_nonzero(spectrum[0])) if spectrum is not None
+                else informed_dimension(hz, R))
+            shrink = r >= self.dim_z
 
         def core(Xm, hzm, zz, Rg, gamma):
             # The forecast's rank for the inflation rule: every copy of a
@@ -820,10 +821,8 @@ class DiffusionKDEFilter(EnsembleFilter):
                                            modes=modes, informed_dim=informed_dim,
                                            move_members=self.policy.move_members,
                                            max_jitter=self.policy.move_max_jitter,
-                                           shrink_jitter=self.policy.shrink_jitter,
-                                           move_inflation=move_floor if (
-                                               floored and self.policy.shrink_jitter
-                                               and self.inflation in ('auto', 'finite-size')) else None)
+                                           shrink_jitter=shrink,
+                                           move_inflation=floor if shrink else None)
         if 'move_inflation' in info:
             lam['factor'] = info['move_inflation']
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,

@@ -9,7 +9,7 @@ import pytest
 from scipy.special import softmax
 
 from filterpy_diffusion import DiffusionKDEFilter
-from filterpy_diffusion.bridge import MEMBERS_PER_DIM, RESAMPLE_FRACTION
+from filterpy_diffusion.bridge import MEMBERS_PER_DIM, RESAMPLE_FRACTION, bridge_analysis
 from filterpy_diffusion.etkf import etkf_analysis, finite_size_factor
 from filterpy_diffusion.policy import Policy
 from filterpy_diffusion.weights import weighted_moments
@@ -161,6 +161,7 @@ def test_no_inflation_floor_for_a_forecast_the_mode_test_split():
     assert factors['split'] < l_full
 
 
+
 def _pf_move(policy, N=400, seed=0):
     """A forecast whose whole likelihood leaves fewer than rho N but more than
     c (r + 1) effective members: a particle-filter move (gamma = 1, no core)."""
@@ -170,36 +171,50 @@ def _pf_move(policy, N=400, seed=0):
                            kernel='bridge', rng=seed, policy=policy)
     f.R = R
     f.sigmas = X.copy()
+    f.rng_before = np.random.default_rng()
+    f.rng_before.bit_generator.state = f.rng.bit_generator.state
     f.update(z)
     assert f.gamma == 1.0 and np.all(f.weights == f.weights[0])    # moved, weights reset
     return f, X, z, R
 
 
+def _never(*args):
+    raise AssertionError("a particle-filter move runs no core")
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_particle_filter_move_inflates_by_the_forecast_finite_size_factor(seed):
-    # No core runs at gamma = 1, so the move itself takes the floor a core
-    # would get: its anomalies are scaled by max(1, l_full) about their
-    # mean; everything before that is the same draw.
+def test_a_particle_filter_move_keeps_the_weighted_covariance_and_takes_the_floor(seed):
+    # Policy.shrink_jitter: no core runs at gamma = 1, so the move keeps the
+    # weighted covariance (Liu-West) and takes the floor a core would get:
+    # the shrunk resample's anomalies scaled by l_full about their mean, on
+    # the same draws as bridge_analysis with the filter's generator.
     on, X, z, R = _pf_move(Policy(), seed=seed)
-    off, _, _, _ = _pf_move(Policy(core_inflation_floor=False), seed=seed)
-    # The plain jitter's widening is the old move's spread: no floor on top.
-    plain, _, _, _ = _pf_move(Policy(shrink_jitter=False), seed=seed)
+    shrunk, _, info = bridge_analysis(X, np.zeros(len(X)), z, R, lambda X: X, _never,
+                                      on.rng_before, shrink_jitter=True)
+    assert info['gamma'] == 1.0 and info['moved']
     l_full = finite_size_factor(X, z, R)
-    assert l_full > 1.0
-    assert on.inflation_factor == pytest.approx(l_full, rel=1e-12)
-    assert off.inflation_factor == 1.0 and plain.inflation_factor == 1.0
-    m = off.sigmas.mean(0)
-    np.testing.assert_allclose(on.sigmas, m + l_full * (off.sigmas - m), rtol=0, atol=1e-12)
+    assert l_full > 1.0 and on.inflation_factor == pytest.approx(l_full, rel=1e-12)
+    m = shrunk.mean(0)
+    np.testing.assert_allclose(on.sigmas, m + l_full * (shrunk - m), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("policy", [Policy(shrink_jitter=False), Policy(core_inflation_floor=False)])
+def test_without_the_floor_a_particle_filter_move_is_the_plain_jitter(policy):
+    # Shrinking is paired with the floor: without either, the move is the
+    # plain Scott jitter, whose widening of the copies is its spread.
+    f, X, z, R = _pf_move(policy)
+    plain, _, _ = bridge_analysis(X, np.zeros(len(X)), z, R, lambda X: X, _never, f.rng_before)
+    assert f.inflation_factor == 1.0
+    np.testing.assert_allclose(f.sigmas, plain, rtol=0, atol=1e-12)
 
 
 def test_a_particle_filter_move_keeps_the_weighted_covariance_by_default():
-    # Policy.shrink_jitter (Liu-West): the jittered copies are drawn towards
-    # the weighted mean first, so the move keeps the weighted covariance;
-    # the plain Scott jitter widens the copies by 1 + h^2.
-    policy = Policy(core_inflation_floor=False)
+    # The jittered copies are drawn towards the weighted mean first, so the
+    # move keeps the weighted covariance (times the floor, about 1.0004
+    # here); the plain Scott jitter widens the copies by 1 + h^2.
     N = 4000
-    keep, X, z, R = _pf_move(policy, N=N)
-    wide, _, _, _ = _pf_move(policy.replace(shrink_jitter=False), N=N)
+    keep, X, z, R = _pf_move(Policy(), N=N)
+    wide, _, _, _ = _pf_move(Policy(shrink_jitter=False), N=N)
     lw = -0.5 * np.einsum('ij,jk,ik->i', X - z, np.linalg.inv(R), X - z)
     _, _, A, _, cov = weighted_moments(X, None, softmax(lw))
     C = cov(A, A)
