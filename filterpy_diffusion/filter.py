@@ -779,10 +779,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             return full[0]
 
         # A particle-filter move has no core. Policy.shrink_jitter: it keeps the weighted
-        # covariance and takes the core's floor instead, where the core would have one
-        # (inflation='auto' is finite-size only when the forecast spans the observations);
-        # elsewhere the plain jitter's widening is its spread.
-        shrink = (self.policy.shrink_jitter and floored
+        # covariance and takes the forecast's finite-size factor instead of the plain
+        # jitter's widening, wherever the core's inflation is finite-size (inflation='auto'
+        # only when the forecast spans the observations), split forecast or not: the
+        # plain jitter widened those too (one mode only: shrink alone lost wiljes2017).
+        shrink = (self.policy.shrink_jitter and self.policy.core_inflation_floor
                   and self.inflation in ('auto', 'finite-size'))
         if shrink and self.inflation == 'auto':
             r = informed_dim if informed_dim is not None else (
