@@ -137,31 +137,27 @@ class Policy:
         0.404 / 0.381 without; ``wiljes2017`` (14 seeds) 2.200 against
         2.236, and 2.406 with the floor on split forecasts too
         (docs/design-log.md, entry 29). A particle-filter move
-        (``gamma = 1``) has no core; it takes the same floor on its
-        resampled anomalies (``bridge_analysis(..., move_inflation=)``;
-        see ``shrink_jitter``).
+        (``gamma = 1``) has no core; with ``shrink_jitter`` it takes the
+        forecast's factor on its resampled anomalies, split forecast or
+        not (``bridge_analysis(..., move_inflation=)``).
     shrink_jitter : bool, default True
-        At a particle-filter move, draw the jittered copies towards their
-        mode's weighted mean first (Liu and West 2001), so that the move
-        keeps the weighted mean and covariance instead of widening the
-        copies by ``1 + h^2`` (Scott's ``h^2`` is 0.31 at an ESS of 60 in
-        3 dimensions); the move's spread then comes from the floor above,
-        the forecast's finite-size factor, as at a move with a core. A
+        At a particle-filter move (``gamma = 1``, no core), draw the
+        jittered copies towards their mode's weighted mean first (Liu and
+        West 2001), so the move keeps the weighted mean and covariance
+        instead of widening the copies by ``1 + h^2`` (Scott's ``h^2`` is
+        0.31 at an ESS of 60 in 3 dimensions), and scale its anomalies by
+        the forecast's finite-size factor, ``max(1, l_full)``, the floor a
+        move's core gets (``bridge_analysis(..., shrink_jitter=True,
+        move_inflation=)``). Applies wherever the core's inflation is
+        finite-size and ``core_inflation_floor`` is on; else, and with
+        False, the plain Scott jitter (the default before, bit for bit). A
         rule, not a tuned value: the kernel that keeps the first two
         moments, and the inflation the rest of the bridge already uses.
         Tuning seeds (docs/design-log.md, entry 40): DAPPER
         ``Lorenz63.sakov2012`` (seeds 3000-3023, 500 cycles) rmse.a 0.400
         / 0.343 at N = 50 / 100 against 0.402 / 0.371 with the plain
-        jitter (0.315 / 0.319 at N = 250, seeds 3000-3011), without the
-        losses of track the shrink alone had (0.60 / 0.61 on seeds 3008 /
-        3014 at N = 50); ``wiljes2017`` (14 seeds) 2.190 against 2.192;
-        our suite (seeds 0-2) l63-full 0.415 / 0.389 / 0.373 at N = 50 /
-        100 / 250 against 0.425 / 0.413 / 0.400, l63-cubic 0.121 / 0.112 /
-        0.106 against 0.124 / 0.160 / 0.113, l96-10-abs at N = 250 0.265
-        against 0.358. It costs l63-z at N = 250 (W2 7.45 against 6.56,
-        seeds 0-8) and gains there at N = 50 / 100 (7.98 / 7.28 against
-        8.41 / 7.64). Off: the plain Scott jitter, and no inflation at a
-        particle-filter move.
+        jitter; ``wiljes2017`` (14 seeds) 2.190 against 2.192; the shrink
+        alone lost track on 2 of the 24 ``sakov2012`` runs at N = 50.
     move_members : {'auto', 'informed', 'state'}, default 'auto'
         What the bridge's ``members_per_dim`` counts. A move resamples and
         jitters whole members; the weights see only the ``r`` observed

@@ -220,3 +220,18 @@ def test_a_particle_filter_move_keeps_the_weighted_covariance_by_default():
     C = cov(A, A)
     np.testing.assert_allclose(np.diag(np.cov(keep.sigmas.T)), np.diag(C), rtol=0.06)
     assert np.all(np.diag(np.cov(wide.sigmas.T)) > 1.1 * np.diag(C))
+
+
+def test_a_particle_filter_move_takes_the_floor_on_a_split_forecast_too():
+    # Unlike a move's core, a particle-filter move of a forecast the mode
+    # test split still gets the forecast's factor (the plain jitter it
+    # replaces widened those copies too); each copy shrinks towards its
+    # own mode's weighted mean.
+    N, d, z, R = 400, 3, np.full(3, 1.0), 0.5 * np.eye(3)
+    X = np.random.default_rng(0).normal(size=(N, d))
+    split = (X[:, 0] > 0).astype(int)
+    f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x, rng=0)
+    out = f._bridge(X, z, R, kernels=True, labels=split, rest_test=False)
+    assert out['gamma'] == 1.0 and np.all(out['log_weights'] == 0)
+    l_full = finite_size_factor(X, z, R)
+    assert l_full > 1.0 and out['inflation_factor'] == pytest.approx(l_full, rel=1e-12)
