@@ -785,11 +785,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         # plain jitter widened those too (one mode only: shrink alone lost wiljes2017).
         shrink = (self.policy.shrink_jitter and self.policy.core_inflation_floor
                   and self.inflation in ('auto', 'finite-size'))
+        r_f = informed_dim    # the forecast's rank; the bridge computes it if still None
         if shrink and self.inflation == 'auto':
-            r = informed_dim if informed_dim is not None else (
-                int(np.count_nonzero(spectrum[0])) if spectrum is not None
-                else informed_dimension(hz, R))
-            shrink = r >= self.dim_z
+            r_f = informed_dimension(hz, R) if r_f is None else r_f
+            shrink = r_f >= self.dim_z
 
         def core(Xm, hzm, zz, Rg, gamma):
             # The forecast's rank for the inflation rule: every copy of a
@@ -819,7 +818,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             else (lambda Xm, hzm: self._mode_labels(np.hstack([Xm, hzm]))))
         new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz,
-                                           modes=modes, informed_dim=informed_dim,
+                                           modes=modes, informed_dim=r_f,
                                            move_members=self.policy.move_members,
                                            max_jitter=self.policy.move_max_jitter,
                                            shrink_jitter=shrink,
