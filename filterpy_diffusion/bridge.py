@@ -67,6 +67,7 @@ from scipy.optimize import brentq
 from ._validation import (as_covariance, as_ensemble, as_generator, as_vector,
                           cholesky_factor, triangular_solve)
 from .etkf import _rounding_level
+from .inflation import _inflated
 from .particle import gaussian_log_likelihood
 # The weight and resampling helpers live in weights.py and resampling.py;
 # they are re-exported here, where they were first defined.
@@ -546,8 +547,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         l = move_inflation() if callable(move_inflation) else move_inflation
         info['move_inflation'] = 1.0 if l is None else max(1.0, _check_move_inflation(l))
         if info['move_inflation'] > 1.0:
-            m = Xr.mean(0)
-            Xr = m + info['move_inflation'] * (Xr - m)
+            Xr = _inflated(Xr, info['move_inflation'])
         return Xr, np.zeros(N), info
     if rinfo['indices'] is not None:
         hz = as_ensemble(hx(Xr), "hx(X)")

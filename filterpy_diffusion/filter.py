@@ -25,7 +25,7 @@ from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sa
 from .clustering import gaussian_pvalue, split_ensemble
 from ._validation import RngLike, check_inflation, is_singular
 from .ensemble import EnsembleFilter
-from .inflation import LAMBDA_RANGE, innovation_lambda
+from .inflation import LAMBDA_RANGE, _inflated, innovation_lambda
 from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
                   check_evidence_threshold)
 from .kde import _log_prior as log_prior_weights
@@ -1066,9 +1066,3 @@ class DiffusionKDEFilter(EnsembleFilter):
 
 def _is_auto(spec):
     return isinstance(spec, str) and spec == 'auto'
-
-
-def _inflated(X, f, weights=None):
-    """``X`` (n, d) with its anomalies about its (weighted) mean scaled by ``f``."""
-    centre = X.mean(0) if weights is None else weights @ X / weights.sum()
-    return centre + f * (X - centre)

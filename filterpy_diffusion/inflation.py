@@ -14,6 +14,12 @@ LAMBDA_RANGE = (0.5, 10.0)
 LAMBDA_PRIOR_VAR = 0.1 ** 2
 
 
+def _inflated(X, f, weights=None):
+    """``X`` (n, d) with its anomalies about its (weighted) mean scaled by ``f``."""
+    centre = X.mean(0) if weights is None else weights @ X / weights.sum()
+    return centre + f * (X - centre)
+
+
 def adaptive_factor(hz, z, R, lam_b, v_b=LAMBDA_PRIOR_VAR):
     """The adaptive anomaly factor of one update and the new running estimate.
 

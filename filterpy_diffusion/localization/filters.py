@@ -17,7 +17,7 @@ from .._validation import check_inflation
 from ..diffusion import DEFAULT_ODE_STEPS
 from ..ensemble import EnsembleFilter
 from ..etkf import finite_size_factor, rotate_anomalies
-from ..inflation import LAMBDA_PRIOR_VAR, adaptive_factor
+from ..inflation import LAMBDA_PRIOR_VAR, _inflated, adaptive_factor
 from ..policy import Policy
 from .algebra import (LOCAL_ESS_TARGET, _r_blocks, _whitened, letkf_analysis,
                       local_covariance_kde, local_informed_dimension)
@@ -94,7 +94,7 @@ class _Inflating:
         else:
             f = float(inflation or 1.0)
         if f != 1.0:
-            X = X.mean(0) + f * (X - X.mean(0))
+            X = _inflated(X, f)
             hz = self._measure(X)
         return X, hz, f, lam
 
