@@ -387,7 +387,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
 
     def _weighted_moments(self, X, Y, weights, R, predictions):
         """Mean and covariance blocks weighted by the prior member weights."""
-        N, m = X.shape[0], Y.shape[1]
+        m = Y.shape[1]
         w = np.asarray(weights, dtype=float) / np.sum(weights)
         self.mean_x, self.mean_y, A, B, cov = weighted_moments(X, Y, w)
         self.Cxx = cov(A, A)
@@ -881,7 +881,7 @@ class EnKPFDensity(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensity
     def log_marginal(self, z: npt.ArrayLike) -> float:
         """``log p(z)`` under the EnKF-step Gaussian times the mixture's remaining evidence."""
         z = as_vector(z, "z", self.dim_z)
-        g, lam, m = self.g, self.lam, self.dim_z
+        g, lam = self.g, self.lam
         b, qpp, _ = self._coefficients(g)
         dbar = self._frame(z - self._mean_p)[0]
         var1 = lam + 1.0 / g

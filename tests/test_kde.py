@@ -3,9 +3,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 from scipy import integrate, stats
-from scipy.special import logsumexp
 
 from filterpy_diffusion import ConditionalKDE
 from filterpy_diffusion import mixture as mixture_module

@@ -5,7 +5,6 @@ answer or rejected with a ValueError naming that input, with the filter's
 state and random generator exactly as before the call.
 """
 from fractions import Fraction
-import warnings
 
 import numpy as np
 import pytest

@@ -99,7 +99,6 @@ def test_move_members_state_counts_the_unobserved_directions(monkeypatch):
     # but a move redraws min(N - 1, 10) = 10 (c * 11 > 12): with 'state'
     # the update is the Gaussian core alone, the ETKF of the forecast.
     from filterpy_diffusion.bridge import MEMBERS_PER_DIM
-    from filterpy_diffusion.etkf import etkf_analysis
     d, N = 10, 12
     rng = np.random.default_rng(7)
     X = rng.normal(size=(N, d)) @ np.diag(np.linspace(1.0, 2.0, d))

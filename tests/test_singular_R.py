@@ -50,7 +50,6 @@ def test_singular_R_every_kernel_and_inflation(kernel, inflation, rname):
         for a, b in zip(before, _state(f)):
             np.testing.assert_equal(a, b)
         return
-    prior = f.x.copy()
     prior_sd = np.sqrt(np.diag(f.P))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
