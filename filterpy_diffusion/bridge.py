@@ -39,9 +39,10 @@ plain Scott jitter widens the copies by ``1 + h^2`` (``h -> 0`` as N
 grows). The variance-keeping alternative (``shrink_jitter=True``, Liu and
 West 2001) fits the linear-Gaussian variances better; alone it lost track
 on deterministic Lorenz-63 runs, where that widening was the only spread a
-particle-filter move added. The filter's default shrinks and gives the
-move the finite-size inflation floor its core gets at ``gamma < 1``
-(``move_inflation``; ``Policy.shrink_jitter``).
+particle-filter move added. With ``move_inflation`` the move takes the
+finite-size floor a core gets at ``gamma < 1`` instead
+(``Policy(shrink_jitter=True)``, opt-in: it still lost track on some
+tuning runs, docs/bridge.md, "Particle-filter moves").
 
 Limits. N -> infinity with fixed ``r``: ``n_resample = rho N``, ``gamma ->
 1``, a regularised particle filter with threshold ``rho`` whose jitter
@@ -432,8 +433,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         weighted mean (``regularised_resample(..., shrink=True)``), so the
         resampled ensemble keeps the weighted covariance instead of widening
         the copies by ``1 + h^2``. Alone it lost track on Lorenz-63 tuning
-        runs where the plain jitter did not; the filter's default
-        (``Policy.shrink_jitter``) pairs it with ``move_inflation``.
+        runs where the plain jitter did not; ``Policy(shrink_jitter=True)``
+        pairs it with ``move_inflation``.
     modes : callable ``(X, hz) -> labels (N,)``, optional
         Modes of the forecast; at a move each copy is jittered with its own
         mode's covariance (:func:`~filterpy_diffusion.resampling.regularised_resample`),

@@ -782,7 +782,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         # covariance and takes the forecast's finite-size factor instead of the plain
         # jitter's widening, wherever the core's inflation is finite-size (inflation='auto'
         # only when the forecast spans the observations), split forecast or not: the
-        # plain jitter widened those too (one mode only: shrink alone lost wiljes2017).
+        # plain jitter widened those too (one mode only lost wiljes2017). Off by default.
         shrink = (self.policy.shrink_jitter and self.policy.core_inflation_floor
                   and self.inflation in ('auto', 'finite-size'))
         r_f = informed_dim    # the forecast's rank; the bridge computes it if still None

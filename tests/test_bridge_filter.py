@@ -162,6 +162,10 @@ def test_no_inflation_floor_for_a_forecast_the_mode_test_split():
 
 
 
+#: The opt-in variance-keeping particle-filter move.
+SHRINK = Policy(shrink_jitter=True)
+
+
 def _pf_move(policy, N=400, seed=0):
     """A forecast whose whole likelihood leaves fewer than rho N but more than
     c (r + 1) effective members: a particle-filter move (gamma = 1, no core)."""
@@ -188,7 +192,7 @@ def test_a_particle_filter_move_keeps_the_weighted_covariance_and_takes_the_floo
     # weighted covariance (Liu-West) and takes the floor a core would get:
     # the shrunk resample's anomalies scaled by l_full about their mean, on
     # the same draws as bridge_analysis with the filter's generator.
-    on, X, z, R = _pf_move(Policy(), seed=seed)
+    on, X, z, R = _pf_move(SHRINK, seed=seed)
     shrunk, _, info = bridge_analysis(X, np.zeros(len(X)), z, R, lambda X: X, _never,
                                       on.rng_before, shrink_jitter=True)
     assert info['gamma'] == 1.0 and info['moved']
@@ -198,9 +202,10 @@ def test_a_particle_filter_move_keeps_the_weighted_covariance_and_takes_the_floo
     np.testing.assert_allclose(on.sigmas, m + l_full * (shrunk - m), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("policy", [Policy(shrink_jitter=False), Policy(core_inflation_floor=False)])
+@pytest.mark.parametrize("policy", [Policy(), Policy(shrink_jitter=False),
+                                    SHRINK.replace(core_inflation_floor=False)])
 def test_without_the_floor_a_particle_filter_move_is_the_plain_jitter(policy):
-    # Shrinking is paired with the floor: without either, the move is the
+    # The default, and shrinking without the floor it is paired with: the
     # plain Scott jitter, whose widening of the copies is its spread.
     f, X, z, R = _pf_move(policy)
     plain, _, _ = bridge_analysis(X, np.zeros(len(X)), z, R, lambda X: X, _never, f.rng_before)
@@ -208,12 +213,12 @@ def test_without_the_floor_a_particle_filter_move_is_the_plain_jitter(policy):
     np.testing.assert_allclose(f.sigmas, plain, rtol=0, atol=1e-12)
 
 
-def test_a_particle_filter_move_keeps_the_weighted_covariance_by_default():
+def test_a_shrunk_particle_filter_move_keeps_the_weighted_covariance():
     # The jittered copies are drawn towards the weighted mean first, so the
     # move keeps the weighted covariance (times the floor, about 1.0004
     # here); the plain Scott jitter widens the copies by 1 + h^2.
     N = 4000
-    keep, X, z, R = _pf_move(Policy(), N=N)
+    keep, X, z, R = _pf_move(SHRINK, N=N)
     wide, _, _, _ = _pf_move(Policy(shrink_jitter=False), N=N)
     lw = -0.5 * np.einsum('ij,jk,ik->i', X - z, np.linalg.inv(R), X - z)
     _, _, A, _, cov = weighted_moments(X, None, softmax(lw))
@@ -230,7 +235,8 @@ def test_a_particle_filter_move_takes_the_floor_on_a_split_forecast_too():
     N, d, z, R = 400, 3, np.full(3, 1.0), 0.5 * np.eye(3)
     X = np.random.default_rng(0).normal(size=(N, d))
     split = (X[:, 0] > 0).astype(int)
-    f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x, rng=0)
+    f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x, rng=0,
+                           policy=SHRINK)
     out = f._bridge(X, z, R, kernels=True, labels=split, rest_test=False)
     assert out['gamma'] == 1.0 and np.all(out['log_weights'] == 0)
     l_full = finite_size_factor(X, z, R)
