@@ -477,7 +477,8 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         ``'gamma'``, ``'n_required'``, ``'n_resample'``, ``'informed_dim'``,
         ``'counted_dim'`` (the dimension the two thresholds count),
         ``'ess'`` (of the carried or tempered weights), ``'moved'`` (bool),
-        and at a particle-filter move ``'move_inflation'`` (the factor used).
+        and at a particle-filter move with ``move_inflation`` given,
+        ``'move_inflation'`` (the factor used).
 
     Examples
     --------
@@ -503,7 +504,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     _check_resample_fraction(resample_fraction)
     if move_members not in MOVE_MEMBERS:
         raise ValueError(f"move_members must be one of {MOVE_MEMBERS}, got {move_members!r}")
-    if not (move_inflation is None or callable(move_inflation)):
+    if move_inflation is not None and not callable(move_inflation):
         _check_move_inflation(move_inflation)
     rng = as_generator(rng)
     hz = as_ensemble(hx(X) if hz is None else hz, "hz")
@@ -545,10 +546,11 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     Xr, rinfo = _regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0,
                                       labels=labels, ess=ess)
     if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
-        l = move_inflation() if callable(move_inflation) else move_inflation
-        info['move_inflation'] = 1.0 if l is None else max(1.0, _check_move_inflation(l))
-        if info['move_inflation'] > 1.0:
-            Xr = _inflated(Xr, info['move_inflation'])
+        if move_inflation is not None:
+            l = move_inflation() if callable(move_inflation) else move_inflation
+            info['move_inflation'] = l = max(1.0, _check_move_inflation(l))
+            if l > 1.0:
+                Xr = _inflated(Xr, l)
         return Xr, np.zeros(N), info
     if rinfo['indices'] is not None:
         hz = as_ensemble(hx(Xr), "hx(X)")

@@ -823,10 +823,9 @@ class DiffusionKDEFilter(EnsembleFilter):
                                            max_jitter=self.policy.move_max_jitter,
                                            shrink_jitter=shrink,
                                            move_inflation=floor if shrink else None)
-        if 'move_inflation' in info:
-            lam['factor'] = info['move_inflation']
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
-               'inflation_factor': lam.get('factor', 1.0), 'inflation_mean': lam['post'],
+               'inflation_factor': info.get('move_inflation', lam.get('factor', 1.0)),
+               'inflation_mean': lam['post'],
                'n_clusters': 1, 'n_evaluations': 0, 'kernel_used': 'bridge'}
         out.update({k: v for k, v in rest.items() if k in out})
         return {**out, 'sigmas': new, 'log_weights': log_w, 'ess': float(info['ess']),
