@@ -691,13 +691,21 @@ class DiffusionKDEFilter(EnsembleFilter):
             spectrum = whitened_spectrum(hz, z, R)
         if r is None:
             r = int(np.count_nonzero(spectrum[0]))
-        if r >= self.dim_z:
+        if self._finite_size_core(r):
             return 'finite-size', lam_b
         lam = innovation_lambda(hz, z, R, lam_b, v_b)
         share = r / self.dim_z
         log_f = (share * np.log(finite_size_inflation(*spectrum, len(hz), self.xN))
                  + (1.0 - share) * 0.5 * np.log(max(lam, 1.0)))
         return float(np.exp(log_f)), lam
+
+    def _finite_size_core(self, r):
+        """Whether the core's inflation is the finite-size factor, for a forecast of rank ``r``.
+
+        ``inflation='auto'`` is when the forecast spans the observation
+        space (:meth:`_auto_inflation`); R positive definite.
+        """
+        return self.inflation == 'finite-size' or (self.inflation == 'auto' and r >= self.dim_z)
 
     def _core_inflation(self, hz, z, R, r=None, spectrum=None):
         """The ETKF core's ``inflation=`` argument and the adaptive state after this update.
@@ -783,12 +791,11 @@ class DiffusionKDEFilter(EnsembleFilter):
         # jitter's widening, wherever the core's inflation is finite-size (inflation='auto'
         # only when the forecast spans the observations), split forecast or not: the
         # plain jitter widened those too (one mode only lost wiljes2017). Off by default.
-        shrink = (self.policy.shrink_jitter and self.policy.core_inflation_floor
-                  and self.inflation in ('auto', 'finite-size'))
+        shrink = self.policy.shrink_jitter and self.policy.core_inflation_floor
         r_f = informed_dim    # the forecast's rank; the bridge computes it if still None
-        if shrink and self.inflation == 'auto':
-            r_f = informed_dimension(hz, R) if r_f is None else r_f
-            shrink = r_f >= self.dim_z
+        if shrink and self.inflation == 'auto' and r_f is None:
+            r_f = informed_dimension(hz, R)
+        shrink = shrink and self._finite_size_core(r_f)
 
         def core(Xm, hzm, zz, Rg, gamma):
             # The forecast's rank for the inflation rule: every copy of a

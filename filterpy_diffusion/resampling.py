@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from ._validation import RngLike, as_ensemble, as_generator, psd_factor
 from .bandwidth import scott_factor
-from .weights import (_normalised, check_log_weights, effective_sample_size, normalise_weights)
+from .weights import _normalised, check_log_weights, effective_sample_size, normalise_weights
 
 __all__ = ["systematic_resample", "stratified_resample", "multinomial_resample",
            "residual_resample", "inverse_cdf_rows", "jitter_factor", "jitter_duplicates", "regularised_resample"]
