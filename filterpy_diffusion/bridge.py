@@ -77,7 +77,8 @@ from .weights import check_log_weights, effective_sample_size, kish_ess, normali
 
 __all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
            "effective_sample_size", "weighted_mean", "informed_dimension", "required_ess",
-           "resample_threshold", "MAX_MOVE_JITTER", "MOVE_MEMBERS", "state_allows_move",
+           "resample_threshold", "MAX_MOVE_JITTER", "MOVE_MEMBERS", "move_dimension",
+           "state_allows_move",
            "likelihood_fraction", "tempered_log_weights", "jitter_factor",
            "regularised_resample", "bridge_analysis"]
 
@@ -119,6 +120,15 @@ MAX_MOVE_JITTER = 0.5
 MOVE_MEMBERS = ('informed', 'state', 'auto')
 
 
+def move_dimension(N, dim_x):
+    """``min(N - 1, dim_x)``: the directions in which a move redraws whole members.
+
+    N members span at most N - 1 directions of a ``dim_x``-dimensional
+    state; the jitter of a move follows their (weighted) covariance.
+    """
+    return min(int(N) - 1, int(dim_x))
+
+
 def state_allows_move(N, dim_x, members_per_dim=MEMBERS_PER_DIM, max_jitter=MAX_MOVE_JITTER):
     """Whether the ensemble can afford a move on the whole state.
 
@@ -156,7 +166,7 @@ def state_allows_move(N, dim_x, members_per_dim=MEMBERS_PER_DIM, max_jitter=MAX_
     if not (isinstance(dim_x, numbers.Integral) and dim_x >= 1):
         raise ValueError(f"dim_x must be a positive int, got {dim_x!r}")
     _check_max_jitter(max_jitter)
-    d = min(N - 1, int(dim_x))
+    d = move_dimension(N, dim_x)
     return bool(required_ess(d, members_per_dim) < N
                 and float(N) ** (-2.0 / (d + 4)) < max_jitter)
 
@@ -521,7 +531,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
             "non-zero): z is too far from hx of every member for float arithmetic; check z, R "
             "and hx")
     r = informed_dimension(hz, R) if informed_dim is None else informed_dim
-    state_dim = min(N - 1, X.shape[1])
+    state_dim = move_dimension(N, X.shape[1])
     no_move = move_members == 'auto' and not state_allows_move(N, X.shape[1], members_per_dim,
                                                                max_jitter)
     counted = max(r, state_dim) if (move_members == 'state' or no_move) else r

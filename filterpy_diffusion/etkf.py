@@ -37,7 +37,7 @@ from .weights import logsumexp
 
 __all__ = ["INFLATIONS", "finite_size_coefficients", "finite_size_inflation",
            "mean_preserving_rotation", "rotate_anomalies", "check_whitening",
-           "whitened_spectrum", "finite_size_factor", "etkf_analysis"]
+           "whitened_spectrum", "spectrum_rank", "finite_size_factor", "etkf_analysis"]
 
 #: The string values of ``inflation`` besides a float and None.
 INFLATIONS = ('finite-size',)
@@ -378,6 +378,24 @@ def whitened_spectrum(hz: npt.ArrayLike, z: npt.ArrayLike,
     m = hz.shape[1]
     z = as_vector(z, "z", m)
     return _spectrum(hz, z, check_whitening(R, m))
+
+
+def spectrum_rank(spectrum: tuple[np.ndarray, np.ndarray]) -> int:
+    """The informed dimension a :func:`whitened_spectrum` carries: its non-zero ``s``.
+
+    ``whitened_spectrum`` sets the singular values at rounding level to 0,
+    so this is :func:`filterpy_diffusion.bridge.informed_dimension`'s rank
+    of the same ``(hz, R)`` without a second SVD.
+
+    Parameters
+    ----------
+    spectrum : (s, du) from :func:`whitened_spectrum`
+
+    Returns
+    -------
+    int
+    """
+    return int(np.count_nonzero(spectrum[0]))
 
 
 def _spectrum(hz, z, L):

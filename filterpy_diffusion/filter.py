@@ -19,7 +19,7 @@ from .bandwidth import (RULES, coordinate_scale, resolve_bandwidth, rule_factor,
                         select_by_ess)
 from .bridge import bridge_analysis, informed_dimension, required_ess
 from .etkf import (_etkf_analysis, _spectrum, check_whitening, etkf_analysis, finite_size_factor,
-                   finite_size_inflation, whitened_spectrum)
+                   finite_size_inflation, spectrum_rank, whitened_spectrum)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, split_ensemble
@@ -562,7 +562,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             return None, None
         # hz and z are checked (_measure, update): the SVD without whitened_spectrum's checks.
         spectrum = _spectrum(hz, z, check_whitening(R, self.dim_z))
-        return spectrum, int(np.count_nonzero(spectrum[0]))
+        return spectrum, spectrum_rank(spectrum)
 
     def _mode_floor(self, r):
         """Members each mode of kernel='auto' needs: the bridge's ``c (r + 1)``.
@@ -690,7 +690,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         if spectrum is None and (r is None or r < self.dim_z):
             spectrum = whitened_spectrum(hz, z, R)
         if r is None:
-            r = int(np.count_nonzero(spectrum[0]))
+            r = spectrum_rank(spectrum)
         if self._finite_size_core(r):
             return 'finite-size', lam_b
         lam = innovation_lambda(hz, z, R, lam_b, v_b)
@@ -805,7 +805,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             if kernels and rest_test:
                 # Once: the mode floor and the inflation.
                 own = whitened_spectrum(hzm, zz, Rg)
-                r = int(np.count_nonzero(own[0]))
+                r = spectrum_rank(own)
                 out = self._rest_kernel(Xm, hzm, zz, Rg, r)
                 if out is not None:
                     rest.update(out)

@@ -30,7 +30,8 @@ import numpy.typing as npt
 
 from ._validation import RngLike, as_ensemble, as_generator, psd_factor
 from .bandwidth import scott_factor
-from .weights import _normalised, check_log_weights, effective_sample_size, normalise_weights
+from .weights import (_normalised, check_log_weights, effective_sample_size, normalise_weights,
+                      weighted_anomaly_factor)
 
 __all__ = ["systematic_resample", "stratified_resample", "multinomial_resample",
            "residual_resample", "inverse_cdf_rows", "jitter_factor", "jitter_duplicates", "regularised_resample"]
@@ -254,11 +255,10 @@ def _jittered(X, w, copies, h, rng, shrink):
     N, d = X.shape
     # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
     # side: a (d, d) factor of C_w when d <= N, else G (n, N) @ C12.
-    wc, wwc = w, (w * w).sum()
-    if not 1.0 - wwc > 1e-12:     # one member holds all the weight
+    wc = w
+    if not 1.0 - (w * w).sum() > 1e-12:     # one member holds all the weight
         wc = np.full(N, 1.0 / N)
-        wwc = (wc * wc).sum()
-    C12 = np.sqrt(wc / (1.0 - wwc))[:, None] * (X - wc @ X) if N > 1 else np.zeros((1, d))
+    C12 = weighted_anomaly_factor(X, wc) if N > 1 else np.zeros((1, d))
     n = len(copies)
     if d <= N:
         noise = rng.standard_normal((n, d)) @ psd_factor(C12.T @ C12).T

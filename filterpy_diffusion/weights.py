@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 __all__ = ["logsumexp", "check_weights", "normalise_weights", "check_log_weights",
            "normalised_weights", "kish_ess", "effective_sample_size",
-           "effective_sample_size_rows", "weighted_moments"]
+           "effective_sample_size_rows", "weighted_moments", "weighted_anomaly_factor"]
 
 
 def logsumexp(a: np.ndarray) -> float:
@@ -255,3 +255,25 @@ def weighted_moments(X: np.ndarray, Y: Optional[np.ndarray], weights: npt.ArrayL
     def cov(U, V):
         return (U.T * w) @ V * scale
     return mx, my, X - mx, None if Y is None else Y - my, cov
+
+
+def weighted_anomaly_factor(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``C12`` (N, a) with ``C12^T C12`` the covariance of :func:`weighted_moments`.
+
+    ``C12_i = sqrt(w_i / (1 - sum w^2)) (x_i - mean_w)``: the same unbiased
+    weighted covariance as a factor, for drawing ``N(0, C_w)`` noise
+    through the smaller of its two sides (the particle-filter jitter).
+
+    Parameters
+    ----------
+    X : ndarray (N, a)
+    w : ndarray (N,)
+        Normalised weights with ``sum w^2 < 1`` (not checked; one member
+        holding all the weight has no weighted covariance, and the caller
+        decides what to use instead).
+
+    Returns
+    -------
+    ndarray (N, a)
+    """
+    return np.sqrt(w / (1.0 - (w * w).sum()))[:, None] * (X - w @ X)

@@ -143,9 +143,10 @@ def test_whitened_spectrum_gives_the_informed_dimension_and_the_finite_size_fact
     m = hz.shape[1]
     R = r2 * np.eye(m) + 0.1 * r2 * np.ones((m, m))
     z = hz.mean(0) + np.random.default_rng(seed).normal(size=m)
+    from filterpy_diffusion.etkf import spectrum_rank
     s, du = whitened_spectrum(hz, z, R)
     assert s.shape == du.shape == (min(len(hz), m),)
-    assert np.count_nonzero(s) == informed_dimension(hz, R)
+    assert spectrum_rank((s, du)) == informed_dimension(hz, R)
     assert finite_size_inflation(s, du, len(hz)) == finite_size_factor(hz, z, R)
 
 
@@ -467,3 +468,13 @@ def test_no_member_can_explain_z_names_the_cause():
 def test_weighted_mean():
     X = np.array([[0.0, 1.0], [2.0, 3.0]])
     assert np.allclose(weighted_mean(X, np.log([0.25, 0.75])), [1.5, 2.5])
+
+
+@given(st.integers(2, 10_000), st.integers(1, 500))
+def test_move_dimension_is_what_n_members_span(N, dim_x):
+    from filterpy_diffusion.bridge import move_dimension
+    X = np.random.default_rng(0).normal(size=(N, dim_x)) if N * dim_x <= 20_000 else None
+    d = move_dimension(N, dim_x)
+    assert d == min(N - 1, dim_x)
+    if X is not None:
+        assert d == np.linalg.matrix_rank(X - X.mean(0))

@@ -497,3 +497,27 @@ def test_local_rule_moves_to_the_kernel_with_members_per_informed_direction():
     assert run(policy=Policy(members_per_dim=c - 0.01))[0].kernel_used == "covariance"
     assert run(kernel="etkf")[0].kernel_used == "etkf"
     assert run(kernel="covariance", policy=Policy(members_per_dim=c))[0].kernel_used == "covariance"
+
+
+def test_local_rule_skips_the_frame_only_where_no_domain_could_ask_for_the_core(monkeypatch):
+    # No domain's rank exceeds min(N - 1, k_max), so beyond members_per_dim
+    # (min(N - 1, k_max) + 1) members the frame is not built; at the bound
+    # it is, and the rule itself decides.
+    import filterpy_diffusion.localization.filters as lf
+    from filterpy_diffusion.policy import Policy
+    d, N = 12, 40
+    z = np.random.default_rng(2).normal(8.0, 1.0, size=d)
+    calls = []
+    real = lf._whitened
+    monkeypatch.setattr(lf, "_whitened", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def run(c):
+        calls.clear()
+        f = _l96_filter(LocalDiffusionKDEFilter, 3, N=N, radius=1.0, policy=Policy(members_per_dim=c))
+        f.update(z)
+        return f.kernel_used, len(calls), f.local.indices.shape[1]
+    k_max = run(1.0)[2]
+    c = N / (min(N - 1, k_max) + 1)
+    assert run(c - 0.01) == ("covariance", 0, k_max)          # the frame skipped
+    used, built, _ = run(c)
+    assert built == 1 and used == "etkf"

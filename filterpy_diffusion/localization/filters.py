@@ -372,12 +372,23 @@ class LocalDiffusionKDEFilter(_Inflating, EnsembleFilter):
         r = int(local_informed_dimension(w).max())
         return self.N <= self.members_per_dim * (r + 1)
 
+    def _may_use_core(self):
+        """Whether :meth:`_uses_core` can hold before its frame is built.
+
+        A domain's rank is at most ``min(N - 1, k)`` for ``k`` listed
+        observations, so with more than ``members_per_dim (min(N - 1,
+        k_max) + 1)`` members no domain can ask for the core and the frame
+        need not be built (the same decision, without its SVDs).
+        """
+        r_max = min(self.N - 1, self.local.indices.shape[1])
+        return self.N <= self.members_per_dim * (r_max + 1)
+
     def _analysis(self, z, R):
         self._check_uniform_weights()
         X = self._checked_sigmas()
         hz = self._measure(X)
         blocks = self._blocks(R)
-        if self.kernel != "covariance":
+        if self.kernel == "etkf" or (self.kernel == "auto" and self._may_use_core()):
             w = _whitened(X, hz, z, R, self.local, blocks)
             if self.kernel == "etkf" or self._uses_core(w):
                 return self._core(X, hz, w, z, R)
