@@ -1,0 +1,119 @@
+"""Where the default loses W2 on a bimodal problem: its paths, cycle by cycle.
+
+Runs ``dkf`` (the default) on one twin experiment of the benchmark (the
+same truth, observations, filter seed and reference as ``python -m
+filterpy_diffusion.bench``) and tallies, over the scored cycles:
+
+* the path each update took (``kernel_used`` and the number of modes the
+  analysis kept) and the mean W2 to the reference at the cycles scored on
+  each path;
+* every update where ``z`` ruled out one of two modes
+  (``DiffusionKDEFilter._evidence_decides``: the weaker mode's posterior
+  share, by the modes' Gaussian evidence, below ``1 / N``), with that share
+  next to the Monte Carlo estimate ``sum_{i in k} w_i N(z; hx(x_i), R)``
+  from the members themselves, which assumes no Gaussian shape;
+* the reference's share of the lobe ``x > 0`` against the ensemble's
+  (Lorenz-63 problems: the reference keeps the mirror-image modes near
+  equal mass, the ensemble holds the mass of each mode as its member count).
+
+    python benchmarks/mode_paths.py --problem l63-z --N 100 250 --seeds 0 1 2 \
+        --json docs/data/tuning/mode_paths_l63z.json
+"""
+import argparse
+import collections
+import json
+
+import numpy as np
+
+from filterpy_diffusion.bench import build_filter, resolve_problem, twin_experiment
+from filterpy_diffusion.bench.reference import REFERENCE_PARTICLES, reference_posterior
+from filterpy_diffusion.bench.runner import _uniform_sample
+from filterpy_diffusion.kde import ClusteredKDE
+from filterpy_diffusion.metrics import wasserstein2
+from filterpy_diffusion.particle import gaussian_log_likelihood
+from filterpy_diffusion.weights import logsumexp
+
+
+def _shares(f, X, hz, z, R, labels):
+    """(Gaussian, Monte Carlo) posterior share of the weaker of two modes."""
+    w = f.weights
+    kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
+                       weights=None if (w == w[0]).all() else w)
+    g = kde.cluster_log_weights(z)
+    ll = gaussian_log_likelihood(z, hz, R) + f.log_weights
+    mc = np.array([logsumexp(ll[labels == k]) for k in range(int(labels.max()) + 1)])
+    return float(np.exp(np.min(g - logsumexp(g)))), float(np.exp(np.min(mc - logsumexp(mc))))
+
+
+def trace(problem_name, N, seed, cache_dir=None, ref_particles=REFERENCE_PARTICLES,
+          cycles=None, spinup=None):
+    """One run's record (see the module docstring); ``cycles``, ``spinup`` as the benchmark's."""
+    problem = resolve_problem(problem_name, cycles, spinup)
+    twin = twin_experiment(problem, seed, N)
+    f = build_filter("dkf", problem, twin.initial_ensemble, twin.filter_seed)
+    ref = reference_posterior(problem, seed, [N], ref_particles, cache_dir)
+    ref_at = {int(k): j for j, k in enumerate(ref.cycles)}
+    score_rng = np.random.default_rng([twin.filter_seed, 1])   # the benchmark's scoring stream
+    decided, k_now = [], [0]
+    evidence = f._evidence_decides
+
+    def recording(X, hz, z, R, labels):
+        out = evidence(X, hz, z, R, labels)
+        if out and k_now[0] >= problem.spinup:
+            gauss, mc = _shares(f, X, hz, z, R, labels)
+            decided.append({"cycle": k_now[0], "members": np.bincount(labels).tolist(),
+                            "gaussian_share": gauss, "monte_carlo_share": mc})
+        return out
+    f._evidence_decides = recording
+    paths, w2 = collections.Counter(), collections.defaultdict(list)
+    lobe_gap = []
+    for k in range(problem.cycles):
+        k_now[0] = k
+        f.predict()
+        f.update(twin.observations[k])
+        if k < problem.spinup:
+            continue
+        path = f"{f.kernel_used}{'' if f.n_clusters == 1 else f.n_clusters}"
+        paths[path] += 1
+        if k in ref_at:
+            Xu = _uniform_sample(np.asarray(f.sigmas), f.weights, score_rng)
+            S = ref.samples[N][ref_at[k]]
+            w2[path].append(wasserstein2(Xu, S))
+            lobe_gap.append(abs(float((Xu[:, 0] > 0).mean()) - float((S[:, 0] > 0).mean())))
+    return {"problem": problem_name, "N": N, "seed": seed, "paths": dict(paths),
+            "w2_by_path": {p: {"cycles": len(v), "w2": float(np.mean(v))} for p, v in w2.items()},
+            "w2": float(np.mean(sum(w2.values(), []))),
+            "mean_lobe_share_gap": float(np.mean(lobe_gap)),
+            "evidence_decided": decided}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--problem", default="l63-z")
+    ap.add_argument("--N", type=int, nargs="+", default=[100, 250])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    rows = []
+    for N in a.N:
+        for seed in a.seeds:
+            r = trace(a.problem, N, seed, a.cache_dir)
+            rows.append(r)
+            agree = sum(d["monte_carlo_share"] < 1.0 / N for d in r["evidence_decided"])
+            print(f"N = {N:4d} seed {seed}: W2 {r['w2']:.2f}; paths {r['paths']}; W2 by path "
+                  + ", ".join(f"{p} {v['w2']:.2f} ({v['cycles']})"
+                              for p, v in sorted(r["w2_by_path"].items()))
+                  + f"; z ruled out a mode {len(r['evidence_decided'])} times (Monte Carlo "
+                  f"evidence agrees {agree}); lobe-share gap {r['mean_lobe_share_gap']:.3f}")
+    if a.json:
+        cmd = ("python benchmarks/mode_paths.py --problem " + a.problem + " --N "
+               + " ".join(map(str, a.N)) + " --seeds " + " ".join(map(str, a.seeds))
+               + " --json " + a.json)
+        with open(a.json, "w") as fh:
+            json.dump({"command": cmd, "rows": rows}, fh, separators=(",", ":"))
+            fh.write("\n")
+
+
+if __name__ == "__main__":
+    main()
