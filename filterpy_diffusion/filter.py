@@ -619,7 +619,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             elif labels.max() > 0:
                 kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz,
                                        evidence_threshold=self.evidence_threshold,
-                                       weights=prior), policy.h_range[1]
+                                       weights=prior, evidence=self._mode_evidence()), policy.h_range[1]
             else:
                 kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), policy.h_range[1]
             spec = self.bandwidth
@@ -921,16 +921,22 @@ class DiffusionKDEFilter(EnsembleFilter):
         return (self.N >= policy.kernel_members_per_dim * joint.shape[1]
                 and gaussian_pvalue(joint) <= policy.normality_alpha)
 
+    def _mode_evidence(self):
+        """ClusteredKDE's ``evidence`` for ``Policy.mode_evidence``."""
+        return 'auto' if self.policy.mode_evidence == 'monte-carlo' else 'gaussian'
+
     def _evidence_decides(self, X, hz, z, R, labels):
         """Whether z all but rules out one of the modes ``labels``.
 
-        True when, by the modes' Gaussian evidence and their masses, the
-        weaker mode's posterior share is below ``1 / N``: less than one
-        member's worth, so exact weights lose nothing by deciding.
+        True when, by the modes' evidence (``Policy.mode_evidence``) and
+        their masses, the weaker mode's posterior share is below ``1 / N``:
+        less than one member's worth, so exact weights lose nothing by
+        deciding.
         """
         w = self.weights
         kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
-                           weights=None if (w == w[0]).all() else w)
+                           weights=None if (w == w[0]).all() else w,
+                           evidence=self._mode_evidence())
         lw = kde.cluster_log_weights(z)
         return bool(np.min(lw - logsumexp(lw)) < -np.log(self.N))
 

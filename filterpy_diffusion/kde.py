@@ -28,14 +28,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import logsumexp as _logsumexp
 
-from ._validation import (as_bandwidth, as_covariance, as_ensemble, as_vector,
+from ._validation import (as_bandwidth, as_covariance, as_ensemble, as_vector, is_singular,
                           magnitude_limit, triangular_solve)
 from .clustering import bonferroni_normaltest
 from .mixture import GaussianMixture
+from .particle import gaussian_log_likelihood
 from .weights import logsumexp, weighted_moments
 
 __all__ = ["ConditionalKDE", "CovarianceKDE", "ClusteredKDE", "EnKPFDensity",
-           "check_evidence_threshold", "EVIDENCE_THRESHOLD", "MIN_INFORMATIVE_LAM",
+           "check_evidence_threshold", "EVIDENCE_THRESHOLD", "EVIDENCES", "MIN_INFORMATIVE_LAM",
            "FAR_LOG_KERNEL"]
 
 #: ClusteredKDE ignores cluster log-evidence differences below this many
@@ -43,6 +44,11 @@ __all__ = ["ConditionalKDE", "CovarianceKDE", "ClusteredKDE", "EnKPFDensity",
 #: 1, 3, 5, 10 and 10^6: 10 scored about as well as never moving mass).
 #: The filter's default is ``Policy.evidence_threshold``.
 EVIDENCE_THRESHOLD = 10.0
+#: How ClusteredKDE weighs its clusters (``evidence=``): ``'monte-carlo'``,
+#: the members' own likelihoods; ``'gaussian'``, each cluster's Gaussian
+#: evidence; ``'auto'``, the first wherever ``R`` (positive definite) and
+#: the noise-free ``predictions`` are given.
+EVIDENCES = ('auto', 'monte-carlo', 'gaussian')
 #: EnKPFDensity.normality_pvalue tests directions whose forecast variance is at
 #: least this multiple of the (whitened) noise variance.
 MIN_INFORMATIVE_LAM = 0.1
@@ -554,9 +560,15 @@ class ClusteredKDE(_KernelWeights):
         W_c ∝ N_c p_c(z)     (p_c(z): cluster c's measurement marginal)
 
     and the weight of member ``i`` in cluster ``c`` is ``W_c w_i^(c)``.
-    The cluster marginal ``p_c(z)`` is each cluster's Gaussian evidence
-    ``N(z; mean(hx(x_i)), Cyy_c)`` (:meth:`CovarianceKDE.log_evidence`),
-    not its kernel marginal: the exact cluster weights of a symmetric
+    The cluster marginal ``p_c(z)`` is, with ``evidence='monte-carlo'``
+    (the default wherever ``R`` and ``predictions`` are given), the mean
+    likelihood of the cluster's own members, ``sum_{i in c} w_i N(z;
+    hx(x_i), R) / sum_{i in c} w_i``: the particle filter's estimate, with
+    no Gaussian shape assumed, so that ``W_c`` is the posterior mass the
+    exact weights give cluster ``c``. With ``evidence='gaussian'`` it is
+    the cluster's Gaussian evidence ``N(z; mean(hx(x_i)), Cyy_c)``
+    (:meth:`CovarianceKDE.log_evidence`). Either way it is not the kernel
+    marginal: the exact cluster weights of a symmetric
     problem are equal, and at small h the kernel marginal is a noisy
     histogram of the few ``y_i`` near ``z`` whose error makes the cluster
     sizes drift from cycle to cycle. Within a cluster the weights are the
@@ -574,13 +586,25 @@ class ClusteredKDE(_KernelWeights):
         As :class:`CovarianceKDE`, applied within each cluster.
     shrink_evidence : bool, default True
         Shrink the clusters' log-evidence differences by their sampling
-        variance before weighting (False: the raw Gaussian evidence).
+        variance before weighting (False: the raw evidence).
     evidence_threshold : float >= 0, default :data:`EVIDENCE_THRESHOLD`
         With ``shrink_evidence``, log-evidence differences smaller than this
-        many standard errors (delta method on the cluster means) are
-        ignored and larger ones shrunk: cluster masses move only when the
-        observation tells the clusters apart beyond the noise of the
-        ensemble's own estimate. 1 is positive-part James-Stein.
+        many standard errors are ignored and larger ones shrunk: cluster
+        masses move only when the observation tells the clusters apart
+        beyond the noise of the ensemble's own estimate. 1 is positive-part
+        James-Stein. The standard error of the Monte Carlo evidence is its
+        delta-method value ``sum_{i in c} (r_i - v_i)^2`` (``v_i`` the
+        member's prior share within the cluster, ``r_i`` its posterior
+        share), that of the Gaussian evidence the delta method on the
+        cluster mean (:meth:`CovarianceKDE.log_evidence_var`).
+    evidence : {'auto', 'monte-carlo', 'gaussian'}, default 'auto'
+        The cluster marginal ``p_c(z)`` above (:data:`EVIDENCES`).
+        ``'auto'``: ``'monte-carlo'`` when ``R`` is given and positive
+        definite and ``predictions`` are given, else ``'gaussian'`` (a
+        simulator's noisy ``measurements`` or a noise-free component have
+        no member likelihood). On tuning seeds the Monte Carlo evidence
+        moved mass between modes where they differ and kept mirror images
+        in balance (docs/design-log.md, entry 44).
     weights : ndarray (N,), optional
         Prior member weights (normalised here): cluster c's prior mass is
         the sum of its members' weights instead of ``N_c / N``, and each
@@ -596,7 +620,8 @@ class ClusteredKDE(_KernelWeights):
     """
 
     def __init__(self, states, measurements, h, labels, R=None, predictions=None, shrink=True,
-                 shrink_evidence=True, evidence_threshold=EVIDENCE_THRESHOLD, weights=None):
+                 shrink_evidence=True, evidence_threshold=EVIDENCE_THRESHOLD, weights=None,
+                 evidence='auto'):
         X = as_ensemble(states, "states", min_rows=2)
         Y = as_ensemble(measurements, "measurements", min_rows=2)
         self.shrink_evidence = bool(shrink_evidence)
@@ -624,6 +649,54 @@ class ClusteredKDE(_KernelWeights):
                                     weights=None if w is None else w[rows])
                       for rows in self.members]
         self.h = float(h)
+        self.evidence = self._evidence_kind(evidence, R, predictions)
+        if self.evidence == 'monte-carlo':
+            self._predictions = as_ensemble(predictions, "predictions", dim=self.dim_z)
+            self._R = as_covariance(R, "R", self.dim_z)
+            # Each member's prior share within its cluster, in logs.
+            share = np.ones(self.N) if w is None else w
+            self._log_share = np.empty(self.N)
+            with np.errstate(divide='ignore'):
+                for rows in self.members:
+                    self._log_share[rows] = np.log(share[rows] / share[rows].sum())
+
+    @staticmethod
+    def _evidence_kind(evidence, R, predictions):
+        if evidence not in EVIDENCES:
+            raise ValueError(f"evidence must be one of {EVIDENCES}, got {evidence!r}")
+        possible = R is not None and predictions is not None and not is_singular(R)
+        if evidence == 'monte-carlo' and not possible:
+            raise ValueError("evidence='monte-carlo' weighs clusters by the members' likelihoods "
+                             "N(z; hx(x_i), R): it needs predictions (the noise-free hx values) "
+                             "and a positive definite R; use evidence='gaussian' or 'auto'")
+        if evidence == 'auto':
+            return 'monte-carlo' if possible else 'gaussian'
+        return evidence
+
+    def log_evidence(self, z):
+        """``log p_c(z)`` of every cluster, ndarray (n_clusters,), unshrunk (see ``evidence``)."""
+        return self._evidence(z)[0]
+
+    def log_evidence_var(self, z):
+        """Sampling variance of :meth:`log_evidence`, ndarray (n_clusters,)."""
+        return self._evidence(z)[1]
+
+    def _evidence(self, z):
+        if self.evidence == 'gaussian':
+            return (np.array([p.log_evidence(z) for p in self.parts]),
+                    np.array([p.log_evidence_var(z) for p in self.parts]))
+        ll = gaussian_log_likelihood(as_vector(z, "z", self.dim_z), self._predictions, self._R)
+        ell, var = np.empty(len(self.members)), np.empty(len(self.members))
+        for c, rows in enumerate(self.members):
+            a = ll[rows] + self._log_share[rows]
+            ell[c] = logsumexp(a)
+            if ell[c] == -np.inf:     # no member explains z at all: its Gaussian evidence instead
+                return (np.array([p.log_evidence(z) for p in self.parts]),
+                        np.array([p.log_evidence_var(z) for p in self.parts]))
+            # Delta method for the log of a weighted mean: sum_i (r_i - v_i)^2 with
+            # r_i the posterior and v_i the prior share of member i in the cluster.
+            var[c] = float(np.sum((np.exp(a - ell[c]) - np.exp(self._log_share[rows])) ** 2))
+        return ell, var
 
     @property
     def n_clusters(self):
@@ -659,7 +732,7 @@ class ClusteredKDE(_KernelWeights):
         return lw - logsumexp(lw)
 
     def _log_joint(self, z):
-        ell = np.array([p.log_evidence(z) for p in self.parts])
+        ell, se2 = self._evidence(z)
         if self.shrink_evidence and len(ell) > 1:
             # Positive-part James-Stein shrinkage of each cluster's deviation
             # from the mean log evidence, by t^2 times its sampling variance:
@@ -668,7 +741,6 @@ class ClusteredKDE(_KernelWeights):
             # James-Stein) still let the masses of mirror-image modes drift
             # (toy-abs W2 1.04 at N = 50 against 0.40 at t = 10, tuning seeds).
             k = len(ell)
-            se2 = np.array([p.log_evidence_var(z) for p in self.parts])
             var = se2 * (1 - 2 / k) + se2.sum() / k ** 2
             dev = ell - ell.mean()
             t2 = self.evidence_threshold ** 2

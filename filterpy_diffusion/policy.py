@@ -21,7 +21,10 @@ from .bridge import MAX_MOVE_JITTER, MEMBERS_PER_DIM, MOVE_MEMBERS
 from .clustering import MAX_AXES, MIN_SEPARATION, REFINE_SEPARATION
 from .kde import EVIDENCE_THRESHOLD
 
-__all__ = ["Policy", "DEFAULT_POLICY"]
+__all__ = ["Policy", "DEFAULT_POLICY", "MODE_EVIDENCES"]
+
+#: The values of ``Policy.mode_evidence``.
+MODE_EVIDENCES = ("monte-carlo", "gaussian")
 
 
 def _positive(name, v, low=0.0, high=None, closed_low=False):
@@ -76,6 +79,21 @@ class Policy:
         stops shrinking the modes towards each other
         (:class:`~filterpy_diffusion.kde.ClusteredKDE`; toy-abs and l63-z,
         development seeds).
+    mode_evidence : {'monte-carlo', 'gaussian'}, default 'monte-carlo'
+        What weighs two modes against each other, in the per-mode kernel
+        and in the rule that lets ``z`` rule one out
+        (:class:`~filterpy_diffusion.kde.ClusteredKDE`'s ``evidence``).
+        ``'monte-carlo'``: the members' own likelihoods (the particle
+        filter's mass of each mode) wherever ``hx`` and a positive definite
+        R give them (``evidence='auto'``), the modes' Gaussian evidence
+        otherwise; ``'gaussian'`` everywhere is the default before. On tuning seeds (docs/design-log.md, entry 44):
+        l63-z W2 (seeds 0-8) 7.76 / 7.14 / 6.23 at N = 50 / 100 / 250
+        against 8.41 / 7.64 / 6.51; toy-abs (0-2) 0.387 / 0.336 / 0.334
+        against 0.444 / 0.402 / 0.426 (1.14 against 1.07 at N = 20); DAPPER
+        ``sakov2012`` (3000-3005) 0.471 / 0.374 / 0.334 at N = 20 / 50 /
+        100 against 0.469 / 0.407 / 0.367, ``wiljes2017`` (14 seeds) 2.136
+        against 2.192, ``DoublePendulum.settings101`` (3000-3005) no crash
+        at N = 20 and 100 against 1 and 3 of 6.
     kernel_members_per_dim : float > 0, default inf (off)
         Opt-in: a one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a
         normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
@@ -206,6 +224,7 @@ class Policy:
     min_separation: float = MIN_SEPARATION
     refine_separation: float = REFINE_SEPARATION
     evidence_threshold: float = EVIDENCE_THRESHOLD
+    mode_evidence: str = "monte-carlo"
     kernel_members_per_dim: float = float("inf")
     kernel_max_h: float = 0.95
     members_per_dim: float = MEMBERS_PER_DIM
@@ -242,6 +261,9 @@ class Policy:
                 raise ValueError(f"Policy.{name} must be True or False, "
                                  f"got {getattr(self, name)!r}")
         _positive("move_max_jitter", self.move_max_jitter, high=1.0)
+        if self.mode_evidence not in MODE_EVIDENCES:
+            raise ValueError(f"Policy.mode_evidence must be one of {MODE_EVIDENCES}, "
+                             f"got {self.mode_evidence!r}")
         if self.move_members not in MOVE_MEMBERS:
             raise ValueError(f"Policy.move_members must be one of {MOVE_MEMBERS}, "
                              f"got {self.move_members!r}")

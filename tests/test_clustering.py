@@ -1,7 +1,8 @@
 """Ensemble splitting (clustering.py), ClusteredKDE and DiffusionKDEFilter(clusters=...)."""
 import numpy as np
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy.stats import multivariate_normal
 
 from filterpy_diffusion import DiffusionKDEFilter
@@ -167,7 +168,8 @@ def test_clustered_weights_are_a_probability_vector(seed, N, h, shift):
 def test_cluster_weights_are_the_gaussian_evidence_times_the_share():
     rng = np.random.default_rng(9)
     X, Y, HX, R, labels = bimodal_joint(rng, 50, d=2, m=2)
-    kde = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, shrink_evidence=False)
+    kde = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, shrink_evidence=False,
+                       evidence='gaussian')
     z = HX[labels == 0].mean(0) + 0.5
     ref = []
     for k in (0, 1):
@@ -179,6 +181,57 @@ def test_cluster_weights_are_the_gaussian_evidence_times_the_share():
     w = kde.weights(z)
     np.testing.assert_allclose([w[labels == k].sum() for k in (0, 1)],
                                np.exp(kde.cluster_log_weights(z)), rtol=1e-9)
+
+
+def test_monte_carlo_cluster_weights_are_the_particle_filter_masses():
+    # evidence='monte-carlo' (the default with R and predictions): W_c is
+    # sum_{i in c} w_i N(z; hx_i, R), the exact weights' mass of cluster c,
+    # computed here with scipy, for equal and for carried prior weights.
+    rng = np.random.default_rng(19)
+    X, Y, HX, R, labels = bimodal_joint(rng, 50, d=2, m=2)
+    z = HX[labels == 0].mean(0) + 0.5
+    lik = multivariate_normal(np.zeros(2), R).pdf(z - HX)
+    for prior in (None, rng.uniform(0.2, 2.0, size=len(X))):
+        kde = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, shrink_evidence=False,
+                           weights=prior)
+        assert kde.evidence == 'monte-carlo'
+        w = np.ones(len(X)) if prior is None else prior
+        mass = np.array([(w * lik)[labels == k].sum() for k in (0, 1)])
+        np.testing.assert_allclose(np.exp(kde.cluster_log_weights(z)), mass / mass.sum(),
+                                   rtol=1e-9)
+        within = np.array([(w * lik)[labels == k].sum() / w[labels == k].sum() for k in (0, 1)])
+        np.testing.assert_allclose(kde.log_evidence(z), np.log(within), rtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(float, st.integers(3, 30), elements=st.floats(-3.0, 3.0)),
+       arrays(float, st.integers(3, 30), elements=st.floats(0.1, 5.0)))
+def test_monte_carlo_evidence_variance_is_the_delta_method_of_a_weighted_mean(hx, w):
+    # One cluster of n members: log of the weighted mean likelihood, whose
+    # delta-method variance is sum_i v_i^2 (L_i / Lbar - 1)^2 (v the
+    # normalised prior weights), written here from that formula.
+    n = min(len(hx), len(w))
+    hx, w = hx[:n, None], w[:n]
+    X = np.c_[hx[:, 0] + 0.1 * np.arange(n)]
+    R, z = np.array([[0.5]]), np.array([0.3])
+    kde = ClusteredKDE(X, hx, 0.5, np.zeros(n, int), R=R, predictions=hx, weights=w)
+    L = np.exp(-0.5 * (z[0] - hx[:, 0]) ** 2 / 0.5)
+    v = w / w.sum()
+    Lbar = v @ L
+    np.testing.assert_allclose(kde.log_evidence_var(z), [np.sum(v ** 2 * (L / Lbar - 1) ** 2)],
+                               rtol=1e-8, atol=1e-14)
+
+
+def test_evidence_falls_back_to_gaussian_without_member_likelihoods():
+    rng = np.random.default_rng(21)
+    X, Y, HX, R, labels = bimodal_joint(rng, 30, d=2, m=2)
+    assert ClusteredKDE(X, Y, 0.5, labels).evidence == 'gaussian'          # no R, no hx
+    singular = np.diag([R[0, 0], 0.0])
+    assert ClusteredKDE(X, Y, 0.5, labels, R=singular, predictions=HX).evidence == 'gaussian'
+    with pytest.raises(ValueError, match="evidence='monte-carlo'"):
+        ClusteredKDE(X, Y, 0.5, labels, evidence='monte-carlo')
+    with pytest.raises(ValueError, match="evidence must be one of"):
+        ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, evidence='exact')
 
 
 def test_evidence_shrinkage_ignores_noise_and_keeps_real_differences():
@@ -205,18 +258,21 @@ def test_evidence_shrinkage_ignores_noise_and_keeps_real_differences():
     assert np.exp(kde.cluster_log_weights(np.array([1.0])))[0] > 0.999
 
 
-def test_evidence_threshold_ignores_differences_within_t_standard_errors():
+@pytest.mark.parametrize("evidence", ["monte-carlo", "gaussian"])
+def test_evidence_threshold_ignores_differences_within_t_standard_errors(evidence):
     rng = np.random.default_rng(14)
     X = np.r_[rng.normal(1.0, 0.15, 40), rng.normal(-1.0, 0.15, 40)][:, None]
     labels = np.r_[np.zeros(40, int), np.ones(40, int)]
     HX, R, z = np.abs(X), np.array([[0.01]]), np.array([0.75])
 
     def weight0(**kw):
-        kde = ClusteredKDE(X, HX, 0.5, labels, R=R, predictions=HX, **kw)
+        kde = ClusteredKDE(X, HX, 0.5, labels, R=R, predictions=HX, evidence=evidence, **kw)
         return np.exp(kde.cluster_log_weights(z))[0], kde
     raw, kde = weight0(shrink_evidence=False)
-    ell = [p.log_evidence(z) for p in kde.parts]
-    ratio = abs(ell[0] - ell[1]) / np.sqrt(sum(p.log_evidence_var(z) for p in kde.parts))
+    ell = kde.log_evidence(z)
+    if evidence == "gaussian":     # the clusters' own Gaussian evidence
+        np.testing.assert_array_equal(ell, [p.log_evidence(z) for p in kde.parts])
+    ratio = abs(ell[0] - ell[1]) / np.sqrt(kde.log_evidence_var(z).sum())
     assert raw != pytest.approx(0.5, abs=1e-3)
     # Within t standard errors: the shares, here equal.
     assert weight0(evidence_threshold=1.01 * ratio)[0] == pytest.approx(0.5, abs=1e-12)

@@ -34,6 +34,7 @@ def test_default_policy_is_the_filters_and_is_frozen():
     ("h_range", (0.5, 0.1)), ("h_range", (0.0, 0.5)), ("h_range", 0.3),
     ("inflation_var", 0.0), ("xN", -1.0), ("members_per_dim", True),
     ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5), ("move_members", "all"),
+    ("mode_evidence", "auto"), ("mode_evidence", None),
     ("move_max_jitter", 0.0), ("move_max_jitter", 1.5)])
 def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
     with pytest.raises(ValueError, match=f"Policy.{field}"):
@@ -68,6 +69,28 @@ def test_mode_thresholds_are_honoured():
         g = abs_filter(policy=p)
         g.update(np.array([1.0]))
         assert g.kernel_used == 'etkf' and g.n_clusters == 1
+
+
+def test_mode_evidence_reaches_both_uses_of_the_modes_evidence(monkeypatch):
+    # The per-mode kernel and the rule that lets z rule a mode out both weigh
+    # the modes by Policy.mode_evidence: the members' likelihoods by default,
+    # the Gaussian evidence with 'gaussian'.
+    import filterpy_diffusion.filter as fmod
+    seen = []
+    real = fmod.ClusteredKDE
+
+    def recording(*a, **k):
+        kde = real(*a, **k)
+        seen.append((k.get('shrink_evidence', True), kde.evidence))
+        return kde
+    monkeypatch.setattr(fmod, "ClusteredKDE", recording)
+    for p, kind in ((Policy(), 'monte-carlo'), (Policy(mode_evidence='gaussian'), 'gaussian')):
+        seen.clear()
+        f = abs_filter(policy=p, gaussian_core='bridge')
+        f.update(np.array([1.0]))
+        assert f.kernel_used == 'covariance' and f.n_clusters == 2
+        assert {s for s, _ in seen} == {False, True}         # the rule, then the kernel
+        assert {e for _, e in seen} == {kind}
 
 
 def test_mode_ess_target_sets_the_split_kernels_bandwidth():

@@ -77,7 +77,8 @@ def test_clustered_kde_cluster_mass_is_the_prior_weight():
     labels = (np.arange(40) >= 20).astype(int)
     R = np.array([[0.5]])
     z = np.array([0.3])
-    kde = ClusteredKDE(X, P, 0.5, labels, R=R, predictions=P, shrink_evidence=False, weights=w)
+    kde = ClusteredKDE(X, P, 0.5, labels, R=R, predictions=P, shrink_evidence=False, weights=w,
+                       evidence="gaussian")
     ev = np.array([p.log_evidence(z) for p in kde.parts])
     mass = np.array([w[:20].sum(), w[20:].sum()])
     np.testing.assert_allclose(kde.log_marginal(z), np.logaddexp.reduce(np.log(mass) + ev),
