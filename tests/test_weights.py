@@ -192,21 +192,10 @@ def test_weighted_moments_is_numpys_reliability_weighted_covariance(X, data):
     np.testing.assert_allclose(cov(A, A), ref[:d, :d], atol=1e-9 * scale)
     np.testing.assert_allclose(cov(A, B), ref[:d, d:], atol=1e-9 * scale)
     np.testing.assert_allclose(cov(B, B), ref[d:, d:], atol=1e-9 * scale)
-
-
-@given(arrays(float, st.tuples(st.integers(2, 12), st.integers(1, 4)),
-              elements=st.floats(-100, 100, width=64)),
-       st.data())
-def test_weighted_anomaly_factor_is_a_factor_of_numpys_weighted_covariance(X, data):
-    # The jitter's factor and the filters' covariance are one estimate:
-    # C12^T C12 is numpy's reliability-weighted covariance.
-    N, d = X.shape
-    w = data.draw(arrays(float, N, elements=st.floats(0.01, 10, width=64)))
+    # The jitter's factor is the same estimate: C12^T C12 = cov(A, A).
     C12 = weighted_anomaly_factor(X, w / w.sum())
-    ref = np.atleast_2d(np.cov(X.T, aweights=w, ddof=1))
-    scale = 1.0 + np.abs(X).max() ** 2
     assert C12.shape == (N, d)
-    np.testing.assert_allclose(C12.T @ C12, ref, atol=1e-9 * scale)
+    np.testing.assert_allclose(C12.T @ C12, ref[:d, :d], atol=1e-9 * scale)
 
 
 def test_weighted_moments_is_zero_when_one_member_holds_all_the_weight():
