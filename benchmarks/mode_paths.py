@@ -9,9 +9,10 @@ filterpy_diffusion.bench``) and tallies, over the scored cycles:
   each path;
 * every update where ``z`` ruled out one of two modes
   (``DiffusionKDEFilter._evidence_decides``: the weaker mode's posterior
-  share, by the modes' Gaussian evidence, below ``1 / N``), with that share
-  next to the Monte Carlo estimate ``sum_{i in k} w_i N(z; hx(x_i), R)``
-  from the members themselves, which assumes no Gaussian shape;
+  share below ``1 / N``, by ``Policy.mode_evidence``), with that share by
+  the modes' Gaussian evidence next to the Monte Carlo one, ``sum_{i in
+  k} w_i N(z; hx(x_i), R)`` from the members themselves
+  (``ClusteredKDE(evidence=...)``);
 * the reference's share of the lobe ``x > 0`` against the ensemble's
   (Lorenz-63 problems: the reference keeps the mirror-image modes near
   equal mass, the ensemble holds the mass of each mode as its member count).
@@ -30,19 +31,17 @@ from filterpy_diffusion.bench.reference import REFERENCE_PARTICLES, reference_po
 from filterpy_diffusion.bench.runner import _uniform_sample
 from filterpy_diffusion.kde import ClusteredKDE
 from filterpy_diffusion.metrics import wasserstein2
-from filterpy_diffusion.particle import gaussian_log_likelihood
-from filterpy_diffusion.weights import logsumexp
 
 
 def _shares(f, X, hz, z, R, labels):
-    """(Gaussian, Monte Carlo) posterior share of the weaker of two modes."""
+    """(Gaussian, Monte Carlo) posterior share of the weaker of two modes (unshrunk)."""
     w = f.weights
-    kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
-                       weights=None if (w == w[0]).all() else w)
-    g = kde.cluster_log_weights(z)
-    ll = gaussian_log_likelihood(z, hz, R) + f.log_weights
-    mc = np.array([logsumexp(ll[labels == k]) for k in range(int(labels.max()) + 1)])
-    return float(np.exp(np.min(g - logsumexp(g)))), float(np.exp(np.min(mc - logsumexp(mc))))
+    out = []
+    for evidence in ("gaussian", "monte-carlo"):
+        kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
+                           weights=None if (w == w[0]).all() else w, evidence=evidence)
+        out.append(float(np.exp(kde.cluster_log_weights(z).min())))
+    return tuple(out)
 
 
 def trace(problem_name, N, seed, cache_dir=None, ref_particles=REFERENCE_PARTICLES,
