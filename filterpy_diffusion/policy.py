@@ -86,14 +86,15 @@ class Policy:
         ``'monte-carlo'``: the members' own likelihoods (the particle
         filter's mass of each mode) wherever ``hx`` and a positive definite
         R give them (``evidence='auto'``), the modes' Gaussian evidence
-        otherwise; ``'gaussian'`` everywhere is the default before. On tuning seeds (docs/design-log.md, entry 44):
-        l63-z W2 (seeds 0-8) 7.76 / 7.14 / 6.23 at N = 50 / 100 / 250
-        against 8.41 / 7.64 / 6.51; toy-abs (0-2) 0.387 / 0.336 / 0.334
-        against 0.444 / 0.402 / 0.426 (1.14 against 1.07 at N = 20); DAPPER
-        ``sakov2012`` (3000-3005) 0.471 / 0.374 / 0.334 at N = 20 / 50 /
-        100 against 0.469 / 0.407 / 0.367, ``wiljes2017`` (14 seeds) 2.136
-        against 2.192, ``DoublePendulum.settings101`` (3000-3005) no crash
-        at N = 20 and 100 against 1 and 3 of 6.
+        otherwise; ``'gaussian'`` everywhere is the default before. On
+        tuning seeds (docs/design-log.md, entry 44): l63-z W2 (seeds 0-8)
+        8.05 / 6.85 / 5.93 at N = 50 / 100 / 250 against 8.41 / 7.64 /
+        6.51; toy-abs (0-2) 0.387 / 0.336 / 0.334 against 0.444 / 0.402 /
+        0.426 (1.14 against 1.07 at N = 20); DAPPER ``sakov2012``
+        (3000-3005) 0.459 / 0.379 / 0.325 at N = 20 / 50 / 100 against
+        0.469 / 0.407 / 0.367, ``DoublePendulum.settings101`` (3000-3005)
+        no crash at N = 20 and 100 against 1 and 3 of 6; but
+        ``wiljes2017`` (14 seeds) 2.319 against 2.192.
     kernel_members_per_dim : float > 0, default inf (off)
         Opt-in: a one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a
         normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
