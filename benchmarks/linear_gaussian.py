@@ -7,8 +7,10 @@ ratio of the variances. The target: mean within 0.1 sd, variances
 within 15%.
 
     python benchmarks/linear_gaussian.py [--N 2000] [--seeds 100 101 102 103 104]
+        [--inflation none] [--json out.json]
 """
 import argparse
+import json
 
 import numpy as np
 from filterpy.kalman import KalmanFilter
@@ -50,18 +52,32 @@ def main(argv=None):
     ap.add_argument('--N', type=int, default=2000)
     ap.add_argument('--seeds', type=int, nargs='+', default=[100, 101, 102, 103, 104])
     ap.add_argument('--kernel', default='auto', help="'auto' (the default), 'covariance', 'enkpf', ...")
+    ap.add_argument('--inflation', default='auto', help="'auto' (the default), 'none', or a factor")
+    ap.add_argument('--json', default=None, help="write the per-seed numbers here")
     a = ap.parse_args(argv)
-    opts = {'kernel': a.kernel}
-    print(f"N = {a.N}, 20 cycles, kernel = {a.kernel}")
+    infl = {'auto': 'auto', 'none': None}.get(a.inflation, None)
+    if a.inflation not in ('auto', 'none'):
+        infl = float(a.inflation)
+    opts = {'kernel': a.kernel, 'inflation': infl}
+    print(f"N = {a.N}, 20 cycles, kernel = {a.kernel}, inflation = {a.inflation}")
     print(f"{'seed':>5} {'mean gap / sd (pos, vel)':>26} {'var ratio (pos, vel)':>22}")
     gaps, ratios = [], []
     for s in a.seeds:
         g, r = run(a.N, s, **opts)
         gaps.append(g); ratios.append(r)
         print(f"{s:5d} {g[0]:+12.3f} {g[1]:+12.3f} {r[0]:10.3f} {r[1]:10.3f}")
+    rows = [{"seed": s, "mean_gap_sd": [round(float(v), 4) for v in g],
+             "var_ratio": [round(float(v), 4) for v in r]} for s, g, r in zip(a.seeds, gaps, ratios)]
     gaps, ratios = np.abs(gaps), np.array(ratios)
     print(f"max |gap| = {gaps.max():.3f} sd (target 0.1); "
           f"max |var ratio - 1| = {np.abs(ratios - 1).max():.3f} (target 0.15)")
+    if a.json:
+        cmd = (f"python benchmarks/linear_gaussian.py --N {a.N} --seeds {' '.join(map(str, a.seeds))}"
+               f" --kernel {a.kernel} --inflation {a.inflation} --json {a.json}")
+        with open(a.json, "w") as fh:
+            json.dump({"command": cmd, "rows": rows, "max_gap_sd": round(float(gaps.max()), 4),
+                       "max_var_error": round(float(np.abs(ratios - 1).max()), 4)}, fh)
+            fh.write("\n")
 
 
 if __name__ == '__main__':
