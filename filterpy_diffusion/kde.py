@@ -681,18 +681,20 @@ class ClusteredKDE(_KernelWeights):
         """Sampling variance of :meth:`log_evidence`, ndarray (n_clusters,)."""
         return self._evidence(z)[1]
 
+    def _gaussian_evidence(self, z):
+        return (np.array([p.log_evidence(z) for p in self.parts]),
+                np.array([p.log_evidence_var(z) for p in self.parts]))
+
     def _evidence(self, z):
         if self.evidence == 'gaussian':
-            return (np.array([p.log_evidence(z) for p in self.parts]),
-                    np.array([p.log_evidence_var(z) for p in self.parts]))
+            return self._gaussian_evidence(z)
         ll = gaussian_log_likelihood(as_vector(z, "z", self.dim_z), self._predictions, self._R)
         ell, var = np.empty(len(self.members)), np.empty(len(self.members))
         for c, rows in enumerate(self.members):
             a = ll[rows] + self._log_share[rows]
             ell[c] = logsumexp(a)
-            if ell[c] == -np.inf:     # no member explains z at all: its Gaussian evidence instead
-                return (np.array([p.log_evidence(z) for p in self.parts]),
-                        np.array([p.log_evidence_var(z) for p in self.parts]))
+            if ell[c] == -np.inf:     # no member explains z at all: the Gaussian evidence instead
+                return self._gaussian_evidence(z)
             # Delta method for the log of a weighted mean: sum_i (r_i - v_i)^2 with
             # r_i the posterior and v_i the prior share of member i in the cluster.
             var[c] = float(np.sum((np.exp(a - ell[c]) - np.exp(self._log_share[rows])) ** 2))
