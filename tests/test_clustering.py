@@ -222,6 +222,24 @@ def test_monte_carlo_evidence_variance_is_the_delta_method_of_a_weighted_mean(hx
                                rtol=1e-8, atol=1e-14)
 
 
+def test_monte_carlo_evidence_falls_back_to_gaussian_when_no_member_explains_z(monkeypatch):
+    # A cluster whose every member has zero likelihood (log -inf, an
+    # underflow) has no Monte Carlo evidence: the clusters' Gaussian
+    # evidence is used for that z instead of a NaN mass.
+    import filterpy_diffusion.kde as kde_module
+    rng = np.random.default_rng(23)
+    X, Y, HX, R, labels = bimodal_joint(rng, 30, d=2, m=2)
+    z = HX.mean(0)
+    kde = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX)
+    real = kde_module.gaussian_log_likelihood
+    monkeypatch.setattr(kde_module, "gaussian_log_likelihood",
+                        lambda *a: np.where(labels == 0, -np.inf, real(*a)))
+    gauss = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, evidence='gaussian')
+    np.testing.assert_array_equal(kde.log_evidence(z), gauss.log_evidence(z))
+    np.testing.assert_array_equal(kde.cluster_log_weights(z), gauss.cluster_log_weights(z))
+    assert np.isfinite(kde.cluster_log_weights(z)).all()
+
+
 def test_evidence_falls_back_to_gaussian_without_member_likelihoods():
     rng = np.random.default_rng(21)
     X, Y, HX, R, labels = bimodal_joint(rng, 30, d=2, m=2)
