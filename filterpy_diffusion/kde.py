@@ -650,6 +650,7 @@ class ClusteredKDE(_KernelWeights):
                       for rows in self.members]
         self.h = float(h)
         self.evidence = self._evidence_kind(evidence, R, predictions)
+        self._evidence_cache = None
         if self.evidence == 'monte-carlo':
             self._predictions = as_ensemble(predictions, "predictions", dim=self.dim_z)
             self._R = as_covariance(R, "R", self.dim_z)
@@ -688,7 +689,16 @@ class ClusteredKDE(_KernelWeights):
     def _evidence(self, z):
         if self.evidence == 'gaussian':
             return self._gaussian_evidence(z)
-        ll = gaussian_log_likelihood(as_vector(z, "z", self.dim_z), self._predictions, self._R)
+        z = as_vector(z, "z", self.dim_z)
+        # One analysis asks for the same z several times (the bandwidth
+        # search, the weights, the sampler): the N member likelihoods once.
+        key = z.tobytes()
+        if self._evidence_cache is None or self._evidence_cache[0] != key:
+            self._evidence_cache = (key, self._monte_carlo_evidence(z))
+        return self._evidence_cache[1]
+
+    def _monte_carlo_evidence(self, z):
+        ll = gaussian_log_likelihood(z, self._predictions, self._R)
         ell, var = np.empty(len(self.members)), np.empty(len(self.members))
         for c, rows in enumerate(self.members):
             a = ll[rows] + self._log_share[rows]

@@ -189,18 +189,20 @@ def test_monte_carlo_cluster_weights_are_the_particle_filter_masses():
     # computed here with scipy, for equal and for carried prior weights.
     rng = np.random.default_rng(19)
     X, Y, HX, R, labels = bimodal_joint(rng, 50, d=2, m=2)
-    z = HX[labels == 0].mean(0) + 0.5
-    lik = multivariate_normal(np.zeros(2), R).pdf(z - HX)
     for prior in (None, rng.uniform(0.2, 2.0, size=len(X))):
         kde = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, shrink_evidence=False,
                            weights=prior)
         assert kde.evidence == 'monte-carlo'
         w = np.ones(len(X)) if prior is None else prior
-        mass = np.array([(w * lik)[labels == k].sum() for k in (0, 1)])
-        np.testing.assert_allclose(np.exp(kde.cluster_log_weights(z)), mass / mass.sum(),
-                                   rtol=1e-9)
-        within = np.array([(w * lik)[labels == k].sum() / w[labels == k].sum() for k in (0, 1)])
-        np.testing.assert_allclose(kde.log_evidence(z), np.log(within), rtol=1e-12)
+        # Two observations in turn on one density: each gets its own evidence.
+        for z in (HX[labels == 0].mean(0) + 0.5, HX[labels == 1].mean(0) - 0.3):
+            lik = multivariate_normal(np.zeros(2), R).pdf(z - HX)
+            mass = np.array([(w * lik)[labels == k].sum() for k in (0, 1)])
+            np.testing.assert_allclose(np.exp(kde.cluster_log_weights(z)), mass / mass.sum(),
+                                       rtol=1e-9)
+            within = np.array([(w * lik)[labels == k].sum() / w[labels == k].sum()
+                               for k in (0, 1)])
+            np.testing.assert_allclose(kde.log_evidence(z), np.log(within), rtol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
