@@ -55,9 +55,8 @@ def main(argv=None):
     ap.add_argument('--inflation', default='auto', help="'auto' (the default), 'none', or a factor")
     ap.add_argument('--json', default=None, help="write the per-seed numbers here")
     a = ap.parse_args(argv)
-    infl = {'auto': 'auto', 'none': None}.get(a.inflation, None)
-    if a.inflation not in ('auto', 'none'):
-        infl = float(a.inflation)
+    infl = {'auto': 'auto', 'none': None}[a.inflation] if a.inflation in ('auto', 'none') \
+        else float(a.inflation)
     opts = {'kernel': a.kernel, 'inflation': infl}
     print(f"N = {a.N}, 20 cycles, kernel = {a.kernel}, inflation = {a.inflation}")
     print(f"{'seed':>5} {'mean gap / sd (pos, vel)':>26} {'var ratio (pos, vel)':>22}")
