@@ -27,8 +27,9 @@ from ._validation import RngLike, check_inflation, is_singular
 from .ensemble import EnsembleFilter
 from .inflation import LAMBDA_RANGE, _inflated, innovation_lambda
 from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
-                  check_evidence_threshold)
+                  check_evidence_threshold, monte_carlo_cluster_log_weights)
 from .kde import _log_prior as log_prior_weights
+from .particle import gaussian_log_likelihood
 from .policy import DEFAULT_POLICY, Policy
 from .resampling import systematic_resample
 from .weights import kish_ess, logsumexp
@@ -934,10 +935,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         deciding.
         """
         w = self.weights
-        kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
-                           weights=None if (w == w[0]).all() else w,
-                           evidence=self._mode_evidence())
-        lw = kde.cluster_log_weights(z)
+        prior = None if (w == w[0]).all() else w
+        lw = None
+        if self.policy.mode_evidence == 'monte-carlo':
+            # The member likelihoods alone; no Gaussian is fitted per mode.
+            lw = monte_carlo_cluster_log_weights(gaussian_log_likelihood(z, hz, R), labels, prior)
+        if lw is None:    # 'gaussian', or no member of a mode explains z
+            kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False,
+                               weights=prior, evidence='gaussian')
+            lw = kde.cluster_log_weights(z)
         return bool(np.min(lw - logsumexp(lw)) < -np.log(self.N))
 
     def _kernel_update(self, kernel, X, z, R, hz=None, labels=None, fallback=None,

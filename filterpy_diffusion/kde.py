@@ -36,8 +36,8 @@ from .particle import gaussian_log_likelihood
 from .weights import logsumexp, weighted_moments
 
 __all__ = ["ConditionalKDE", "CovarianceKDE", "ClusteredKDE", "EnKPFDensity",
-           "check_evidence_threshold", "EVIDENCE_THRESHOLD", "EVIDENCES", "MIN_INFORMATIVE_LAM",
-           "FAR_LOG_KERNEL"]
+           "check_evidence_threshold", "monte_carlo_cluster_log_weights", "EVIDENCE_THRESHOLD",
+           "EVIDENCES", "MIN_INFORMATIVE_LAM", "FAR_LOG_KERNEL"]
 
 #: ClusteredKDE ignores cluster log-evidence differences below this many
 #: standard errors (chosen on tuning seeds 0-2 of toy-abs and l63-z among
@@ -546,6 +546,84 @@ def check_evidence_threshold(t):
     return float(t)
 
 
+def _cluster_prior(weights, members, N):
+    """Normalised prior member weights (N,), or None when uniform; every cluster needs mass."""
+    lp = _log_prior(weights, N)
+    w = None if lp is None else np.exp(lp - np.log(N))
+    if w is not None and min(w[rows].sum() for rows in members) <= 0:
+        raise ValueError("every cluster needs a positive total prior weight; got cluster "
+                         f"weights {[float(w[rows].sum()) for rows in members]}")
+    return w
+
+
+def _cluster_shares(members, w, N):
+    """Each cluster's log prior mass and each member's log share within its cluster."""
+    log_mass = np.array([np.log(len(rows) / N) if w is None else np.log(w[rows].sum())
+                         for rows in members])
+    share = np.ones(N) if w is None else w
+    log_share = np.empty(N)
+    with np.errstate(divide='ignore'):
+        for rows in members:
+            log_share[rows] = np.log(share[rows] / share[rows].sum())
+    return log_mass, log_share
+
+
+def _monte_carlo_evidence(log_lik, members, log_share):
+    """Each cluster's log mean member likelihood and its delta-method variance.
+
+    ``log sum_{i in c} v_i N(z; hx(x_i), R)`` with ``v_i`` the member's prior
+    share within its cluster, and ``sum_i (r_i - v_i)^2`` (``r_i`` its
+    posterior share); None when some cluster has no member with a non-zero
+    likelihood.
+    """
+    ell, var = np.empty(len(members)), np.empty(len(members))
+    for c, rows in enumerate(members):
+        a = log_lik[rows] + log_share[rows]
+        ell[c] = logsumexp(a)
+        if ell[c] == -np.inf:
+            return None
+        var[c] = float(np.sum((np.exp(a - ell[c]) - np.exp(log_share[rows])) ** 2))
+    return ell, var
+
+
+def monte_carlo_cluster_log_weights(log_lik, labels, weights=None):
+    """The posterior mass of each cluster by the members' exact likelihoods, in logs.
+
+    ``log W_c = log sum_{i in c} w_i L_i - log sum_i w_i L_i`` with ``L_i =
+    N(z; hx(x_i), R)``: :meth:`ClusteredKDE.cluster_log_weights` with
+    ``evidence='monte-carlo'`` and ``shrink_evidence=False``, from the
+    likelihoods alone (no cluster's Gaussian is fitted).
+
+    Parameters
+    ----------
+    log_lik : ndarray (N,)
+        Log likelihood of every member.
+    labels : ndarray (N,) of int
+        Cluster of each member, in the order of ``np.unique(labels)``.
+    weights : ndarray (N,), optional
+        Prior member weights (normalised here).
+
+    Returns
+    -------
+    ndarray (n_clusters,) or None
+        None when some cluster has no member with a non-zero likelihood
+        (ClusteredKDE then uses the clusters' Gaussian evidence).
+    """
+    labels = np.asarray(labels)
+    log_lik = np.asarray(log_lik, dtype=float)
+    N = log_lik.shape[0]
+    if labels.shape != (N,):
+        raise ValueError(f"labels must have shape ({N},) (one per member), got {labels.shape}")
+    members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    w = _cluster_prior(weights, members, N)
+    log_mass, log_share = _cluster_shares(members, w, N)
+    ev = _monte_carlo_evidence(log_lik, members, log_share)
+    if ev is None:
+        return None
+    lw = log_mass + ev[0]
+    return lw - logsumexp(lw)
+
+
 class ClusteredKDE(_KernelWeights):
     """Covariance-kernel KDE fitted cluster by cluster, with one bandwidth factor h.
 
@@ -635,14 +713,9 @@ class ClusteredKDE(_KernelWeights):
         if min(len(rows) for rows in self.members) < 2:
             raise ValueError("every cluster needs at least 2 members; got sizes "
                              f"{[len(rows) for rows in self.members]}")
-        lp = _log_prior(weights, self.N)
-        w = None if lp is None else np.exp(lp - np.log(self.N))
-        if w is not None and min(w[rows].sum() for rows in self.members) <= 0:
-            raise ValueError("every cluster needs a positive total prior weight; got cluster "
-                             f"weights {[float(w[rows].sum()) for rows in self.members]}")
+        w = _cluster_prior(weights, self.members, self.N)
         # log of each cluster's prior mass, N_c / N for uniform weights.
-        self._log_mass = np.array([np.log(len(rows) / self.N) if w is None else
-                                   np.log(w[rows].sum()) for rows in self.members])
+        self._log_mass, log_share = _cluster_shares(self.members, w, self.N)
         self.parts = [CovarianceKDE(X[rows], Y[rows], h, R=R,
                                     predictions=None if predictions is None else
                                     np.asarray(predictions, dtype=float)[rows], shrink=shrink,
@@ -654,12 +727,7 @@ class ClusteredKDE(_KernelWeights):
         if self.evidence == 'monte-carlo':
             self._predictions = as_ensemble(predictions, "predictions", dim=self.dim_z)
             self._R = as_covariance(R, "R", self.dim_z)
-            # Each member's prior share within its cluster, in logs.
-            share = np.ones(self.N) if w is None else w
-            self._log_share = np.empty(self.N)
-            with np.errstate(divide='ignore'):
-                for rows in self.members:
-                    self._log_share[rows] = np.log(share[rows] / share[rows].sum())
+            self._log_share = log_share
 
     @staticmethod
     def _evidence_kind(evidence, R, predictions):
@@ -699,16 +767,9 @@ class ClusteredKDE(_KernelWeights):
 
     def _monte_carlo_evidence(self, z):
         ll = gaussian_log_likelihood(z, self._predictions, self._R)
-        ell, var = np.empty(len(self.members)), np.empty(len(self.members))
-        for c, rows in enumerate(self.members):
-            a = ll[rows] + self._log_share[rows]
-            ell[c] = logsumexp(a)
-            if ell[c] == -np.inf:     # no member explains z at all: the Gaussian evidence instead
-                return self._gaussian_evidence(z)
-            # Delta method for the log of a weighted mean: sum_i (r_i - v_i)^2 with
-            # r_i the posterior and v_i the prior share of member i in the cluster.
-            var[c] = float(np.sum((np.exp(a - ell[c]) - np.exp(self._log_share[rows])) ** 2))
-        return ell, var
+        ev = _monte_carlo_evidence(ll, self.members, self._log_share)
+        # No member of some cluster explains z at all: the Gaussian evidence instead.
+        return self._gaussian_evidence(z) if ev is None else ev
 
     @property
     def n_clusters(self):

@@ -9,7 +9,7 @@ from filterpy_diffusion import DiffusionKDEFilter
 from filterpy_diffusion.clustering import (bonferroni_normaltest, gaussian_bic, gaussian_pvalue,
                                            min_cluster_size, separation, split_ensemble,
                                            two_means)
-from filterpy_diffusion.kde import ClusteredKDE, CovarianceKDE
+from filterpy_diffusion.kde import ClusteredKDE, CovarianceKDE, monte_carlo_cluster_log_weights
 
 
 def two_blobs(rng, n0, n1, d, gap, sd=1.0):
@@ -203,6 +203,48 @@ def test_monte_carlo_cluster_weights_are_the_particle_filter_masses():
             within = np.array([(w * lik)[labels == k].sum() / w[labels == k].sum()
                                for k in (0, 1)])
             np.testing.assert_allclose(kde.log_evidence(z), np.log(within), rtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(float, st.integers(4, 30), elements=st.floats(-30.0, 0.0)),
+       arrays(float, st.integers(4, 30), elements=st.floats(0.0, 5.0)),
+       st.integers(0, 2**32 - 1))
+def test_monte_carlo_cluster_log_weights_are_the_likelihood_masses(log_lik, w, seed):
+    # The filter's mode rule reads the clusters' masses from the member
+    # likelihoods alone: sum_{i in c} w_i L_i / sum_i w_i L_i, written here
+    # in linear space; None where a cluster has no likelihood at all.
+    n = min(len(log_lik), len(w))
+    log_lik, w = log_lik[:n], w[:n]
+    labels = np.random.default_rng(seed).permutation(np.arange(n) % 2)
+    if min(w[labels == k].sum() for k in (0, 1)) == 0:
+        with pytest.raises(ValueError, match="positive total prior weight|not all zero"):
+            monte_carlo_cluster_log_weights(log_lik, labels, w)
+        return
+    mass = np.array([(w * np.exp(log_lik))[labels == k].sum() for k in (0, 1)])
+    out = monte_carlo_cluster_log_weights(log_lik, labels, w)
+    if (mass == 0).any():
+        assert out is None
+    else:
+        np.testing.assert_allclose(np.exp(out), mass / mass.sum(), rtol=1e-9, atol=1e-300)
+    # Uniform weights: the same as no weights, bit for bit.
+    np.testing.assert_array_equal(monte_carlo_cluster_log_weights(log_lik, labels, np.ones(n)),
+                                  monte_carlo_cluster_log_weights(log_lik, labels))
+
+
+def test_monte_carlo_cluster_log_weights_equal_the_kdes_unshrunk_weights():
+    rng = np.random.default_rng(29)
+    X, Y, HX, R, labels = bimodal_joint(rng, 40, d=2, m=2)
+    prior = rng.uniform(0.2, 2.0, size=len(X))
+    z = HX[labels == 0].mean(0) + 0.4
+    kde = ClusteredKDE(X, Y, 0.5, labels, R=R, predictions=HX, shrink_evidence=False,
+                       weights=prior)
+    lik = multivariate_normal(np.zeros(2), R).logpdf(z - HX)
+    np.testing.assert_array_equal(monte_carlo_cluster_log_weights(lik, labels, prior),
+                                  kde.cluster_log_weights(z))
+    lik[labels == 1] = -np.inf
+    assert monte_carlo_cluster_log_weights(lik, labels, prior) is None
+    with pytest.raises(ValueError, match="labels must have shape"):
+        monte_carlo_cluster_log_weights(lik, labels[:-1])
 
 
 @settings(max_examples=40, deadline=None)

@@ -75,21 +75,29 @@ def test_mode_evidence_reaches_both_uses_of_the_modes_evidence(monkeypatch):
     # The per-mode kernel and the rule that lets z rule a mode out both weigh
     # the modes by Policy.mode_evidence: the members' likelihoods by default,
     # the Gaussian evidence with 'gaussian'.
+    # The rule reads the Monte Carlo masses from the member likelihoods
+    # (kde.monte_carlo_cluster_log_weights), the Gaussian ones from a
+    # ClusteredKDE built for the purpose.
     import filterpy_diffusion.filter as fmod
     seen = []
-    real = fmod.ClusteredKDE
+    real, real_mc = fmod.ClusteredKDE, fmod.monte_carlo_cluster_log_weights
 
     def recording(*a, **k):
         kde = real(*a, **k)
         seen.append((k.get('shrink_evidence', True), kde.evidence))
         return kde
+
+    def recording_mc(*a, **k):
+        seen.append((False, 'monte-carlo'))
+        return real_mc(*a, **k)
     monkeypatch.setattr(fmod, "ClusteredKDE", recording)
+    monkeypatch.setattr(fmod, "monte_carlo_cluster_log_weights", recording_mc)
     for p, kind in ((Policy(), 'monte-carlo'), (Policy(mode_evidence='gaussian'), 'gaussian')):
         seen.clear()
         f = abs_filter(policy=p, gaussian_core='bridge')
         f.update(np.array([1.0]))
         assert f.kernel_used == 'covariance' and f.n_clusters == 2
-        assert {s for s, _ in seen} == {False, True}         # the rule, then the kernel
+        assert [s for s, _ in seen] == [False, True]         # the rule, then the kernel
         assert {e for _, e in seen} == {kind}
 
 
