@@ -13,6 +13,8 @@ the truth and the initial-ensemble draw. Methods:
 * ``EnKF``: ``EnKF('Sqrt', N, infl=1.02, rot=True)``;
 * ``EnKF_N``: ``EnKF_N(N, rot=True)``;
 * ``LETKF``: ``LETKF(N, infl=1.02, rot=True, loc_rad=4)`` (needs a localizer);
+* ``LETKF_N``: ``LETKF(N, rot=True, loc_rad=4, xN=1.0)``, the LETKF with
+  DAPPER's local finite-size inflation instead of a tuned factor;
 * ``PartFilt``: ``PartFilt(N, reg=2.4, NER=0.3)``.
 
 ``--methods`` takes these names; ``NAME@N1,N2`` runs a method at those N
@@ -73,9 +75,10 @@ METHODS = {
     "EnKF": lambda N: da.EnKF("Sqrt", N=N, infl=1.02, rot=True),
     "EnKF_N": lambda N: da.EnKF_N(N=N, rot=True),
     "LETKF": lambda N: da.LETKF(N=N, infl=1.02, rot=True, loc_rad=4),
+    "LETKF_N": lambda N: da.LETKF(N=N, rot=True, loc_rad=4, xN=1.0),
     "PartFilt": lambda N: da.PartFilt(N=N, reg=2.4, NER=0.3),
 }
-NEEDS_LOCALIZER = {"LocalDiffusionKDE", "LETKF"}
+NEEDS_LOCALIZER = {"LocalDiffusionKDE", "LETKF", "LETKF_N"}
 #: Offset of the seed every method starts its assimilation from.
 METHOD_SEED_OFFSET = 10 ** 6
 

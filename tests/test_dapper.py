@@ -283,3 +283,21 @@ def test_dappers_plots_work(l96):
     assert len(new) == 2 and all(plt.figure(n).axes for n in new)
     for n in new:
         plt.close(n)
+
+
+def test_compare_scripts_letkf_n_is_dappers_untuned_adaptive_letkf(l96):
+    # benchmarks/dapper_compare.py's LETKF_N: DAPPER's LETKF with its local
+    # finite-size inflation (xN = 1) and no tuned factor; it runs on a
+    # localized set-up and differs from the tuned LETKF.
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "dapper_compare.py"
+    spec = importlib.util.spec_from_file_location("dapper_compare", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    xp = mod.METHODS["LETKF_N"](10)
+    assert isinstance(xp, da.LETKF) and xp.xN == 1.0 and xp.infl == 1.0 and xp.loc_rad == 4
+    assert "LETKF_N" in mod.NEEDS_LOCALIZER
+    runs = [_run(mod.METHODS[name](10), *l96) for name in ("LETKF_N", "LETKF")]
+    _assert_filled(runs[0], l96[0])
+    assert runs[0].avrgs.rmse.a.val != runs[1].avrgs.rmse.a.val
