@@ -272,7 +272,8 @@ def _reference_prior(problem, twin, particles, rng):
     raise ValueError(f"no particle reference prior for initial={problem.initial!r}")
 
 
-def _particle_reference(problem, twin, Ns, particles):
+def _particle_reference(problem, twin, Ns, particles, on_scored=None):
+    """The bootstrap reference; ``on_scored(j, X, w)``, if given, sees its weighted cloud at each scored cycle."""
     rng = np.random.default_rng(twin.reference_seed)
     X = _reference_prior(problem, twin, particles, rng)
     Q = np.asarray(problem.Q, dtype=float)
@@ -294,6 +295,8 @@ def _particle_reference(problem, twin, Ns, particles):
             balance[j] = max(0.0, min(pos, 1.0 - pos))
             for N in Ns:
                 samples[N][j] = X[systematic_resample(w, _subsample_rng(twin, N, k), N)]
+            if on_scored is not None:
+                on_scored(j, X, w)
         # bootstrap filter: resample at every cycle
         X = X[systematic_resample(w, rng)]
     return Reference(ks, samples, balance)
