@@ -111,7 +111,7 @@ def floor(Ns, seed, ref_particles=REFERENCE_PARTICLES, cycles=None, spinup=None)
     shares = []
 
     def score(j, X, w):
-        shares.append(float(w @ (X[:, 0] > 0)))
+        shares.append(_share(X, w))
         both = np.vstack([X, X * MIRROR])
         for N in Ns:
             draws[N]["iid"].append((j, X[rng.choice(len(w), size=N, p=w)]))

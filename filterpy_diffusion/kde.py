@@ -546,6 +546,14 @@ def check_evidence_threshold(t):
     return float(t)
 
 
+def _cluster_members(labels, N):
+    """``labels`` (N,) as an array and the row indices of each cluster, in ``np.unique`` order."""
+    labels = np.asarray(labels)
+    if labels.shape != (N,):
+        raise ValueError(f"labels must have shape ({N},) (one per member), got {labels.shape}")
+    return labels, [np.flatnonzero(labels == k) for k in np.unique(labels)]
+
+
 def _cluster_prior(weights, members, N):
     """Normalised prior member weights (N,), or None when uniform; every cluster needs mass."""
     lp = _log_prior(weights, N)
@@ -609,12 +617,9 @@ def monte_carlo_cluster_log_weights(log_lik, labels, weights=None):
         None when some cluster has no member with a non-zero likelihood
         (ClusteredKDE then uses the clusters' Gaussian evidence).
     """
-    labels = np.asarray(labels)
     log_lik = np.asarray(log_lik, dtype=float)
     N = log_lik.shape[0]
-    if labels.shape != (N,):
-        raise ValueError(f"labels must have shape ({N},) (one per member), got {labels.shape}")
-    members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    _, members = _cluster_members(labels, N)
     w = _cluster_prior(weights, members, N)
     log_mass, log_share = _cluster_shares(members, w, N)
     ev = _monte_carlo_evidence(log_lik, members, log_share)
@@ -704,12 +709,8 @@ class ClusteredKDE(_KernelWeights):
         Y = as_ensemble(measurements, "measurements", min_rows=2)
         self.shrink_evidence = bool(shrink_evidence)
         self.evidence_threshold = check_evidence_threshold(evidence_threshold)
-        labels = np.asarray(labels)
-        if labels.shape != (len(X),):
-            raise ValueError(f"labels must have shape ({len(X)},) (one per member), got {labels.shape}")
+        self.labels, self.members = _cluster_members(labels, len(X))
         self.N, self.dim_x, self.dim_z = len(X), X.shape[1], Y.shape[1]
-        self.labels = labels
-        self.members = [np.flatnonzero(labels == k) for k in np.unique(labels)]
         if min(len(rows) for rows in self.members) < 2:
             raise ValueError("every cluster needs at least 2 members; got sizes "
                              f"{[len(rows) for rows in self.members]}")

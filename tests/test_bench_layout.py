@@ -58,11 +58,8 @@ def test_systems_reexports_the_bench_objects():
 
 
 def test_localization_script_parses_specs_with_the_registry_parser():
-    import importlib.util
-    path = os.path.join(ROOT, "benchmarks", "localization.py")
-    spec = importlib.util.spec_from_file_location("_localization_script_parse", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from benchmark_scripts import load
+    script = load("localization")
     assert script.parse("letkf:knob=1.05,radius=4") == ("letkf", {"radius": 4}, 1.05)
     # the registry's checks: a bare word is not an option, a knob-less filter takes no knob
     with pytest.raises(ValueError, match="not of the form key=value"):

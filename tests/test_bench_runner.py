@@ -338,12 +338,8 @@ def test_default_problems_leave_out_those_a_local_filter_cannot_run(tmp_path, ca
 
 
 def test_localization_script_uses_the_registry_builders():
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "localization.py"
-    spec = importlib.util.spec_from_file_location("_localization_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from benchmark_scripts import load
+    script = load("localization")
     assert script.GRIDS["letkf"] is bm.LETKF_INFLATION
     assert script.GRIDS["enkf"] is bm.INFLATION_FACTORS and script.GRIDS["sir"] is bm.JITTERS
     problem = script.l96_problem(12, cycles=20, spinup=5)       # a dimension not in PROBLEMS

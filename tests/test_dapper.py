@@ -289,12 +289,8 @@ def test_compare_scripts_letkf_n_is_dappers_untuned_adaptive_letkf(l96):
     # benchmarks/dapper_compare.py's LETKF_N: DAPPER's LETKF with its local
     # finite-size inflation (xN = 1) and no tuned factor; it runs on a
     # localized set-up and differs from the tuned LETKF.
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "dapper_compare.py"
-    spec = importlib.util.spec_from_file_location("dapper_compare", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from benchmark_scripts import load
+    mod = load("dapper_compare")
     xp = mod.METHODS["LETKF_N"](10)
     assert isinstance(xp, da.LETKF) and xp.xN == 1.0 and xp.infl == 1.0 and xp.loc_rad == 4
     assert "LETKF_N" in mod.NEEDS_LOCALIZER

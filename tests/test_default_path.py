@@ -1,7 +1,5 @@
 """benchmarks/default_path.py counts what a traced call executes: checked on a tiny synthetic package."""
 import importlib
-import importlib.util
-import pathlib
 import sys
 import textwrap
 import types
@@ -9,10 +7,9 @@ import types
 import numpy as np
 import pytest
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "default_path.py"
-_spec = importlib.util.spec_from_file_location("_default_path_script", _PATH)
-dp = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(dp)
+from benchmark_scripts import load
+
+dp = load("default_path")
 
 BACKENDS = ["settrace"] + (["monitoring"] if hasattr(sys, "monitoring") else [])
 

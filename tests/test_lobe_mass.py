@@ -1,26 +1,16 @@
 """benchmarks/lobe_mass.py: its W2 is the benchmark's; its floor samples the reference the benchmark scores against."""
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
 from filterpy_diffusion.bench import resolve_problem, run_one
 from filterpy_diffusion.bench.reference import reference_posterior
+from benchmark_scripts import load
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "lobe_mass.py"
 KW = dict(cycles=40, spinup=10)
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("lobe_mass", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_trace_scores_as_the_benchmark_and_counts_every_scored_update():
-    lobe_mass = _module()
+    lobe_mass = load("lobe_mass")
     r = lobe_mass.trace(30, 5, ref_particles=400, **KW)
     ref = run_one("l63-z", "dkf", 30, 5, ref_particles=400, **KW)
     assert r["w2"] == pytest.approx(ref["w2"], rel=1e-12)
@@ -29,7 +19,7 @@ def test_trace_scores_as_the_benchmark_and_counts_every_scored_update():
 
 
 def test_with_share_sets_the_lobe_share_and_keeps_the_lobes_members():
-    lobe_mass = _module()
+    lobe_mass = load("lobe_mass")
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(5, 1, (30, 3)), rng.normal(-5, 1, (10, 3))])
     Y = lobe_mass._with_share(X, 0.5, rng)
@@ -40,7 +30,7 @@ def test_with_share_sets_the_lobe_share_and_keeps_the_lobes_members():
 
 
 def test_floor_is_scored_against_the_benchmarks_reference():
-    lobe_mass = _module()
+    lobe_mass = load("lobe_mass")
     problem = resolve_problem("l63-z", KW["cycles"], KW["spinup"])
     # The hook sees the same cloud the cached reference was resampled from.
     seen = {}

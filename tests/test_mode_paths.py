@@ -1,23 +1,12 @@
 """benchmarks/mode_paths.py: its W2 is the benchmark's, its tallies cover every scored cycle."""
-import importlib.util
-import pathlib
-
 import pytest
 
 from filterpy_diffusion.bench import run_one
-
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "mode_paths.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("mode_paths", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from benchmark_scripts import load
 
 
 def test_mode_paths_scores_as_the_benchmark_and_counts_every_scored_cycle():
-    mode_paths = _module()
+    mode_paths = load("mode_paths")
     kw = dict(cycles=40, spinup=10)
     r = mode_paths.trace("l63-z", 30, 5, ref_particles=400, **kw)
     ref = run_one("l63-z", "dkf", 30, 5, ref_particles=400, **kw)
