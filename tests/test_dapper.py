@@ -297,3 +297,19 @@ def test_compare_scripts_letkf_n_is_dappers_untuned_adaptive_letkf(l96):
     runs = [_run(mod.METHODS[name](10), *l96) for name in ("LETKF_N", "LETKF")]
     _assert_filled(runs[0], l96[0])
     assert runs[0].avrgs.rmse.a.val != runs[1].avrgs.rmse.a.val
+
+
+def test_compare_script_reports_when_every_run_crashed(tmp_path, capsys):
+    # DAPPER's own table raises when no run has rmse.a; the script must still
+    # print its summary and write the JSON, with the crashes counted.
+    import json
+
+    from benchmark_scripts import load
+    mod = load("dapper_compare")
+    out = tmp_path / "crashed.json"
+    mod.main(["--hmm", "Lorenz63.sakov2012", "--N", "10", "--seeds", str(TRUTH_SEED),
+              "--cycles", "8", "--burnin", "0.5", "--variant", "crashes_always=sampler:'nonsense'",
+              "--json", str(out)])
+    (row,) = json.loads(out.read_text())["means"]
+    assert row["crashed"] == row["seeds"] == 1 and row["rmse_a"] is None
+    assert "every run crashed" in capsys.readouterr().out
