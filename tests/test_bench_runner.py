@@ -4,6 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import filterpy.kalman.ensemble_kalman_filter as filterpy_enkf
 from filterpy_diffusion import bench as bm
@@ -237,6 +240,66 @@ def test_toy_abs_reference_is_the_bimodal_grid_posterior():
     # both modes of |x| are populated, roughly evenly, as the balance says
     frac = (X[..., 0] > 0).mean(axis=1)
     assert np.all(np.abs(frac - 0.5) < 0.2) and np.all(ref.balance > 0.3)
+
+
+def test_reference_samples_keep_the_mass_between_the_lobes():
+    # The reference's N points are stratified: each lobe's share of them is
+    # within one point of the posterior's, where N i.i.d. draws would be off
+    # by sqrt(N / 4) points (about 5 at N = 100) and that error would be
+    # part of every filter's W2.
+    ref = reference_posterior(bm.resolve_problem("toy-abs", 30, 0), 0, [100])
+    pos = (ref.samples[100][..., 0] > 0).sum(axis=1)
+    assert np.all(np.abs(pos - 100 * (1 - ref.balance)) <= 1)   # the truth's lobe is the larger
+    # l63-z: the particle cloud's lobes lie along its leading axis; a cut
+    # across that axis through the cloud's mean splits them.
+    problem = bm.resolve_problem("l63-z", 13, 2)
+    cuts = []
+
+    def keep(j, X, w):
+        m = w @ X
+        v = np.linalg.svd((X - m) * np.sqrt(w)[:, None], full_matrices=False)[2][0]
+        cuts.append((m, v, float(w[(X - m) @ v > 0].sum())))
+    ref = bench_reference._particle_reference(problem, bm.twin_experiment(problem, 5, 2), [50],
+                                              2000, on_scored=keep)
+    for S, (m, v, mass) in zip(ref.samples[50], cuts):
+        assert 0.3 < mass < 0.7                                    # both lobes hold mass
+        assert abs(np.sum((S - m) @ v > 0) - 50 * mass) < 1 + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(w=hnp.arrays(float, st.integers(2, 60), elements=st.floats(0.0, 1.0)),
+       n=st.integers(1, 80), gap=st.floats(3.0, 50.0), seed=st.integers(0, 2 ** 32 - 1))
+def test_reference_subsample_is_stratified_along_the_leading_axis(w, n, gap, seed):
+    # Two mirror clusters along a random direction: every cut across the
+    # leading axis (here the gap between them) gets its mass to within one
+    # point, whatever the weights and the row order.
+    assume(w.sum() > 0)
+    w = w / w.sum()
+    rng = np.random.default_rng(seed)
+    M = w.size
+    side = rng.permutation(np.arange(M) % 2).astype(bool)
+    u = rng.standard_normal(3)
+    u /= np.linalg.norm(u)
+    X = np.where(side[:, None], 1.0, -1.0) * gap / 2 * u + 0.1 * rng.standard_normal((M, 3))
+    assume(0 < w[side].sum() < 1)
+    S = bench_reference.reference_subsample(X, w, n, rng)
+    assert S.shape == (n, 3)
+    rows = [int(np.flatnonzero((X == s).all(axis=1))[0]) for s in S]   # every point is a particle
+    assert all(w[i] > 0 for i in rows)
+    assert abs(sum(side[i] for i in rows) - n * w[side].sum()) < 1 + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(dens=hnp.arrays(float, 41, elements=st.floats(0.0, 10.0)), n=st.integers(1, 200),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_stratified_grid_sample_matches_every_interval_to_one_point(dens, n, seed):
+    assume(dens.sum() > 0)
+    grid = np.linspace(-2.0, 2.0, 41)
+    x = bm.sample_grid(grid, dens, n, seed, stratified=True)[:, 0]
+    dx = grid[1] - grid[0]
+    cdf = np.cumsum(dens) / dens.sum()
+    for j in range(40):                       # the cut between cells j and j + 1
+        assert abs(np.sum(x < grid[j] + dx / 2) - n * cdf[j]) < 1 + 1e-9
 
 
 def test_table_merges_sweeps_split_over_files(tiny_json, tmp_path):
