@@ -20,7 +20,7 @@ PROBLEM = lorenz96_problem("l96-40", 40, IdentityObs(), np.zeros((40, 40)))
 #: none did; ``lost``: how many seeds lost track or diverged.
 KNOWN = {
     "json": "docs/data/bench_grid.json",
-    "command": 'python -m filterpy_diffusion.bench --filters dkf enkf sir --N 20 50 100 250 --seeds 100 101 102 103 104 --tuning-seeds 0 --workers 1 --out docs/data/bench_grid.json',
+    "command": 'python -m filterpy_diffusion.bench --filters dkf enkf sir --N 20 50 100 250 --seeds 100 101 102 103 104 --tuning-seeds 0 --workers 2 --no-progress --out docs/data/bench_grid.json',
     "rmse": {
         "dkf": {20: 0.184, 50: 0.175, 100: 0.171, 250: 0.177},
         "enkf": {20: 0.352, 50: 0.203, 100: 0.185, 250: 0.175},
