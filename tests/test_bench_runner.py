@@ -15,6 +15,7 @@ from filterpy_diffusion.bench import (FILTERS, RECORD_FIELDS, TIMING_FIELDS, Fil
                                       reference_posterior, run_benchmark, run_one)
 from filterpy_diffusion.bench import reference as bench_reference
 from filterpy_diffusion.bench.report import _jsonable
+from filterpy_diffusion.ensemble import ensemble_moments
 
 # A tiny but real configuration: both kinds of reference (particle, grid),
 # all three kinds of filter (diffusion, EnKF, particle), tuning included.
@@ -256,8 +257,8 @@ def test_reference_samples_keep_the_mass_between_the_lobes():
     cuts = []
 
     def keep(j, X, w):
-        m = w @ X
-        v = np.linalg.svd((X - m) * np.sqrt(w)[:, None], full_matrices=False)[2][0]
+        m, P = ensemble_moments(X, w)
+        v = np.linalg.eigh(P)[1][:, -1]                 # the leading principal axis
         cuts.append((m, v, float(w[(X - m) @ v > 0].sum())))
     ref = bench_reference._particle_reference(problem, bm.twin_experiment(problem, 5, 2), [50],
                                               2000, on_scored=keep)
@@ -282,7 +283,7 @@ def test_reference_subsample_is_stratified_along_the_leading_axis(w, n, gap, see
     u /= np.linalg.norm(u)
     X = np.where(side[:, None], 1.0, -1.0) * gap / 2 * u + 0.1 * rng.standard_normal((M, 3))
     assume(0 < w[side].sum() < 1)
-    S = bench_reference.reference_subsample(X, w, n, rng)
+    (S,) = bench_reference.reference_subsample(X, w, {n: rng}).values()
     assert S.shape == (n, 3)
     rows = [int(np.flatnonzero((X == s).all(axis=1))[0]) for s in S]   # every point is a particle
     assert all(w[i] > 0 for i in rows)

@@ -222,26 +222,27 @@ def sample_grid(grid, density, n, rng=None, stratified=False):
 # Reference posterior samples
 # ---------------------------------------------------------------------------
 
-def reference_subsample(X, w, n, rng):
+def reference_subsample(X, w, draws):
     """N equally weighted points from a weighted cloud, stratified along its leading axis.
 
     Systematic resampling of the particles in the order of their
     projections on the leading principal axis of the weighted cloud: the
     number of points on either side of any cut across that axis is within
     one of ``n`` times the cloud's mass there, and every particle keeps its
-    expected count ``n w_i``.
+    expected count ``n w_i``. The axis and the order are computed once for
+    every size drawn.
 
     Parameters
     ----------
     X : ndarray (M, d)
     w : ndarray (M,)
         Normalised weights.
-    n : int
-    rng : numpy.random.Generator
+    draws : dict int -> numpy.random.Generator
+        Sample size ``n`` and the generator of its systematic draw.
 
     Returns
     -------
-    ndarray (n, d)
+    dict int -> ndarray (n, d)
     """
     X = np.asarray(X, dtype=float)
     w = np.asarray(w, dtype=float)
@@ -249,7 +250,8 @@ def reference_subsample(X, w, n, rng):
     # the leading right singular vector of the weighted anomalies
     _, _, vt = np.linalg.svd(A * np.sqrt(w)[:, None], full_matrices=False)
     order = np.argsort(A @ vt[0], kind="stable")
-    return X[order[systematic_resample(w[order], rng, n)]]
+    w_sorted = w[order]
+    return {n: X[order[systematic_resample(w_sorted, rng, n)]] for n, rng in draws.items()}
 
 
 def w2_cycles(problem):
@@ -342,8 +344,9 @@ def _particle_reference(problem, twin, Ns, particles, on_scored=None):
         if j is not None:
             pos = w[X[:, 0] > 0].sum()
             balance[j] = max(0.0, min(pos, 1.0 - pos))
-            for N in Ns:
-                samples[N][j] = reference_subsample(X, w, N, _subsample_rng(twin, N, k))
+            for N, S in reference_subsample(X, w, {N: _subsample_rng(twin, N, k)
+                                                   for N in Ns}).items():
+                samples[N][j] = S
             if on_scored is not None:
                 on_scored(j, X, w)
         # bootstrap filter: resample at every cycle
