@@ -576,22 +576,25 @@ def _cluster_shares(members, w, N):
     return log_mass, log_share
 
 
-def _monte_carlo_evidence(log_lik, members, log_share):
-    """Each cluster's log mean member likelihood and its delta-method variance.
+def _monte_carlo_log_evidence(log_lik, members, log_share):
+    """Each cluster's log mean member likelihood, ``log sum_{i in c} v_i N(z; hx(x_i), R)``.
 
-    ``log sum_{i in c} v_i N(z; hx(x_i), R)`` with ``v_i`` the member's prior
-    share within its cluster, and ``sum_i (r_i - v_i)^2`` (``r_i`` its
-    posterior share); None when some cluster has no member with a non-zero
-    likelihood.
+    ``v_i`` is the member's prior share within its cluster. None when some
+    cluster has no member with a non-zero likelihood.
     """
-    ell, var = np.empty(len(members)), np.empty(len(members))
-    for c, rows in enumerate(members):
-        a = log_lik[rows] + log_share[rows]
-        ell[c] = logsumexp(a)
-        if ell[c] == -np.inf:
-            return None
-        var[c] = float(np.sum((np.exp(a - ell[c]) - np.exp(log_share[rows])) ** 2))
-    return ell, var
+    ell = np.array([logsumexp(log_lik[rows] + log_share[rows]) for rows in members])
+    return None if (ell == -np.inf).any() else ell
+
+
+def _monte_carlo_log_evidence_var(log_lik, members, log_share, ell):
+    """The delta-method variance of :func:`_monte_carlo_log_evidence` ``ell``.
+
+    ``sum_{i in c} (r_i - v_i)^2``, with ``r_i`` the member's posterior
+    share within its cluster.
+    """
+    return np.array([float(np.sum((np.exp(log_lik[rows] + log_share[rows] - ell[c])
+                                   - np.exp(log_share[rows])) ** 2))
+                     for c, rows in enumerate(members)])
 
 
 def monte_carlo_cluster_log_weights(log_lik, labels, weights=None):
@@ -622,10 +625,10 @@ def monte_carlo_cluster_log_weights(log_lik, labels, weights=None):
     _, members = _cluster_members(labels, N)
     w = _cluster_prior(weights, members, N)
     log_mass, log_share = _cluster_shares(members, w, N)
-    ev = _monte_carlo_evidence(log_lik, members, log_share)
-    if ev is None:
+    ell = _monte_carlo_log_evidence(log_lik, members, log_share)
+    if ell is None:
         return None
-    lw = log_mass + ev[0]
+    lw = log_mass + ell
     return lw - logsumexp(lw)
 
 
@@ -768,9 +771,10 @@ class ClusteredKDE(_KernelWeights):
 
     def _monte_carlo_evidence(self, z):
         ll = gaussian_log_likelihood(z, self._predictions, self._R)
-        ev = _monte_carlo_evidence(ll, self.members, self._log_share)
-        # No member of some cluster explains z at all: the Gaussian evidence instead.
-        return self._gaussian_evidence(z) if ev is None else ev
+        ell = _monte_carlo_log_evidence(ll, self.members, self._log_share)
+        if ell is None:    # no member of some cluster explains z at all
+            return self._gaussian_evidence(z)
+        return ell, _monte_carlo_log_evidence_var(ll, self.members, self._log_share, ell)
 
     @property
     def n_clusters(self):
