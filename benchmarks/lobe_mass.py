@@ -30,13 +30,18 @@ import argparse
 import collections
 import json
 
+import os
+import sys
+
 import numpy as np
 
-from filterpy_diffusion.bench import build_filter, resolve_problem, twin_experiment
-from filterpy_diffusion.bench.reference import (REFERENCE_PARTICLES, _particle_reference,
-                                                reference_posterior)
+from filterpy_diffusion.bench import resolve_problem, twin_experiment
+from filterpy_diffusion.bench.reference import REFERENCE_PARTICLES, _particle_reference
 from filterpy_diffusion.bench.runner import _uniform_sample
 from filterpy_diffusion.metrics import wasserstein2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mode_paths import scored_run  # noqa: E402  (a sibling script, not a package)
 
 MIRROR = np.array([-1.0, -1.0, 1.0])
 #: Below this share of the smaller lobe a forecast counts as on one lobe.
@@ -60,12 +65,9 @@ def _with_share(X, share, rng):
 
 def trace(N, seed, cache_dir=None, ref_particles=REFERENCE_PARTICLES, cycles=None, spinup=None):
     """One run of the default on l63-z (see the module docstring)."""
-    problem = resolve_problem("l63-z", cycles, spinup)
-    twin = twin_experiment(problem, seed, N)
-    f = build_filter("dkf", problem, twin.initial_ensemble, twin.filter_seed)
-    ref = reference_posterior(problem, seed, [N], ref_particles, cache_dir)
-    ref_at = {int(k): j for j, k in enumerate(ref.cycles)}
-    score_rng = np.random.default_rng([twin.filter_seed, 1])   # the benchmark's scoring stream
+    run = scored_run("l63-z", N, seed, cache_dir, ref_particles, cycles, spinup)
+    problem, twin, f, ref, ref_at, score_rng = (run.problem, run.twin, run.f, run.ref,
+                                                run.ref_at, run.score_rng)
     redraw = np.random.default_rng([seed, N, 7])
     decides, decided = f._evidence_decides, [False]
 
