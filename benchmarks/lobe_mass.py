@@ -41,7 +41,7 @@ from filterpy_diffusion.bench.runner import _uniform_sample
 from filterpy_diffusion.metrics import wasserstein2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mode_paths import scored_run  # noqa: E402  (a sibling script, not a package)
+from mode_paths import scored_run  # a sibling script, not a package
 
 MIRROR = np.array([-1.0, -1.0, 1.0])
 #: Below this share of the smaller lobe a forecast counts as on one lobe.
