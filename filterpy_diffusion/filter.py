@@ -932,10 +932,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         True when, by the modes' evidence (``Policy.mode_evidence``) and
         their masses, the weaker mode's posterior share is below ``1 / N``:
         less than one member's worth, so exact weights lose nothing by
-        deciding.
+        deciding. With ``Policy.decision_threshold = t > 0`` the evidence is
+        first shrunk at ``t`` standard errors (ClusteredKDE's shrinkage).
         """
         w = self.weights
         prior = None if (w == w[0]).all() else w
+        t = self.policy.decision_threshold
+        if t > 0:    # opt-in: decide only beyond t standard errors of the evidence
+            kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=True,
+                               evidence_threshold=t, weights=prior, evidence=self._mode_evidence())
+            return bool(kde.cluster_log_weights(z).min() < -np.log(self.N))
         lw = None
         if self.policy.mode_evidence == 'monte-carlo':
             # The member likelihoods alone; no Gaussian is fitted per mode.

@@ -200,6 +200,19 @@ def test_choose_knob_counts_lost_runs_as_infinite():
                                     rec(1.1, 0.5)], "rmse") == 1.1
 
 
+def test_a_policy_dict_in_a_spec_is_the_filters_policy():
+    from filterpy_diffusion.bench import build_filter, resolve_problem, twin_experiment
+    from filterpy_diffusion.policy import Policy
+    problem = resolve_problem("toy-abs", 3, 0)
+    twin = twin_experiment(problem, 0, 20)
+    for name in ("dkf", "dkf-cov"):
+        f = build_filter(f"{name}:policy={{'decision_threshold': 5.0, 'xN': 2.0}}", problem,
+                         twin.initial_ensemble, twin.filter_seed)
+        assert f.policy == Policy(decision_threshold=5.0, xN=2.0)
+    with pytest.raises(TypeError, match="no_such_field"):
+        build_filter("dkf:policy={'no_such_field': 1}", problem, twin.initial_ensemble, 0)
+
+
 def test_parse_filter_spec():
     s = parse_filter_spec("dkf:kernel=isotropic,steps=8,sampler_options={'solver': 'heun', 'rho': 5.0}")
     assert s.name == "dkf" and not s.tuned

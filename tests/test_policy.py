@@ -35,7 +35,8 @@ def test_default_policy_is_the_filters_and_is_frozen():
     ("inflation_var", 0.0), ("xN", -1.0), ("members_per_dim", True),
     ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5), ("move_members", "all"),
     ("mode_evidence", "auto"), ("mode_evidence", None),
-    ("move_max_jitter", 0.0), ("move_max_jitter", 1.5)])
+    ("move_max_jitter", 0.0), ("move_max_jitter", 1.5), ("decision_threshold", -1.0),
+    ("decision_threshold", float('nan'))])
 def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
     with pytest.raises(ValueError, match=f"Policy.{field}"):
         Policy(**{field: bad})
@@ -99,6 +100,54 @@ def test_mode_evidence_reaches_both_uses_of_the_modes_evidence(monkeypatch):
         assert f.kernel_used == 'covariance' and f.n_clusters == 2
         assert [s for s, _ in seen] == [False, True]         # the rule, then the kernel
         assert {e for _, e in seen} == {kind}
+
+
+def _decision_case(far):
+    """Two |x| modes of 10 members, z = 1: the positive mode's members all explain z, the
+    negative mode's one member at |x| = 1.15 (Monte Carlo evidence from one member, share
+    about 0.03 < 1 / N) or, with ``far``, none (|x| = 2, share about e^-50)."""
+    pos = np.linspace(0.98, 1.02, 10)
+    neg = -np.r_[1.15, np.full(9, 2.0 if far else 1.4)]
+    if far:
+        neg[0] = -2.0
+    X = np.r_[pos, neg][:, None]
+    return X, np.abs(X), np.array([1.0]), np.array([[0.01]]), np.r_[np.zeros(10, int), np.ones(10, int)]
+
+
+def test_decision_threshold_decides_only_beyond_its_standard_errors():
+    from filterpy_diffusion.kde import ClusteredKDE
+    for t, far, decides in ((0.0, False, True), (5.0, False, False), (0.0, True, True),
+                            (5.0, True, True)):
+        f = abs_filter(N=20, policy=Policy(decision_threshold=t), gaussian_core='bridge')
+        X, hz, z, R, labels = _decision_case(far)
+        assert f._evidence_decides(X, hz, z, R, labels) is decides, (t, far)
+    # The near case is a one-member estimate: its difference is within 5
+    # standard errors, beyond 3 (the shrinkage the rule reads).
+    X, hz, z, R, labels = _decision_case(False)
+    kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=False)
+    d = abs(np.subtract(*kde.log_evidence(z)))
+    assert 3 < d / np.sqrt(kde.log_evidence_var(z).sum()) < 5
+    assert np.exp(kde.cluster_log_weights(z)).min() < 1 / 20
+
+
+def test_decision_threshold_keeps_mirror_modes_that_z_cannot_tell_apart():
+    # toy-abs at N = 20 (the tuning seed 0): z rules out one of the two
+    # mirror-image modes on its third update by sampling noise; at 5 standard
+    # errors both modes are kept for the whole run.
+    from filterpy_diffusion.bench import build_filter, resolve_problem, twin_experiment
+    problem = resolve_problem("toy-abs", 30, 0)
+    twin = twin_experiment(problem, 0, 20)
+    kept = {}
+    for t in (0.0, 5.0):
+        f = build_filter(f"dkf:policy={{'decision_threshold': {t}}}", problem,
+                         twin.initial_ensemble, twin.filter_seed)
+        both = []
+        for k in range(problem.cycles):
+            f.predict()
+            f.update(twin.observations[k])
+            both.append(min((f.sigmas > 0).sum(), (f.sigmas < 0).sum()))
+        kept[t] = min(both)
+    assert kept[0.0] == 0 and kept[5.0] >= 5
 
 
 def test_mode_ess_target_sets_the_split_kernels_bandwidth():

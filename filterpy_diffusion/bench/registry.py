@@ -49,6 +49,7 @@ import numpy as np
 from ..filter import DiffusionKDEFilter
 from ..localization import LETKF, LocalDiffusionKDEFilter
 from ..particle import ParticleFilter
+from ..policy import Policy
 from .baselines import EnKFRunner
 from .models import AbsObs, CubicObs, IdentityObs
 from .problems import PROBLEMS, resolve_problem
@@ -97,7 +98,13 @@ class ScaledStd:
 
 
 def _ensemble_filter(cls, problem, ensemble, seed, **options):
-    """``cls(x, P, dim_z, dt, N, hx, fx, rng=seed, vectorized=True, **options)`` holding ``ensemble``."""
+    """``cls(x, P, dim_z, dt, N, hx, fx, rng=seed, vectorized=True, **options)`` holding ``ensemble``.
+
+    A ``policy`` given as a dict (a spec's ``policy={'decision_threshold': 5}``)
+    becomes ``Policy(**policy)``.
+    """
+    if isinstance(options.get("policy"), dict):
+        options["policy"] = Policy(**options["policy"])
     ens = np.array(ensemble, dtype=float)
     f = cls(ens.mean(axis=0), np.eye(problem.dim), problem.dim_z, cycle_dt(problem),
             ens.shape[0], problem.hx, problem.fx, rng=seed, vectorized=True, **options)
@@ -315,7 +322,8 @@ def parse_filter_spec(spec):
     spec : str
         A registry name (:data:`FILTERS`) with optional constructor options.
         Values are Python literals or bare strings. ``knob=v`` fixes the
-        knob (no tuning); ``grid=(...)`` replaces the tuning grid.
+        knob (no tuning); ``grid=(...)`` replaces the tuning grid; a dict
+        ``policy={...}`` is passed as ``Policy(**policy)``.
 
     Returns
     -------
