@@ -29,7 +29,6 @@ own Monte Carlo error. For each run this prints:
 import argparse
 import collections
 import json
-
 import os
 import sys
 
@@ -65,9 +64,8 @@ def _with_share(X, share, rng):
 
 def trace(N, seed, cache_dir=None, ref_particles=REFERENCE_PARTICLES, cycles=None, spinup=None):
     """One run of the default on l63-z (see the module docstring)."""
-    run = scored_run("l63-z", N, seed, cache_dir, ref_particles, cycles, spinup)
-    problem, twin, f, ref, ref_at, score_rng = (run.problem, run.twin, run.f, run.ref,
-                                                run.ref_at, run.score_rng)
+    problem, twin, f, ref, ref_at, score_rng = scored_run("l63-z", N, seed, cache_dir,
+                                                          ref_particles, cycles, spinup)
     redraw = np.random.default_rng([seed, N, 7])
     decides, decided = f._evidence_decides, [False]
 

@@ -23,7 +23,6 @@ filterpy_diffusion.bench``) and tallies, over the scored cycles:
 import argparse
 import collections
 import json
-import types
 
 import numpy as np
 
@@ -45,32 +44,34 @@ def _shares(f, X, hz, z, R, labels):
     return tuple(out)
 
 
+#: The benchmark's run of the default, to step by hand (:func:`scored_run`).
+ScoredRun = collections.namedtuple("ScoredRun", "problem twin f ref ref_at score_rng")
+
+
 def scored_run(problem_name, N, seed, cache_dir=None, ref_particles=REFERENCE_PARTICLES,
                cycles=None, spinup=None):
     """The benchmark's run of the default, to step by hand.
 
-    Returns a namespace: ``problem``, ``twin`` (truth, observations, seeds),
-    ``f`` (the default filter on the twin's initial ensemble), ``ref`` (the
-    reference posterior), ``ref_at`` (``{cycle: index into ref.samples[N]}``)
-    and ``score_rng`` (the benchmark's scoring stream), as
+    Returns a :data:`ScoredRun`: ``problem``, ``twin`` (truth, observations,
+    seeds), ``f`` (the default filter on the twin's initial ensemble), ``ref``
+    (the reference posterior), ``ref_at`` (``{cycle: index into
+    ref.samples[N]}``) and ``score_rng`` (the benchmark's scoring stream), as
     ``python -m filterpy_diffusion.bench`` builds them.
     """
     problem = resolve_problem(problem_name, cycles, spinup)
     twin = twin_experiment(problem, seed, N)
     ref = reference_posterior(problem, seed, [N], ref_particles, cache_dir)
-    return types.SimpleNamespace(
-        problem=problem, twin=twin, ref=ref,
-        f=build_filter("dkf", problem, twin.initial_ensemble, twin.filter_seed),
-        ref_at={int(k): j for j, k in enumerate(ref.cycles)},
-        score_rng=np.random.default_rng([twin.filter_seed, 1]))
+    return ScoredRun(problem, twin, build_filter("dkf", problem, twin.initial_ensemble,
+                                                 twin.filter_seed),
+                     ref, {int(k): j for j, k in enumerate(ref.cycles)},
+                     np.random.default_rng([twin.filter_seed, 1]))
 
 
 def trace(problem_name, N, seed, cache_dir=None, ref_particles=REFERENCE_PARTICLES,
           cycles=None, spinup=None):
     """One run's record (see the module docstring); ``cycles``, ``spinup`` as the benchmark's."""
-    run = scored_run(problem_name, N, seed, cache_dir, ref_particles, cycles, spinup)
-    problem, twin, f, ref, ref_at, score_rng = (run.problem, run.twin, run.f, run.ref,
-                                                run.ref_at, run.score_rng)
+    problem, twin, f, ref, ref_at, score_rng = scored_run(problem_name, N, seed, cache_dir,
+                                                          ref_particles, cycles, spinup)
     decided, k_now = [], [0]
     evidence = f._evidence_decides
 

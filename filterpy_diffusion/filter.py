@@ -938,12 +938,12 @@ class DiffusionKDEFilter(EnsembleFilter):
         w = self.weights
         prior = None if (w == w[0]).all() else w
         t = self.policy.decision_threshold
+        lw = None
         if t > 0:    # opt-in: decide only beyond t standard errors of the evidence
             kde = ClusteredKDE(X, hz, 0.5, labels, R=R, predictions=hz, shrink_evidence=True,
                                evidence_threshold=t, weights=prior, evidence=self._mode_evidence())
-            return bool(kde.cluster_log_weights(z).min() < -np.log(self.N))
-        lw = None
-        if self.policy.mode_evidence == 'monte-carlo':
+            lw = kde.cluster_log_weights(z)
+        elif self.policy.mode_evidence == 'monte-carlo':
             # The member likelihoods alone; no Gaussian is fitted per mode.
             lw = monte_carlo_cluster_log_weights(gaussian_log_likelihood(z, hz, R), labels, prior)
         if lw is None:    # 'gaussian', or no member of a mode explains z

@@ -107,9 +107,7 @@ def _decision_case(far):
     negative mode's one member at |x| = 1.15 (Monte Carlo evidence from one member, share
     about 0.03 < 1 / N) or, with ``far``, none (|x| = 2, share about e^-50)."""
     pos = np.linspace(0.98, 1.02, 10)
-    neg = -np.r_[1.15, np.full(9, 2.0 if far else 1.4)]
-    if far:
-        neg[0] = -2.0
+    neg = -np.full(10, 2.0) if far else -np.r_[1.15, np.full(9, 1.4)]
     X = np.r_[pos, neg][:, None]
     return X, np.abs(X), np.array([1.0]), np.array([[0.01]]), np.r_[np.zeros(10, int), np.ones(10, int)]
 
