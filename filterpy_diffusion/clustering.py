@@ -21,12 +21,13 @@ from typing import Optional, Union
 import numpy as np
 import numpy.typing as npt
 from scipy.special import logsumexp
+from scipy.stats import f as f_distribution
 from scipy.stats import normaltest
 
 from ._validation import as_ensemble, triangular_solve
 
 __all__ = ["split_ensemble", "axis_separations", "two_means", "gaussian_bic", "separation", "min_cluster_size",
-           "gaussian_pvalue", "bonferroni_normaltest"]
+           "gaussian_pvalue", "bonferroni_normaltest", "mode_difference_pvalue"]
 
 #: Lloyd iterations of the 2-means split (it converges in a handful).
 MAX_ITER = 50
@@ -331,6 +332,55 @@ def _separation(R, labels):
     W = sum((P - P.mean(0)).T @ (P - P.mean(0)) for P in parts) / (len(R) - 2)
     W += 1e-9 * max(np.trace(W) / len(W), 1e-300) * np.eye(len(W))
     return float(np.sqrt(diff @ np.linalg.solve(W, diff)))
+
+
+def mode_difference_pvalue(Y: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """p-value that clusters 0 and 1 of the rows of ``Y`` (N, m) share one mean, float in [0, 1].
+
+    Hotelling's two-sample test: ``T^2 = n_0 n_1 / N * s^2`` with ``s`` the
+    :func:`separation` of the two cluster means, and ``(N - 1 - q) T^2 /
+    (q (N - 2))`` F-distributed with ``(q, N - 1 - q)`` degrees of freedom
+    for two Gaussian clusters with one covariance and one mean, ``q`` the
+    rank of the rows' spread. Invariant under any invertible linear map of
+    the columns, so ``Y`` needs no whitening. 0 (the means differ) when
+    ``N - 1 - q < 1``: too few rows for the within-cluster covariance in
+    ``q`` dimensions, where :func:`separation` only sees its ridge.
+
+    The filter reads it on the predicted measurements ``hx(x_i)`` of two
+    modes: if they share one distribution, every ``z`` gives both modes the
+    same evidence, and any difference the members show is sampling noise
+    (``Policy.mode_difference_alpha``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from filterpy_diffusion.clustering import mode_difference_pvalue
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat([0, 1], 50)
+    >>> same = rng.normal(size=(100, 2))
+    >>> mode_difference_pvalue(same, labels) > 0.01
+    True
+    >>> mode_difference_pvalue(same + 3.0 * labels[:, None], labels) < 1e-10
+    True
+    """
+    Y = as_ensemble(Y, "Y", min_rows=2)
+    labels = np.asarray(labels)
+    if labels.shape != (len(Y),) or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"labels must be {len(Y)} cluster labels 0 or 1 (one per row of Y), "
+                         f"got shape {labels.shape} and values {np.unique(labels)[:5]}")
+    n1 = int(labels.sum())
+    N = len(Y)
+    if min(n1, N - n1) < 1:
+        raise ValueError(f"both clusters need a row; got sizes {N - n1} and {n1}")
+    reduced = _reduced(Y)
+    q = reduced.shape[1]
+    if q == 0:    # every row the same: one mean
+        return 1.0
+    dof = N - 1 - q
+    if dof < 1:
+        return 0.0
+    t2 = (N - n1) * n1 / N * _separation(reduced, labels) ** 2
+    return float(f_distribution.sf(dof * t2 / (q * (N - 2)), q, dof))
 
 
 def axis_separations(R: npt.ArrayLike, n_min: int) -> np.ndarray:

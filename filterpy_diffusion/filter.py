@@ -22,7 +22,7 @@ from .etkf import (_etkf_analysis, _spectrum, check_whitening, etkf_analysis, fi
                    finite_size_inflation, spectrum_rank, whitened_spectrum)
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
-from .clustering import gaussian_pvalue, split_ensemble
+from .clustering import gaussian_pvalue, mode_difference_pvalue, split_ensemble
 from ._validation import RngLike, check_inflation, is_singular
 from .ensemble import EnsembleFilter
 from .inflation import LAMBDA_RANGE, _inflated, innovation_lambda
@@ -596,10 +596,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             return np.zeros(self.N, dtype=int)
         return self._mode_labels(np.hstack([X, Y if hz is None else hz]), screen=False)
 
-    def _kde(self, kernel, X, hz, Y, z, R, labels, prior=None):
+    def _kde(self, kernel, X, hz, Y, z, R, labels, prior=None, hold=False):
         """Build the conditional KDE and choose its bandwidth; returns (kde, h).
 
-        ``prior``: non-uniform prior member weights (N,), or None.
+        ``prior``: non-uniform prior member weights (N,), or None. ``hold``:
+        the modes ``labels`` keep their prior masses (:meth:`_modes_alike`).
         """
         policy = self.policy
         frac = self.ess_target
@@ -619,7 +620,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 kde, hi = EnKPFDensity(X, hz, R, 1.0, weights=prior), 1.0
             elif labels.max() > 0:
                 kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz,
-                                       evidence_threshold=self.evidence_threshold,
+                                       evidence_threshold=np.inf if hold else self.evidence_threshold,
                                        weights=prior, evidence=self._mode_evidence()), policy.h_range[1]
             else:
                 kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), policy.h_range[1]
@@ -853,7 +854,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         if labels.max() == 0 and not self._non_gaussian_with_members(joint):
             return None
         out = self._kernel_update('covariance', X, z, R, hz=hz, labels=labels, uniform=True,
-                                  fallback=(lambda: None) if labels.max() == 0 else None)
+                                  fallback=(lambda: None) if labels.max() == 0 else None,
+                                  hold=self._modes_alike(hz, labels))
         return out
 
     def _analysis(self, z, R):
@@ -904,8 +906,9 @@ class DiffusionKDEFilter(EnsembleFilter):
                 return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels,
                                            fallback=core)
             return core()
-        if (labels.max() > 0 and self.gaussian_core == 'bridge' and not is_singular(R)
-                and self._evidence_decides(X, hz, z, R, labels)):
+        hold = self._modes_alike(hz, labels)
+        if (labels.max() > 0 and not hold and self.gaussian_core == 'bridge'
+                and not is_singular(R) and self._evidence_decides(X, hz, z, R, labels)):
             # z tells the modes apart: exact weights pick between them (the
             # bridge's jitter stays within each mode). The per-mode kernel
             # is for a z that cannot, where weights alone let the masses of
@@ -914,7 +917,22 @@ class DiffusionKDEFilter(EnsembleFilter):
         # Two modes, each with its own mean, covariance and gain; or a
         # singular R, whose noise-free components the covariance kernel
         # conditions on through cov(hx) + R alone.
-        return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels)
+        return self._kernel_update('covariance', X, z, R, hz=hz, labels=labels, hold=hold)
+
+    def _modes_alike(self, hz, labels):
+        """Whether two modes ``labels`` predict measurements ``hz`` no test tells apart.
+
+        Their ``hx`` values share one mean by Hotelling's test
+        (:func:`~filterpy_diffusion.clustering.mode_difference_pvalue` above
+        ``Policy.mode_difference_alpha``). The evidence of a mode is the
+        mean of ``N(z; hx(x_i), R)`` over its members, so modes whose ``hx``
+        values share one distribution have one evidence for every ``z``
+        (mirror images under ``|x|``; Lorenz-63's lobes seen through ``z``):
+        a difference their members show is sampling noise, and they keep
+        their masses.
+        """
+        return bool(labels.max() > 0 and self.policy.mode_difference_alpha < 1
+                    and mode_difference_pvalue(hz, labels) > self.policy.mode_difference_alpha)
 
     def _non_gaussian_with_members(self, joint):
         """The opt-in normality rule: a one-mode ``joint`` the kernel should take instead."""
@@ -953,7 +971,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         return bool(np.min(lw - logsumexp(lw)) < -np.log(self.N))
 
     def _kernel_update(self, kernel, X, z, R, hz=None, labels=None, fallback=None,
-                       uniform=False):
+                       uniform=False, hold=False):
         """The analysis by one conditional KDE (``kernel``: 'covariance', 'enkpf' or 'isotropic').
 
         ``hz``: the forecast's ``hx`` values when the caller (kernel='auto')
@@ -965,7 +983,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         (near h = 1 the kernel redraws every member from almost one Gaussian,
         which the core does better by moving each member). ``uniform``: ``X``
         is equally weighted whatever ``self.weights`` holds (the bridge's
-        resampled ensemble).
+        resampled ensemble). ``hold``: two modes keep their prior masses
+        (:meth:`_modes_alike`).
         """
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
@@ -1007,7 +1026,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         # filterpy's K, S, SI of the forecast analysed (after inflation); a
         # simulator gives only the total spread cov(y) = HPH^T + R.
         gain = self._gain(X, Y if hz is None else hz, np.zeros_like(R) if hz is None else R, prior)
-        kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior)
+        kde, h = self._kde(kernel, X, hz, Y, z, R, labels, prior, hold)
         if fallback is not None and h > self.policy.kernel_max_h:
             return fallback()
         parts = getattr(kde, 'parts', [kde])

@@ -539,10 +539,10 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
 
 
 def check_evidence_threshold(t):
-    """``t`` as a float, or ValueError unless it is a finite real number >= 0."""
-    if not (isinstance(t, numbers.Real) and np.isfinite(t) and t >= 0):
-        raise ValueError(f"evidence_threshold must be a finite number >= 0 (standard errors), "
-                         f"got {t!r}")
+    """``t`` as a float, or ValueError unless it is a real number >= 0 (``inf``: masses never move)."""
+    if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and t >= 0):
+        raise ValueError(f"evidence_threshold must be a number >= 0 (standard errors; inf: the "
+                         f"cluster masses never move), got {t!r}")
     return float(t)
 
 
@@ -678,7 +678,7 @@ class ClusteredKDE(_KernelWeights):
         many standard errors are ignored and larger ones shrunk: cluster
         masses move only when the observation tells the clusters apart
         beyond the noise of the ensemble's own estimate. 1 is positive-part
-        James-Stein. The standard error of the Monte Carlo evidence is its
+        James-Stein; ``inf`` keeps the prior masses whatever ``z`` is. The standard error of the Monte Carlo evidence is its
         delta-method value ``sum_{i in c} (r_i - v_i)^2`` (``v_i`` the
         member's prior share within the cluster, ``r_i`` its posterior
         share), that of the Gaussian evidence the delta method on the
@@ -824,6 +824,8 @@ class ClusteredKDE(_KernelWeights):
             t2 = self.evidence_threshold ** 2
             with np.errstate(divide='ignore', invalid='ignore'):
                 factor = np.where(dev != 0, np.maximum(0.0, 1 - t2 * var / dev ** 2), 0.0)
+            if np.isinf(t2):    # no difference counts (inf * 0 is NaN on a zero variance)
+                factor = np.zeros_like(dev)
             ell = ell.mean() + factor * dev
         return self._log_mass + ell
 

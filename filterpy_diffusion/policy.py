@@ -113,6 +113,31 @@ class Policy:
         and moved l63-z W2 (seeds 0-5) to 9.61 / 8.36 / 6.77 from 10.53 /
         7.78 / 6.68. Not the default: where the modes differ, decisions
         within a few standard errors are right more often than not.
+    mode_difference_alpha : float in (0, 1], default 0.01
+        Two modes whose predicted measurements ``hx(x_i)`` share one mean by
+        Hotelling's two-sample test at this level
+        (:func:`~filterpy_diffusion.clustering.mode_difference_pvalue`
+        above it) keep their prior masses: ``z`` may not rule one out, and
+        the per-mode kernel's evidence shrinkage is total
+        (``evidence_threshold = inf``). A mode's evidence is the mean of
+        ``N(z; hx(x_i), R)`` over its members, so modes whose ``hx`` values
+        share one distribution (mirror images under ``|x|``; Lorenz-63's
+        lobes seen through ``z``) have one evidence for every ``z``, and any
+        difference their members show is sampling noise. Modes that ``z``
+        tells apart (Lorenz-63 observed in ``x``) fail the test at any
+        usual level. The test runs on every two-mode update, so on mirror
+        images it wrongly lets ``z`` weigh them on a share ``alpha`` of
+        them. On tuning seeds (docs/design-log.md, entry 50), against the
+        rule off: toy-abs W2 (seeds 0-8) at N = 20 0.219 at 0.01 against
+        0.279 at 0.05, 0.088 at 0.001 and 0.430 off; ``wiljes2017`` (14
+        seeds) 2.157 against 2.325, 2.192 and 2.367; l63-z (seeds 0-5)
+        9.75 / 7.12 / 6.02 at N = 20 / 50 / 100 against 10.01 / 7.01 /
+        6.02, 10.06 / 7.55 / 6.44 and 9.97 / 7.25 / 6.06; ``sakov2012``
+        (3000-3005, N = 20 / 50 / 100) bit-identical at every level (its
+        modes always differ in ``hx``). 1 turns the rule off (every split
+        counts as told apart, the rule before). Only the means are
+        compared: modes whose ``hx`` values differ only in spread count as
+        alike.
     kernel_members_per_dim : float > 0, default inf (off)
         Opt-in: a one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a
         normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
@@ -245,6 +270,7 @@ class Policy:
     evidence_threshold: float = EVIDENCE_THRESHOLD
     mode_evidence: str = "monte-carlo"
     decision_threshold: float = 0.0
+    mode_difference_alpha: float = 0.01
     kernel_members_per_dim: float = float("inf")
     kernel_max_h: float = 0.95
     members_per_dim: float = MEMBERS_PER_DIM
@@ -275,6 +301,7 @@ class Policy:
         for name in ("ess_target", "mode_ess_target", "enkpf_ess_target"):
             _positive(name, getattr(self, name), high=1.0)
         _positive("normality_alpha", self.normality_alpha, high=1.0)
+        _positive("mode_difference_alpha", self.mode_difference_alpha, high=1.0)
         _positive("inflation_var", self.inflation_var)
         _positive("xN", self.xN)
         for name in ("core_inflation_floor", "shrink_jitter"):
