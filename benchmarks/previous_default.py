@@ -18,6 +18,7 @@ Every option after ``--checkout DIR`` is the benchmark's
 (``--workers 1``): worker processes would not see the added filter.
 """
 import argparse
+import functools
 import importlib.util
 import os
 import sys
@@ -49,12 +50,8 @@ def import_checkout(checkout):
 def register(checkout):
     """Add :data:`NAME` to the benchmark's registry: the checkout's DiffusionKDEFilter, defaults."""
     cls = import_checkout(checkout).DiffusionKDEFilter
-
-    def build(problem, ensemble, seed, knob=None, **options):
-        if knob is not None:
-            raise ValueError(f"{NAME} has no knob")
-        return registry._ensemble_filter(cls, problem, ensemble, seed, **options)
-    registry.FILTERS[NAME] = registry.FilterEntry(build)
+    registry.FILTERS[NAME] = registry.FilterEntry(functools.partial(registry._dkf,
+                                                                    filter_class=cls))
     return cls
 
 
@@ -65,7 +62,8 @@ def main(argv=None):
     ap.add_argument("--checkout", required=True,
                     help="a checkout (e.g. a git worktree) of the commit whose default to run")
     args, rest = ap.parse_known_args(argv)
-    workers = [rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "--workers"]
+    workers = ([rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "--workers"]
+               + [a.split("=", 1)[1] for a in rest if a.startswith("--workers=")])
     if workers != ["1"] or "--scheduler" in rest:
         ap.error("the other checkout's filter is registered in this process only: "
                  "pass --workers 1 (and no --scheduler)")

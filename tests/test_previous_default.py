@@ -26,7 +26,8 @@ def test_this_checkout_as_the_previous_one_scores_bit_for_bit_as_dkf(script):
 
 
 def test_it_refuses_worker_processes_and_non_checkouts(script, tmp_path):
-    for workers in ([], ["--workers", "2"], ["--workers", "1", "--scheduler", "tcp://x:1"]):
+    for workers in ([], ["--workers", "2"], ["--workers=2"],
+                    ["--workers", "1", "--scheduler", "tcp://x:1"]):
         with pytest.raises(SystemExit):
             script.main(["--checkout", str(ROOT), "--problems", "toy-abs", *workers])
     with pytest.raises(ValueError, match="checkout of this repository"):
@@ -37,7 +38,7 @@ def test_the_json_records_the_scripts_command(script, tmp_path):
     import json
     out = tmp_path / "r.json"
     argv = ["--checkout", str(ROOT), "--problems", "toy-abs", "--filters", script.NAME,
-            "--N", "20", "--seeds", "100", "--tuning-seeds", "0", "--workers", "1",
+            "--N", "20", "--seeds", "100", "--tuning-seeds", "0", "--workers=1",
             "--cycles", "5", "--ref-particles", "300", "--no-progress", "--out", str(out)]
     assert script.main(argv) == 0
     meta = json.loads(out.read_text())["meta"]

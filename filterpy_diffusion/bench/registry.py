@@ -114,10 +114,11 @@ def _ensemble_filter(cls, problem, ensemble, seed, **options):
     return f
 
 
-def _dkf(problem, ensemble, seed, knob=None, **options):
+def _dkf(problem, ensemble, seed, knob=None, filter_class=DiffusionKDEFilter, **options):
+    # filter_class: another checkout's DiffusionKDEFilter (benchmarks/previous_default.py).
     if knob is not None:
         raise ValueError("this DiffusionKDEFilter variant has no knob; use 'dkf-tuned' or omit knob")
-    return _ensemble_filter(DiffusionKDEFilter, problem, ensemble, seed, **options)
+    return _ensemble_filter(filter_class, problem, ensemble, seed, **options)
 
 
 def _dkf_tuned(problem, ensemble, seed, knob, **options):
