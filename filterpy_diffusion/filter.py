@@ -206,8 +206,9 @@ class DiffusionKDEFilter(EnsembleFilter):
     evidence_threshold : float >= 0 or None, default None (``policy.evidence_threshold``, 10)
         Standard errors by which the clusters' log evidence must differ
         before mass moves between them (:class:`ClusteredKDE`); 1 is plain
-        James-Stein shrinkage. A ValueError where the ensemble is never
-        split (``kernel='isotropic'`` or ``'enkpf'``, or ``clusters=1``).
+        James-Stein shrinkage, ``inf`` never moves mass. A ValueError where
+        the ensemble is never split (``kernel='isotropic'`` or ``'enkpf'``,
+        or ``clusters=1``).
     sampler : {'ode', 'sde', 'exact'} or None, default None
         How the analysis ensemble is drawn from the conditional KDE: the
         probability-flow ODE, the reverse SDE, or exact mixture sampling
@@ -619,9 +620,10 @@ class DiffusionKDEFilter(EnsembleFilter):
                 # g = 1 is the EnKF itself and allowed; the shrunk kernel needs h < 1.
                 kde, hi = EnKPFDensity(X, hz, R, 1.0, weights=prior), 1.0
             elif labels.max() > 0:
+                t = np.inf if hold else self.evidence_threshold
                 kde, hi = ClusteredKDE(X, Y, 0.5, labels, R=Rk, predictions=hz,
-                                       evidence_threshold=np.inf if hold else self.evidence_threshold,
-                                       weights=prior, evidence=self._mode_evidence()), policy.h_range[1]
+                                       evidence_threshold=t, weights=prior,
+                                       evidence=self._mode_evidence()), policy.h_range[1]
             else:
                 kde, hi = CovarianceKDE(X, Y, 0.5, R=Rk, predictions=hz, weights=prior), policy.h_range[1]
             spec = self.bandwidth
