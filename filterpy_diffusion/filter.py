@@ -926,12 +926,12 @@ class DiffusionKDEFilter(EnsembleFilter):
 
         Their ``hx`` values share one mean by Hotelling's test
         (:func:`~filterpy_diffusion.clustering.mode_difference_pvalue` above
-        ``Policy.mode_difference_alpha``; members unweighted). The evidence of a mode is the
-        mean of ``N(z; hx(x_i), R)`` over its members, so modes whose ``hx``
-        values share one distribution have one evidence for every ``z``
-        (mirror images under ``|x|``; Lorenz-63's lobes seen through ``z``):
-        a difference their members show is sampling noise, and they keep
-        their masses.
+        ``Policy.mode_difference_alpha``; members unweighted). The evidence
+        of a mode is the mean of ``N(z; hx(x_i), R)`` over its members, so
+        modes whose ``hx`` values share one distribution have one evidence
+        for every ``z`` (mirror images under ``|x|``; Lorenz-63's lobes seen
+        through ``z``): a difference their members show is sampling noise,
+        and they keep their masses.
         """
         return bool(labels.max() > 0 and self.policy.mode_difference_alpha < 1
                     and mode_difference_pvalue(hz, labels) > self.policy.mode_difference_alpha)

@@ -19,21 +19,27 @@ PROBLEM = lorenz63_problem("l63-z", ComponentObs((2,)), 1, np.array([[2.0 ** 2]]
 
 #: What this problem gives, measured by ``KNOWN["command"]`` into ``KNOWN["json"]``
 #: (reporting seeds 100-104; tuning seed 0; the problem's own cycles and spin-up;
-#: dkf with its defaults, the enkf inflation and the sir jitter tuned): mean
-#: over the reporting seeds that kept track, 3 significant digits, None if
-#: none did; ``lost``: how many seeds lost track or diverged.
+#: dkf with its defaults, dkf-previous the default before issue 15 (2bea172,
+#: ``/tmp/previous`` a worktree of it), dkf with the rule of design-log entry 50
+#: off, the enkf inflation and the sir jitter tuned): mean over the reporting
+#: seeds that kept track, 3 significant digits, None if none did; ``lost``: how
+#: many seeds lost track or diverged.
 KNOWN = {
-    "json": "docs/data/bench_grid.json",
-    "command": 'python -m filterpy_diffusion.bench --filters dkf enkf sir --N 20 50 100 250 --seeds 100 101 102 103 104 --tuning-seeds 0 --workers 2 --no-progress --out docs/data/bench_grid.json',
+    "json": "docs/data/bench_previous_default.json",
+    "command": "python benchmarks/previous_default.py --checkout /tmp/previous --problems toy-abs l63-z --filters dkf-previous dkf dkf:policy={'mode_difference_alpha':1.0} enkf sir --N 20 50 100 250 --seeds 100 101 102 103 104 --tuning-seeds 0 --workers 1 --no-progress --out docs/data/bench_previous_default.json",
     "rmse": {
-        "dkf": {20: 5.98, 50: 5.93, 100: 5.1, 250: 5.47},
+        "dkf-previous": {20: 5.68, 50: 5.51, 100: 5.59, 250: 5.33},
+        "dkf": {20: 6.41, 50: 6.85, 100: 5.83, 250: 5.52},
+        "dkf:policy={'mode_difference_alpha':1.0}": {20: 6.03, 50: 5.64, 100: 5.69, 250: 5.48},
         "enkf": {20: 6.29, 50: 5.83, 100: 5.61, 250: 6.03},
-        "sir": {20: 6.75, 50: 5.69, 100: 5.64, 250: 5.89},
+        "sir": {20: 6.79, 50: 5.8, 100: 5.59, 250: 5.89},
     },
     "w2": {
-        "dkf": {20: 10.7, 50: 7.68, 100: 6.56, 250: 5.52},
+        "dkf-previous": {20: 9.55, 50: 6.34, 100: 5.89, 250: 5.34},
+        "dkf": {20: 10.1, 50: 7.72, 100: 6.19, 250: 6.32},
+        "dkf:policy={'mode_difference_alpha':1.0}": {20: 10.7, 50: 8.12, 100: 6.04, 250: 6.25},
         "enkf": {20: 10.2, 50: 9.81, 100: 9.82, 250: 9.7},
-        "sir": {20: 12.0, 50: 9.09, 100: 7.35, 250: 6.51},
+        "sir": {20: 12.1, 50: 9.16, 100: 7.73, 250: 6.11},
     },
     "lost": {},
 }

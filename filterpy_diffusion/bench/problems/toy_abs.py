@@ -23,19 +23,25 @@ PROBLEM = Problem(
 
 #: What this problem gives, measured by ``KNOWN["command"]`` into ``KNOWN["json"]``
 #: (reporting seeds 100-104; tuning seed 0; the problem's own cycles and spin-up;
-#: dkf with its defaults, the enkf inflation and the sir jitter tuned): mean
-#: over the reporting seeds that kept track, 3 significant digits, None if
-#: none did; ``lost``: how many seeds lost track or diverged.
+#: dkf with its defaults, dkf-previous the default before issue 15 (2bea172,
+#: ``/tmp/previous`` a worktree of it), dkf with the rule of design-log entry 50
+#: off, the enkf inflation and the sir jitter tuned): mean over the reporting
+#: seeds that kept track, 3 significant digits, None if none did; ``lost``: how
+#: many seeds lost track or diverged.
 KNOWN = {
-    "json": "docs/data/bench_grid.json",
-    "command": 'python -m filterpy_diffusion.bench --filters dkf enkf sir --N 20 50 100 250 --seeds 100 101 102 103 104 --tuning-seeds 0 --workers 2 --no-progress --out docs/data/bench_grid.json',
+    "json": "docs/data/bench_previous_default.json",
+    "command": "python benchmarks/previous_default.py --checkout /tmp/previous --problems toy-abs l63-z --filters dkf-previous dkf dkf:policy={'mode_difference_alpha':1.0} enkf sir --N 20 50 100 250 --seeds 100 101 102 103 104 --tuning-seeds 0 --workers 1 --no-progress --out docs/data/bench_previous_default.json",
     "rmse": {
-        "dkf": {20: 0.936, 50: 0.968, 100: 0.988, 250: 0.934},
+        "dkf-previous": {20: 0.937, 50: 0.933, 100: 0.903, 250: 0.914},
+        "dkf": {20: 1.08, 50: 1.05, 100: 0.987, 250: 0.943},
+        "dkf:policy={'mode_difference_alpha':1.0}": {20: 1.1, 50: 1.05, 100: 0.987, 250: 0.943},
         "enkf": {20: 0.688, 50: 1.2, 100: 0.914, 250: 1.13},
         "sir": {20: 0.506, 50: 1.24, 100: 0.65, 250: 1.41},
     },
     "w2": {
-        "dkf": {20: 0.401, 50: 0.0969, 100: 0.076, 250: 0.114},
+        "dkf-previous": {20: 0.322, 50: 0.395, 100: 0.299, 250: 0.273},
+        "dkf": {20: 0.302, 50: 0.141, 100: 0.0758, 250: 0.104},
+        "dkf:policy={'mode_difference_alpha':1.0}": {20: 0.343, 50: 0.141, 100: 0.0758, 250: 0.104},
         "enkf": {20: 1.18, 50: 0.881, 100: 0.781, 250: 0.743},
         "sir": {20: 1.16, 50: 1.1, 100: 0.885, 250: 0.745},
     },
