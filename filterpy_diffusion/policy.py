@@ -137,7 +137,10 @@ class Policy:
         modes always differ in ``hx``). 1 turns the rule off (every split
         counts as told apart, the rule before). Only the means are
         compared: modes whose ``hx`` values differ only in spread count as
-        alike.
+        alike (a test of the covariances too lost on tuning seeds). It needs
+        ``hx``: with a black-box ``simulate``, and with an explicit
+        ``kernel='covariance'``, the per-mode kernel keeps its shrinkage at
+        ``evidence_threshold``.
     kernel_members_per_dim : float > 0, default inf (off)
         Opt-in: a one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a
         normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
