@@ -148,3 +148,21 @@ def test_modes_that_z_tells_apart_are_still_weighed():
 def test_mode_difference_alpha_is_validated(bad):
     with pytest.raises(ValueError, match="Policy.mode_difference_alpha"):
         Policy(mode_difference_alpha=bad)
+
+
+@pytest.mark.parametrize("hx, held", [(np.abs, True), (lambda x: x, False)])
+def test_the_bridges_resampled_ensemble_gets_the_same_hold(monkeypatch, hx, held):
+    # The bridge's Gaussian step on a resampled ensemble with two modes
+    # (_rest_kernel) asks the same question of its modes as the forecast's.
+    f = mirror_filter(40, 7, hx)
+    seen = []
+    real = DiffusionKDEFilter._kernel_update
+
+    def recording(self, *a, **k):
+        seen.append(k.get('hold', False))
+        return real(self, *a, **k)
+    monkeypatch.setattr(DiffusionKDEFilter, "_kernel_update", recording)
+    X = f.sigmas.copy()
+    out = f._rest_kernel(X, hx(X), np.array([1.0]), f.R, 1)
+    assert out is not None and out['n_clusters'] == 2
+    assert seen == [held]
