@@ -539,7 +539,7 @@ class CovarianceKDE(_KernelWeights, _SharedCovarianceMixture, _ConditionalDensit
 
 
 def check_evidence_threshold(t):
-    """``t`` as a float, or ValueError unless it is a real number >= 0 (``inf``: masses never move)."""
+    """``t`` as a float, or ValueError unless it is a real number >= 0 (``inf``: no mass moves)."""
     if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and t >= 0):
         raise ValueError(f"evidence_threshold must be a number >= 0 (standard errors; inf: the "
                          f"cluster masses never move), got {t!r}")
@@ -678,11 +678,12 @@ class ClusteredKDE(_KernelWeights):
         many standard errors are ignored and larger ones shrunk: cluster
         masses move only when the observation tells the clusters apart
         beyond the noise of the ensemble's own estimate. 1 is positive-part
-        James-Stein; ``inf`` keeps the prior masses whatever ``z`` is. The standard error of the Monte Carlo evidence is its
-        delta-method value ``sum_{i in c} (r_i - v_i)^2`` (``v_i`` the
-        member's prior share within the cluster, ``r_i`` its posterior
-        share), that of the Gaussian evidence the delta method on the
-        cluster mean (:meth:`CovarianceKDE.log_evidence_var`).
+        James-Stein; ``inf`` keeps the prior masses whatever ``z`` is. The
+        standard error of the Monte Carlo evidence is its delta-method value
+        ``sum_{i in c} (r_i - v_i)^2`` (``v_i`` the member's prior share
+        within the cluster, ``r_i`` its posterior share), that of the
+        Gaussian evidence the delta method on the cluster mean
+        (:meth:`CovarianceKDE.log_evidence_var`).
     evidence : {'auto', 'monte-carlo', 'gaussian'}, default 'auto'
         The cluster marginal ``p_c(z)`` above (:data:`EVIDENCES`).
         ``'auto'``: ``'monte-carlo'`` when ``R`` is given and positive
@@ -822,10 +823,11 @@ class ClusteredKDE(_KernelWeights):
             var = se2 * (1 - 2 / k) + se2.sum() / k ** 2
             dev = ell - ell.mean()
             t2 = self.evidence_threshold ** 2
-            with np.errstate(divide='ignore', invalid='ignore'):
-                factor = np.where(dev != 0, np.maximum(0.0, 1 - t2 * var / dev ** 2), 0.0)
-            if np.isinf(t2):    # no difference counts (inf * 0 is NaN on a zero variance)
+            if np.isinf(t2):    # no difference counts (inf * 0 would be NaN on a zero variance)
                 factor = np.zeros_like(dev)
+            else:
+                with np.errstate(divide='ignore', invalid='ignore'):
+                    factor = np.where(dev != 0, np.maximum(0.0, 1 - t2 * var / dev ** 2), 0.0)
             ell = ell.mean() + factor * dev
         return self._log_mass + ell
 
