@@ -887,8 +887,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         covariance kernel.
         """
         if self.simulate is not None:
-            # No hx and no R to split: the covariance kernel on (x, y).
-            return self._kernel_update('covariance', X, z, R)
+            # No hx and no R to split: the covariance kernel on (x, y), with
+            # the hold decided on the simulated measurements.
+            return self._kernel_update('covariance', X, z, R, hold=None)
         hz = self._measure(X)
         joint = np.hstack([X, hz])
         # Once: the mode floor, the bridge's thresholds and the core's inflation floor.
@@ -986,7 +987,10 @@ class DiffusionKDEFilter(EnsembleFilter):
         which the core does better by moving each member). ``uniform``: ``X``
         is equally weighted whatever ``self.weights`` holds (the bridge's
         resampled ensemble). ``hold``: two modes keep their prior masses
-        (:meth:`_modes_alike`).
+        (:meth:`_modes_alike`); None: decided here, on the simulated
+        measurements the modes were found on (kernel='auto' with a
+        simulator, whose ``y = hx(x) + noise`` share one mean where the
+        ``hx`` values do).
         """
         # Non-uniform prior weights enter every kernel as log pi_i on its
         # components and through weighted moments; uniform ones change nothing.
@@ -998,6 +1002,8 @@ class DiffusionKDEFilter(EnsembleFilter):
             hz, Y = self._measurements(X, R)
         if labels is None:
             labels = self._labels(kernel, X, hz, Y)
+        if hold is None:
+            hold = self._modes_alike(Y if hz is None else hz, labels)
         sampler = self._sampler_for(kernel)
         lam_post = self.inflation_mean
         mode = self.inflation

@@ -213,6 +213,23 @@ def test_a_policy_dict_in_a_spec_is_the_filters_policy():
         build_filter("dkf:policy={'no_such_field': 1}", problem, twin.initial_ensemble, 0)
 
 
+def test_dkf_sim_is_the_default_given_only_a_simulator_of_hx_plus_noise():
+    from filterpy_diffusion.bench import build_filter, resolve_problem, twin_experiment
+    problem = resolve_problem("l63-full", 3, 0)
+    twin = twin_experiment(problem, 0, 20)
+    f = build_filter("dkf-sim", problem, twin.initial_ensemble, twin.filter_seed)
+    assert f.simulate is not None and f.kernel == 'auto'
+    X = np.random.default_rng(1).normal(size=(4000, problem.dim))
+    noise = f.simulate(X, np.random.default_rng(2)) - np.asarray(problem.hx(X))
+    # hx(x) + N(0, R): zero mean, covariance R within sampling error
+    np.testing.assert_allclose(noise.mean(axis=0), 0.0, atol=4 * np.sqrt(np.diag(problem.R).max() / 4000))
+    np.testing.assert_allclose(np.cov(noise.T), problem.R, rtol=0.1, atol=0.1 * np.max(problem.R))
+    rec = run_one("l63-full", "dkf-sim", 10, 0, cycles=3, spinup=0)
+    assert np.isfinite(rec["rmse"]) and rec["error"] is None
+    with pytest.raises(ValueError, match="no knob"):
+        build_filter("dkf-sim:knob=0.3", problem, twin.initial_ensemble, 0)
+
+
 def test_parse_filter_spec():
     s = parse_filter_spec("dkf:kernel=isotropic,steps=8,sampler_options={'solver': 'heun', 'rho': 5.0}")
     assert s.name == "dkf" and not s.tuned

@@ -17,6 +17,9 @@ tuning grid). :func:`parse_filter_spec` is the only parser of these specs
   ``dkf-clustered`` is the covariance kernel with ``clusters='auto'``;
   ``dkf-ode``, ``dkf-sde``, ``dkf-exact`` are the unsplit covariance
   kernel with each sampler.
+* ``dkf-sim``: the default given only a black-box ``simulate`` that draws
+  the problem's own measurements ``hx(x) + N(0, R)`` (no ``hx`` for the
+  filter's decisions: the covariance kernel on simulated measurements).
 * ``dkf-tuned``: ``sigma_x`` and ``sigma_y`` are callables giving the knob
   times each coordinate's ensemble standard deviation (:class:`ScaledStd`).
 * ``enkf``: filterpy's ``EnsembleKalmanFilter``
@@ -46,6 +49,7 @@ import dataclasses
 
 import numpy as np
 
+from .._validation import psd_factor
 from ..filter import DiffusionKDEFilter
 from ..localization import LETKF, LocalDiffusionKDEFilter
 from ..particle import ParticleFilter
@@ -119,6 +123,19 @@ def _dkf(problem, ensemble, seed, knob=None, filter_class=DiffusionKDEFilter, **
     if knob is not None:
         raise ValueError("this DiffusionKDEFilter variant has no knob; use 'dkf-tuned' or omit knob")
     return _ensemble_filter(filter_class, problem, ensemble, seed, **options)
+
+
+def _dkf_simulated(problem, ensemble, seed, knob=None, **options):
+    # The default given only a black-box simulator of the problem's own
+    # measurements, hx(x) + N(0, R): what a user without hx or R runs.
+    if knob is not None:
+        raise ValueError("dkf-sim has no knob; omit knob")
+    factor = psd_factor(np.array(problem.R, dtype=float))
+
+    def simulate(X, rng):
+        hx = np.asarray(problem.hx(X), dtype=float)
+        return hx + rng.standard_normal(hx.shape) @ factor.T
+    return _dkf(problem, ensemble, seed, simulate=simulate, **options)
 
 
 def _dkf_tuned(problem, ensemble, seed, knob, **options):
@@ -231,6 +248,7 @@ def _has_grid_layout(problem):
 #: The filters of the benchmark. A new variant is one line.
 FILTERS = {
     "dkf": FilterEntry(_dkf),
+    "dkf-sim": FilterEntry(_dkf_simulated),
     # the covariance kernel with each sampler
     "dkf-ode": FilterEntry(_dkf, options=(("kernel", "covariance"), ("clusters", 1),
                                           ("sampler", "ode"))),
