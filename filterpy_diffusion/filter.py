@@ -25,7 +25,7 @@ from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sa
 from .clustering import gaussian_pvalue, mode_difference_pvalue, split_ensemble
 from ._validation import RngLike, check_inflation, is_singular
 from .ensemble import EnsembleFilter
-from .inflation import LAMBDA_RANGE, _inflated, innovation_lambda
+from .inflation import _inflated, innovation_lambda
 from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
                   check_evidence_threshold, monte_carlo_cluster_log_weights)
 from .kde import _log_prior as log_prior_weights
@@ -518,7 +518,8 @@ class DiffusionKDEFilter(EnsembleFilter):
     def _adaptive_lambda(self, hz, Y, z, R):
         """Posterior mean of the variance inflation factor from this innovation."""
         if hz is not None:
-            return innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
+            return innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var,
+                                     self.policy.inflation_range)
         # Simulator: only the total spread cov(y) = HPH^T + R is known, so
         # inflate by the normalised innovation d^T cov(y)^-1 d / m alone.
         m = self.dim_z
@@ -529,7 +530,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         lam_o = d @ np.linalg.pinv(Cyy) @ d / m
         v_o = 2.0 / m * lam_b ** 2
         lam = (v_o * lam_b + v_b * lam_o) / (v_o + v_b)
-        return float(np.clip(lam, *LAMBDA_RANGE))
+        return float(np.clip(lam, *self.policy.inflation_range))
 
     def _mode_labels(self, Z, uniform=False, screen=True, min_members=None, return_searched=False):
         """The cluster of every row of the joint ``Z`` (all 0 for one mode).
@@ -689,7 +690,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         """
         lam_b, v_b = self.inflation_mean, self.inflation_var
         if is_singular(R):
-            lam = innovation_lambda(hz, z, R, lam_b, v_b)
+            lam = innovation_lambda(hz, z, R, lam_b, v_b, self.policy.inflation_range)
             return float(np.sqrt(max(lam, 1.0))), lam
         if spectrum is None and (r is None or r < self.dim_z):
             spectrum = whitened_spectrum(hz, z, R)
@@ -697,7 +698,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             r = spectrum_rank(spectrum)
         if self._finite_size_core(r):
             return 'finite-size', lam_b
-        lam = innovation_lambda(hz, z, R, lam_b, v_b)
+        lam = innovation_lambda(hz, z, R, lam_b, v_b, self.policy.inflation_range)
         share = r / self.dim_z
         log_f = (share * np.log(finite_size_inflation(*spectrum, len(hz), self.xN))
                  + (1.0 - share) * 0.5 * np.log(max(lam, 1.0)))
@@ -720,7 +721,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         if self.inflation == 'auto':
             return self._auto_inflation(hz, z, R, r, spectrum)
         if self.inflation == 'adaptive':
-            lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var)
+            lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var,
+                                     self.policy.inflation_range)
             return np.sqrt(max(lam_post, 1.0)), lam_post
         if self.inflation == 'finite-size':
             return 'finite-size', self.inflation_mean

@@ -19,6 +19,7 @@ import numbers
 # The modules' own defaults, one source for each number.
 from .bridge import MAX_MOVE_JITTER, MEMBERS_PER_DIM, MOVE_MEMBERS
 from .clustering import MAX_AXES, MIN_SEPARATION, REFINE_SEPARATION
+from .inflation import LAMBDA_RANGE
 from .kde import EVIDENCE_THRESHOLD
 
 __all__ = ["Policy", "DEFAULT_POLICY", "MODE_EVIDENCES"]
@@ -182,7 +183,15 @@ class Policy:
         covariance kernel needs ``h < 1``.
     inflation_var : float > 0, default 0.01
         Prior variance of Miyoshi's adaptive inflation factor (``inflation=
-        'adaptive'``, the simulator path): how fast it may move per update.
+        'adaptive'``, the simulator path, and the adaptive share of
+        ``inflation='auto'`` when the forecast does not span the
+        observations): how fast it may move per update.
+    inflation_range : (low, high), default (0.5, 10.0)
+        Range the adaptive inflation estimate ``lambda`` is kept in (applied
+        as ``max(lambda, 1)``): one innovation's estimate is noisy, and the
+        clip keeps an outlier from setting the running estimate. Not tuned
+        (the range the adaptive filter had from the start); it binds only on
+        innovations far from the ensemble's spread.
     xN : float > 0, default 1.0
         Confidence in the finite-size inflation's prior (DAPPER's ``xN``;
         1 is ``EnKF_N``'s untuned default).
@@ -283,6 +292,7 @@ class Policy:
     normality_alpha: float = 0.01
     h_range: tuple = (1e-3, 0.999)
     inflation_var: float = 0.01
+    inflation_range: tuple = LAMBDA_RANGE
     xN: float = 1.0
     core_inflation_floor: bool = True
     shrink_jitter: bool = False
@@ -324,6 +334,14 @@ class Policy:
             raise ValueError(f"Policy.h_range must be (low, high) with 0 < low < high < 1, "
                              f"got {self.h_range!r}")
         object.__setattr__(self, "h_range", (float(lo_hi[0]), float(lo_hi[1])))
+        lo_hi = (tuple(self.inflation_range) if isinstance(self.inflation_range, (tuple, list))
+                 else ())
+        if not (len(lo_hi) == 2 and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                        for v in lo_hi)
+                and 0 < lo_hi[0] <= 1 <= lo_hi[1] < float("inf")):
+            raise ValueError(f"Policy.inflation_range must be (low, high) with 0 < low <= 1 <= "
+                             f"high < inf, got {self.inflation_range!r}")
+        object.__setattr__(self, "inflation_range", (float(lo_hi[0]), float(lo_hi[1])))
 
     def replace(self, **changes):
         """A copy with ``changes`` (field names as keywords), validated."""

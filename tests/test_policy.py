@@ -36,7 +36,10 @@ def test_default_policy_is_the_filters_and_is_frozen():
     ("kernel_members_per_dim", 0.0), ("kernel_max_h", 1.5), ("move_members", "all"),
     ("mode_evidence", "auto"), ("mode_evidence", None),
     ("move_max_jitter", 0.0), ("move_max_jitter", 1.5), ("decision_threshold", -1.0),
-    ("decision_threshold", float('nan'))])
+    ("decision_threshold", float('nan')), ("inflation_range", (0.0, 2.0)),
+    ("inflation_range", (1.5, 2.0)), ("inflation_range", (0.5, 0.9)),
+    ("inflation_range", (0.5, float('inf'))), ("inflation_range", (0.5, float('nan'))),
+    ("inflation_range", (0.5,)), ("inflation_range", 2.0), ("inflation_range", (True, 2.0))])
 def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
     with pytest.raises(ValueError, match=f"Policy.{field}"):
         Policy(**{field: bad})
@@ -372,3 +375,28 @@ def test_a_resampled_ensemble_of_a_forecast_without_a_gap_is_not_searched(monkey
     for seed in range(10):
         run(seed)
     assert len(searches) >= 5
+
+
+@pytest.mark.parametrize("make", ["global", "local"])
+def test_inflation_range_bounds_the_adaptive_estimate(make):
+    # A forecast 10 noise sd wide of every observation: Miyoshi's estimate
+    # from this one innovation wants lambda far above 1.5; the range stops it.
+    from filterpy_diffusion.inflation import LAMBDA_RANGE
+    from filterpy_diffusion.localization import LocalDiffusionKDEFilter
+    assert Policy().inflation_range == LAMBDA_RANGE
+    d = 4
+
+    def build(policy):
+        args = (np.zeros(d), np.eye(d), d, 1.0, 30, lambda X: X, lambda X, dt: X)
+        kw = dict(rng=0, vectorized=True, inflation='adaptive', policy=policy)
+        if make == "global":
+            f = DiffusionKDEFilter(*args, **kw)
+        else:
+            f = LocalDiffusionKDEFilter(*args, state_positions=np.arange(d),
+                                        obs_positions=np.arange(d, dtype=float), radius=2.0, **kw)
+        f.R = 0.1 * np.eye(d)
+        f.sigmas = np.random.default_rng(1).normal(0.0, 0.1, (30, d))
+        f.update(np.full(d, 10.0))
+        return f.inflation_mean
+    assert build(None) > 1.5
+    assert build(Policy(inflation_range=(0.5, 1.5))) == 1.5

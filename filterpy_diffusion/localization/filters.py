@@ -17,7 +17,7 @@ from .._validation import check_inflation
 from ..diffusion import DEFAULT_ODE_STEPS
 from ..ensemble import EnsembleFilter
 from ..etkf import finite_size_factor, rotate_anomalies
-from ..inflation import LAMBDA_PRIOR_VAR, _inflated, adaptive_factor
+from ..inflation import LAMBDA_PRIOR_VAR, LAMBDA_RANGE, _inflated, adaptive_factor
 from ..policy import Policy
 from .algebra import (LOCAL_ESS_TARGET, _r_blocks, _whitened, letkf_analysis,
                       local_covariance_kde, local_informed_dimension)
@@ -46,8 +46,11 @@ class _Inflating:
 
     def _init_inflation(self, inflation, allowed=("adaptive", "finite-size")):
         self.inflation = check_inflation(inflation, allowed)
-        # Prior variance of the variance factor's running estimate (Miyoshi 2011).
+        # Prior variance of the variance factor's running estimate (Miyoshi
+        # 2011); the estimate's range is the policy's where the filter has one.
         self.inflation_var = LAMBDA_PRIOR_VAR
+        policy = getattr(self, "policy", None)
+        self._lambda_range = LAMBDA_RANGE if policy is None else policy.inflation_range
 
     def _reset(self):
         super()._reset()
@@ -90,7 +93,8 @@ class _Inflating:
         if inflation == "finite-size":
             f = finite_size_factor(hz, z, R, self.xN)
         elif isinstance(inflation, str):
-            f, lam = adaptive_factor(hz, z, R, self.inflation_mean, self.inflation_var)
+            f, lam = adaptive_factor(hz, z, R, self.inflation_mean, self.inflation_var,
+                                     self._lambda_range)
         else:
             f = float(inflation or 1.0)
         if f != 1.0:
