@@ -831,6 +831,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             else (lambda Xm, hzm: self._mode_labels(np.hstack([Xm, hzm]))))
         new, log_w, info = bridge_analysis(X, self.log_weights, z, R, self._measure, core,
                                            self.rng, members_per_dim=self.members_per_dim, hz=hz,
+                                           resample_fraction=self.policy.resample_fraction,
                                            modes=modes, informed_dim=r_f,
                                            move_members=self.policy.move_members,
                                            max_jitter=self.policy.move_max_jitter,

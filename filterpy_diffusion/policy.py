@@ -17,7 +17,7 @@ import dataclasses
 import numbers
 
 # The modules' own defaults, one source for each number.
-from .bridge import MAX_MOVE_JITTER, MEMBERS_PER_DIM, MOVE_MEMBERS
+from .bridge import MAX_MOVE_JITTER, MEMBERS_PER_DIM, MOVE_MEMBERS, RESAMPLE_FRACTION
 from .clustering import MAX_AXES, MIN_SEPARATION, REFINE_SEPARATION
 from .inflation import LAMBDA_RANGE
 from .kde import EVIDENCE_THRESHOLD
@@ -161,6 +161,14 @@ class Policy:
         for ``r`` informed dimensions (:mod:`filterpy_diffusion.bridge`;
         DAPPER ``Lorenz63.sakov2012`` seeds 3000-3005); and each mode the
         mode test keeps must have ``members_per_dim (r + 1)`` members.
+    resample_fraction : float in [0, 1], default 0.3
+        The bridge's resampling threshold ``rho``: its weights are carried
+        while their effective sample size stays above ``max(members_per_dim
+        (r + 1), rho N)``, and resampled below it
+        (:func:`~filterpy_diffusion.bridge.resample_threshold`; DAPPER's
+        ``PartFilt`` ``NER``). Chosen on DAPPER ``Lorenz63.sakov2012``,
+        tuning seeds 3000-3002, N = 50 and 100, over 0, 0.3, 0.5 and 1
+        (docs/bridge.md); 0 resamples only at the floor.
     ess_target : float in (0, 1], default 0.5
         Automatic bandwidth of the isotropic and covariance kernels chosen
         explicitly: the smallest bandwidth whose analysis weights keep this
@@ -286,6 +294,7 @@ class Policy:
     kernel_members_per_dim: float = float("inf")
     kernel_max_h: float = 0.95
     members_per_dim: float = MEMBERS_PER_DIM
+    resample_fraction: float = RESAMPLE_FRACTION
     ess_target: float = 0.5
     mode_ess_target: float = 0.7
     enkpf_ess_target: float = 0.9
@@ -309,6 +318,7 @@ class Policy:
         _positive("evidence_threshold", self.evidence_threshold, closed_low=True)
         _positive("decision_threshold", self.decision_threshold, closed_low=True)
         _positive("members_per_dim", self.members_per_dim, low=1.0, closed_low=True)
+        _positive("resample_fraction", self.resample_fraction, high=1.0, closed_low=True)
         _positive("kernel_members_per_dim", self.kernel_members_per_dim)
         _positive("kernel_max_h", self.kernel_max_h, high=1.0)
         for name in ("ess_target", "mode_ess_target", "enkpf_ess_target"):

@@ -39,7 +39,8 @@ def test_default_policy_is_the_filters_and_is_frozen():
     ("decision_threshold", float('nan')), ("inflation_range", (0.0, 2.0)),
     ("inflation_range", (1.5, 2.0)), ("inflation_range", (0.5, 0.9)),
     ("inflation_range", (0.5, float('inf'))), ("inflation_range", (0.5, float('nan'))),
-    ("inflation_range", (0.5,)), ("inflation_range", 2.0), ("inflation_range", (True, 2.0))])
+    ("inflation_range", (0.5,)), ("inflation_range", 2.0), ("inflation_range", (True, 2.0)),
+    ("resample_fraction", -0.1), ("resample_fraction", 1.5), ("resample_fraction", float("nan"))])
 def test_bad_fields_are_a_value_error_naming_the_field(field, bad):
     with pytest.raises(ValueError, match=f"Policy.{field}"):
         Policy(**{field: bad})
@@ -400,3 +401,23 @@ def test_inflation_range_bounds_the_adaptive_estimate(make):
         return f.inflation_mean
     assert build(None) > 1.5
     assert build(Policy(inflation_range=(0.5, 1.5))) == 1.5
+
+
+def test_resample_fraction_of_the_policy_sets_the_bridges_threshold():
+    # A weak observation of a 1-D state: the weights keep an ESS near N,
+    # above 0.3 N, so the default carries them; at resample_fraction = 1
+    # any loss of ESS resamples, and the weights are equal again.
+    from filterpy_diffusion.bridge import RESAMPLE_FRACTION
+    assert Policy().resample_fraction == RESAMPLE_FRACTION
+
+    def weights_after(policy):
+        f = DiffusionKDEFilter(np.zeros(1), np.eye(1), 1, 1.0, 200, lambda X: X, lambda X, dt: X,
+                               rng=0, vectorized=True, policy=policy)
+        f.R = np.array([[4.0]])
+        f.sigmas = np.random.default_rng(1).normal(0.0, 1.0, (200, 1))
+        f.update(np.array([0.5]))
+        return f.weights
+    carried = weights_after(None)
+    assert carried.max() > carried.min() * 1.01
+    resampled = weights_after(Policy(resample_fraction=1.0))
+    assert np.ptp(resampled) == 0 and resampled.sum() == pytest.approx(1.0)
