@@ -403,6 +403,14 @@ def test_inflation_range_bounds_the_adaptive_estimate(make):
     assert build(Policy(inflation_range=(0.5, 1.5))) == 1.5
 
 
+def test_the_local_filter_takes_the_policys_inflation_var():
+    from filterpy_diffusion.localization import LocalDiffusionKDEFilter
+    f = LocalDiffusionKDEFilter(np.zeros(3), np.eye(3), 3, 1.0, 10, lambda X: X, lambda X, dt: X,
+                                state_positions=np.arange(3), obs_positions=np.arange(3.0),
+                                radius=2.0, policy=Policy(inflation_var=0.25))
+    assert f.inflation_var == 0.25
+
+
 def test_resample_fraction_of_the_policy_sets_the_bridges_threshold():
     # A weak observation of a 1-D state: the weights keep an ESS near N,
     # above 0.3 N, so the default carries them; at resample_fraction = 1

@@ -47,9 +47,9 @@ class _Inflating:
     def _init_inflation(self, inflation, allowed=("adaptive", "finite-size")):
         self.inflation = check_inflation(inflation, allowed)
         # Prior variance of the variance factor's running estimate (Miyoshi
-        # 2011); the estimate's range is the policy's where the filter has one.
-        self.inflation_var = LAMBDA_PRIOR_VAR
+        # 2011) and the estimate's range: the policy's where the filter has one.
         policy = getattr(self, "policy", None)
+        self.inflation_var = LAMBDA_PRIOR_VAR if policy is None else policy.inflation_var
         self._lambda_range = LAMBDA_RANGE if policy is None else policy.inflation_range
 
     def _reset(self):
