@@ -722,7 +722,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             return self._auto_inflation(hz, z, R, r, spectrum)
         if self.inflation == 'adaptive':
             lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var,
-                                     self.policy.inflation_range)
+                                         self.policy.inflation_range)
             return np.sqrt(max(lam_post, 1.0)), lam_post
         if self.inflation == 'finite-size':
             return 'finite-size', self.inflation_mean
