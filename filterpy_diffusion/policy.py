@@ -36,6 +36,15 @@ def _positive(name, v, low=0.0, high=None, closed_low=False):
         raise ValueError(f"Policy.{name} must be a number {bound}, got {v!r}")
 
 
+def _pair(name, v, within, bounds):
+    """``v`` as ``(low, high)`` floats, or ValueError unless two reals with ``within(low, high)``."""
+    lo_hi = tuple(v) if isinstance(v, (tuple, list)) else ()
+    if not (len(lo_hi) == 2 and all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+                                    for x in lo_hi) and within(*lo_hi)):
+        raise ValueError(f"Policy.{name} must be (low, high) with {bounds}, got {v!r}")
+    return float(lo_hi[0]), float(lo_hi[1])
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     """Thresholds of the automatic update (``kernel='auto'`` and the automatic bandwidths).
@@ -138,10 +147,10 @@ class Policy:
         modes always differ in ``hx``). 1 turns the rule off (every split
         counts as told apart, the rule before). Only the means are
         compared: modes whose ``hx`` values differ only in spread count as
-        alike (a test of the covariances too lost on tuning seeds). It needs
-        ``hx``: with a black-box ``simulate``, and with an explicit
-        ``kernel='covariance'``, the per-mode kernel keeps its shrinkage at
-        ``evidence_threshold``.
+        alike (a test of the covariances too lost on tuning seeds). With a
+        black-box ``simulate`` the test reads the simulated measurements
+        (design-log entry 53); with an explicit ``kernel='covariance'`` the
+        per-mode kernel keeps its shrinkage at ``evidence_threshold``.
     kernel_members_per_dim : float > 0, default inf (off)
         Opt-in: a one-mode ensemble whose joint ``(x_i, hx(x_i))`` fails a
         normality test (:func:`~filterpy_diffusion.clustering.gaussian_pvalue`
@@ -338,20 +347,12 @@ class Policy:
         if self.move_members not in MOVE_MEMBERS:
             raise ValueError(f"Policy.move_members must be one of {MOVE_MEMBERS}, "
                              f"got {self.move_members!r}")
-        lo_hi = tuple(self.h_range) if isinstance(self.h_range, (tuple, list)) else ()
-        if not (len(lo_hi) == 2 and all(isinstance(v, numbers.Real) for v in lo_hi)
-                and 0 < lo_hi[0] < lo_hi[1] < 1):
-            raise ValueError(f"Policy.h_range must be (low, high) with 0 < low < high < 1, "
-                             f"got {self.h_range!r}")
-        object.__setattr__(self, "h_range", (float(lo_hi[0]), float(lo_hi[1])))
-        lo_hi = (tuple(self.inflation_range) if isinstance(self.inflation_range, (tuple, list))
-                 else ())
-        if not (len(lo_hi) == 2 and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                                        for v in lo_hi)
-                and 0 < lo_hi[0] <= 1 <= lo_hi[1] < float("inf")):
-            raise ValueError(f"Policy.inflation_range must be (low, high) with 0 < low <= 1 <= "
-                             f"high < inf, got {self.inflation_range!r}")
-        object.__setattr__(self, "inflation_range", (float(lo_hi[0]), float(lo_hi[1])))
+        object.__setattr__(self, "h_range", _pair("h_range", self.h_range,
+                                                  lambda lo, hi: 0 < lo < hi < 1,
+                                                  "0 < low < high < 1"))
+        object.__setattr__(self, "inflation_range", _pair(
+            "inflation_range", self.inflation_range,
+            lambda lo, hi: 0 < lo <= 1 <= hi < float("inf"), "0 < low <= 1 <= high < inf"))
 
     def replace(self, **changes):
         """A copy with ``changes`` (field names as keywords), validated."""
