@@ -89,7 +89,7 @@ DEFAULT_LOC_RAD = DEFAULT_RADIUS / GC_RADIUS_FACTOR
 
 # Options the adapter sets itself: the generator (from DAPPER's seeding),
 # whole-ensemble calls of HMM.Dyn / HMM.Obs, and measurements from HMM.Obs + R.
-_ADAPTER_SET = frozenset({"rng", "vectorized", "simulate"})
+_ADAPTER_SET = frozenset({"rng", "vectorized", "simulate", "simulations"})
 # The local filter's geometry comes from HMM.Obs.localizer (see loc_rad).
 _LOCAL_GEOMETRY = frozenset({"state_positions", "obs_positions", "domain_length", "local_obs",
                              "radius"})

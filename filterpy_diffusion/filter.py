@@ -32,6 +32,7 @@ from .kde import _log_prior as log_prior_weights
 from .particle import gaussian_log_likelihood
 from .policy import DEFAULT_POLICY, Policy
 from .resampling import systematic_resample
+from .synthetic import averaged_noise_covariance, pooled_noise_covariance, simulation_moments
 from .weights import kish_ess, logsumexp
 
 __all__ = ["DiffusionKDEFilter", "KERNELS", "GAUSSIAN_CORES", "H_RANGE"]
@@ -241,6 +242,18 @@ class DiffusionKDEFilter(EnsembleFilter):
         covariance kernel then regularises ``Cyy`` with a small ridge. With
         missing components in ``z`` (a masked array) the full draw is made
         and its observed components used: an exact draw of ``p(y_obs | x)``.
+    simulations : int, default 1
+        Draws of ``simulate`` per member and update. 1: the likelihood-free
+        path above (the covariance kernel on simulated measurements at
+        every update). ``k >= 2``: a synthetic likelihood
+        (:mod:`filterpy_diffusion.synthetic`): each member's mean of its
+        ``k`` draws stands in for ``hx(x_i)``, their scatter pooled over
+        members and updates estimates ``R`` (:attr:`R_estimate`; the noise
+        taken as additive with one covariance), and the update is the one
+        with ``hx`` and ``R (1 - 1/k)`` (the bridge, the ETKF core, the
+        mode test; every ``kernel`` and ``inflation``). ``hx`` is never
+        called and the ``R`` given is ignored. Costs ``k`` simulations per
+        member, more on a particle-filter move.
 
     Attributes
     ----------
@@ -345,7 +358,8 @@ class DiffusionKDEFilter(EnsembleFilter):
                  evidence_threshold: Optional[float] = None, sampler: Optional[str] = None,
                  steps: Optional[int] = None, sampler_options: Optional[dict] = None,
                  rng: RngLike = None, vectorized: bool = False,
-                 simulate: Optional[Callable] = None, gaussian_core: str = 'bridge',
+                 simulate: Optional[Callable] = None, simulations: int = 1,
+                 gaussian_core: str = 'bridge',
                  rot: bool = True, xN: Optional[float] = None,
                  members_per_dim: Optional[float] = None, policy: Optional[Policy] = None):
         # Every option is checked against the others here: an option the
@@ -377,7 +391,16 @@ class DiffusionKDEFilter(EnsembleFilter):
                                        or not 0 < ess_target <= 1):
             raise ValueError(f"ess_target must be a fraction of N in (0, 1] or None, "
                              f"got {ess_target!r}")
-        if kernel == 'enkpf' and simulate is not None:
+        if isinstance(simulations, bool) or not isinstance(simulations, numbers.Integral) \
+                or simulations < 1:
+            raise ValueError(f"simulations must be a positive integer, got {simulations!r}")
+        if simulations > 1 and simulate is None:
+            raise ValueError(f"simulations={simulations} draws of simulate per member estimate "
+                             f"hx and R; it needs simulate= (with hx and R there is nothing to "
+                             f"estimate: drop simulations)")
+        # Likelihood-free: a simulator and nothing estimated from it.
+        free = simulate is not None and simulations == 1
+        if kernel == 'enkpf' and free:
             raise ValueError("kernel='enkpf' needs hx and a Gaussian R (it splits the "
                              "likelihood N(z; hx(x), R)); with a simulator use 'covariance'")
         if policy is None:
@@ -398,10 +421,11 @@ class DiffusionKDEFilter(EnsembleFilter):
             raise ValueError(f"gaussian_core must be one of {GAUSSIAN_CORES}, got {gaussian_core!r}")
         if not isinstance(rot, (bool, np.bool_)):
             raise ValueError(f"rot must be True or False, got {rot!r}")
-        if simulate is not None and (kernel in ('etkf', 'bridge') or inflation == 'finite-size'):
+        if free and (kernel in ('etkf', 'bridge') or inflation == 'finite-size'):
             what = f"kernel={kernel!r}" if kernel in ('etkf', 'bridge') else "inflation='finite-size'"
             raise ValueError(f"{what} needs hx and a Gaussian R (N(z; hx(x), R)); with a "
-                             "simulator use kernel='covariance' and inflation='adaptive'")
+                             "simulator use kernel='covariance' and inflation='adaptive', or "
+                             "simulations=k >= 2 to estimate hx and R from it")
         self.gaussian_core = gaussian_core
         self.rot = bool(rot)
         self.xN = float(policy.xN)
@@ -463,7 +487,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             # 'auto' stays and is decided per update (_auto_inflation);
             # Miyoshi's adaptive inflation for the other kernels and a simulator.
             core = kernel in ('etkf', 'bridge') or (kernel == 'auto' and gaussian_core != 'enkpf')
-            inflation = 'auto' if core and simulate is None else 'adaptive'
+            inflation = 'auto' if core and not free else 'adaptive'
         bridged = kernel == 'bridge' or (kernel == 'auto' and gaussian_core == 'bridge')
         if members_per_dim is not None and not bridged:
             raise ValueError(f"members_per_dim sets the bridge's particle-filter share; it does "
@@ -485,6 +509,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         # Prior variance of the adaptive inflation's variance factor lambda =
         # f^2 (Miyoshi 2011): how fast lambda may move per update.
         self.inflation_var = policy.inflation_var
+        self.simulations = int(simulations)
         super().__init__(x, P, dim_z, dt, N, hx, fx, rng=rng, vectorized=vectorized,
                          simulate=simulate)
 
@@ -492,7 +517,24 @@ class DiffusionKDEFilter(EnsembleFilter):
     def carries_weights(self):
         """bool: whether updates may leave non-uniform weights (the bridge's carried weights)."""
         return self.kernel == 'bridge' or (self.kernel == 'auto' and self.gaussian_core == 'bridge'
-                                           and self.simulate is None)
+                                           and not self._likelihood_free)
+
+    @property
+    def _likelihood_free(self):
+        # A simulator and no hx or R estimated from it: the covariance kernel on (x, y).
+        return self.simulate is not None and self.simulations == 1
+
+    @property
+    def R_estimate(self):
+        """ndarray (dim_z, dim_z) or None: ``R`` as estimated from ``simulations=k`` draws.
+
+        :func:`~filterpy_diffusion.synthetic.pooled_noise_covariance` of the
+        scatter of every update's draws about their members' means so far;
+        None before the first update or without ``simulations > 1``.
+        """
+        if self._noise_scatter is None:
+            return None
+        return pooled_noise_covariance(self._noise_scatter, self._noise_dof)
 
     def _reset(self):
         super()._reset()
@@ -506,11 +548,53 @@ class DiffusionKDEFilter(EnsembleFilter):
         self.inflation_mean = 1.0
         self.n_evaluations = 0
         self.gamma = None
+        # simulations > 1: the draws' pooled scatter about their members' means.
+        self._noise_scatter = None
+        self._noise_dof = 0
 
     # -- pieces of the analysis ---------------------------------------------
+    def _measure(self, sigmas):
+        """``hx`` of each member; with ``simulations=k > 1`` the mean of ``k`` simulations."""
+        if self.simulations == 1:
+            return super()._measure(sigmas)
+        return self._simulated_moments(sigmas)[0]
+
+    def _simulated_moments(self, sigmas):
+        """``k = simulations`` draws per member: their means (observed columns) and scatter.
+
+        Returns ``(mean (M, dim_z), scatter, dof)``; the scatter is over all
+        of the filter's measurement components, also while an update with
+        missing ones runs (the simulator draws them all).
+        """
+        k = self.simulations
+        idx, m = self._observed or (None, self.dim_z)
+        rng = self.rng
+        draws = self._apply(lambda s: self.simulate(s, rng), np.tile(sigmas, (k, 1)),
+                            "simulate", m, "dim_z")
+        mean, scatter, dof = simulation_moments(draws.reshape(k, len(sigmas), m))
+        return (mean if idx is None else np.ascontiguousarray(mean[:, idx])), scatter, dof
+
+    def _synthetic(self, X, R):
+        """``simulations=k > 1``: the forecast's ``hx`` and the ``R`` the update uses.
+
+        ``hz``: every member's mean of ``k`` simulations; ``R``: the pooled
+        estimate with this update's draws (its observed block), times
+        ``1 - 1/k`` (:func:`~filterpy_diffusion.synthetic.averaged_noise_covariance`).
+        The third value holds the pooled scatter to keep if the update succeeds.
+        """
+        hz, scatter, dof = self._simulated_moments(X)
+        if self._noise_scatter is not None:
+            scatter = scatter + self._noise_scatter
+            dof = dof + self._noise_dof
+        Rk = averaged_noise_covariance(pooled_noise_covariance(scatter, dof), self.simulations)
+        if self._observed is not None:
+            idx = self._observed[0]
+            Rk = Rk[np.ix_(idx, idx)]
+        return hz, Rk, {'_noise_scatter': scatter, '_noise_dof': dof}
+
     def _measurements(self, X, R):
         """Noise-free predictions (or None with a simulator) and simulated measurements."""
-        if self.simulate is not None:
+        if self._likelihood_free:
             return None, self._simulate_measurements(X, R)
         hz = self._measure(X)
         return hz, hz + self._gaussian_noise(R, len(X))
@@ -864,6 +948,14 @@ class DiffusionKDEFilter(EnsembleFilter):
         return out
 
     def _analysis(self, z, R):
+        X = self.sigmas    # update() has checked it: a finite float (N, dim_x) array
+        if self.simulations == 1:
+            return self._analysis_of(X, z, R)
+        hz, R, noise = self._synthetic(X, R)
+        return {**self._analysis_of(X, z, R, hz), **noise}
+
+    def _analysis_of(self, X, z, R, hz=None):
+        """The update of the forecast ``X``; ``hz``: its ``hx`` values if already measured."""
         if self.kernel in ('enkpf', 'etkf', 'bridge') and is_singular(R):
             how = {'enkpf': "whitens by R and weights members by N(z; ., R / (1 - g))",
                    'etkf': "whitens by R^-1/2",
@@ -873,27 +965,27 @@ class DiffusionKDEFilter(EnsembleFilter):
                 f"{how[self.kernel]}, which has no density for noise-free components. Use "
                 f"kernel='covariance' (or 'auto', which switches to it for a singular R), or "
                 f"give those components a small positive variance")
-        X = self.sigmas    # update() has checked it: a finite float (N, dim_x) array
         if self.kernel == 'etkf':    # the Gaussian core: no simulated measurements
-            return self._gaussian_core(X, self._measure(X), z, R)
+            return self._gaussian_core(X, self._measure(X) if hz is None else hz, z, R)
         if self.kernel == 'bridge':
-            return self._bridge(X, z, R)
+            return self._bridge(X, z, R, hz)
         if self.kernel == 'auto':
-            return self._auto(X, z, R)
-        return self._kernel_update(self.kernel, X, z, R)
+            return self._auto(X, z, R, hz)
+        return self._kernel_update(self.kernel, X, z, R, hz=hz)
 
-    def _auto(self, X, z, R):
+    def _auto(self, X, z, R, hz=None):
         """kernel='auto': measure once; the bridge, with a kernel for its Gaussian step where needed.
 
         With ``gaussian_core='etkf'`` or ``'enkpf'`` the mode and normality
         tests run on the forecast and choose between that core and the
         covariance kernel.
         """
-        if self.simulate is not None:
+        if self._likelihood_free:
             # No hx and no R to split: the covariance kernel on (x, y), with
             # the hold decided on the simulated measurements.
             return self._kernel_update('covariance', X, z, R, hold=None)
-        hz = self._measure(X)
+        if hz is None:
+            hz = self._measure(X)
         joint = np.hstack([X, hz])
         # Once: the mode floor, the bridge's thresholds and the core's inflation floor.
         spectrum, r = self._forecast_spectrum(hz, z, R)
@@ -1115,7 +1207,8 @@ class DiffusionKDEFilter(EnsembleFilter):
                 ("bandwidth_x", self.bandwidth_x), ("bandwidth_y", self.bandwidth_y),
                 ("inflation", self.inflation), ("inflation_factor", self.inflation_factor),
                 ("clusters", self.clusters), ("n_clusters", self.n_clusters),
-                ("sampler", self.sampler), ("steps", self.steps)]
+                ("sampler", self.sampler), ("steps", self.steps),
+                ("simulations", self.simulations)]
 
 
 def _is_auto(spec):

@@ -112,7 +112,9 @@ def test_tabulate_avrgs_shows_methods_and_options(l96):
 
 def test_options_are_the_filters_keyword_options():
     fields = set(DiffusionKDE.__dataclass_fields__) - {"stats", "avrgs", "N", "rng"}
-    assert fields == set(filter_options(DiffusionKDEFilter, {"rng", "vectorized", "simulate"}))
+    # DAPPER gives hx and R: no simulator, so none of its options.
+    assert fields == set(filter_options(DiffusionKDEFilter,
+                                        {"rng", "vectorized", "simulate", "simulations"}))
     local = set(LocalDiffusionKDE.__dataclass_fields__) - {"stats", "avrgs", "N", "rng"}
     assert local == set(filter_options(
         LocalDiffusionKDEFilter, {"rng", "vectorized", "simulate", "state_positions",
