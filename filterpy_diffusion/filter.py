@@ -293,6 +293,9 @@ class DiffusionKDEFilter(EnsembleFilter):
         The bridge: the likelihood fraction the weights took at the last
         update (1: a particle-filter step, 0: the ETKF); None after an
         update by a kernel.
+    R_estimate : ndarray (dim_z, dim_z) or None
+        With ``simulations > 1``: ``R`` as estimated from every update's
+        draws so far; None before the first update and otherwise.
     K, S, SI : ndarray (dim_x, dim_z), (dim_z, dim_z), (dim_z, dim_z)
         As filterpy's ``EnsembleKalmanFilter``: the ensemble gain
         ``cov(x, hx(x)) SI``, the innovation covariance ``S = cov(hx(x_i)) +

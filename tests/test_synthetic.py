@@ -80,7 +80,7 @@ def test_averaged_noise_makes_member_weights_unbiased_likelihoods():
     for k in (2, 3, 10):
         rk = averaged_noise_covariance(np.array([[r]]), k)[0, 0]
 
-        def integrand(e):
+        def integrand(e, rk=rk, k=k):
             return stats.norm.pdf(z, h + e, np.sqrt(rk)) * stats.norm.pdf(e, 0, np.sqrt(r / k))
         expected, _ = integrate.quad(integrand, -20, 20)
         assert expected == pytest.approx(stats.norm.pdf(z, h, np.sqrt(r)), rel=1e-7)
