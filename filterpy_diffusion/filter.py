@@ -968,7 +968,7 @@ class DiffusionKDEFilter(EnsembleFilter):
                 f"{how[self.kernel]}, which has no density for noise-free components. Use "
                 f"kernel='covariance' (or 'auto', which switches to it for a singular R), or "
                 f"give those components a small positive variance")
-        if self.kernel == 'etkf':    # the Gaussian core: no simulated measurements
+        if self.kernel == 'etkf':    # the Gaussian core: no measurement noise drawn
             return self._gaussian_core(X, self._measure(X) if hz is None else hz, z, R)
         if self.kernel == 'bridge':
             return self._bridge(X, z, R, hz)

@@ -122,6 +122,16 @@ def test_default_on_simulations_matches_kalman_filter(seed):
     assert_close_to_kalman(f, kf)
 
 
+@pytest.mark.parametrize("kernel", ['covariance', 'enkpf', 'isotropic', 'bridge'])
+def test_every_kernel_runs_on_the_estimates(kernel):
+    # hx would raise; the estimate converges to R; the analysis follows z.
+    f = make(N=400, seed=4, kernel=kernel, simulations=3)
+    kf = run_with_kalman(f, cycles=10)
+    assert f.kernel_used == kernel
+    assert f.R_estimate[0, 0] == pytest.approx(R[0, 0], rel=0.1)
+    assert abs(f.x[0] - kf.x[0]) < np.sqrt(kf.P[0, 0])
+
+
 def test_without_estimation_the_etkf_core_is_refused():
     with pytest.raises(ValueError, match="simulations=k >= 2"):
         make(kernel='etkf')
