@@ -207,7 +207,9 @@ def test_monte_carlo_cluster_weights_are_the_particle_filter_masses():
 
 @settings(max_examples=40, deadline=None)
 @given(arrays(float, st.integers(4, 30), elements=st.floats(-30.0, 0.0)),
-       arrays(float, st.integers(4, 30), elements=st.floats(0.0, 5.0)),
+       # No subnormal weights: normalised, they round to zero, a mass the
+       # function rightly refuses though the drawn weight is positive.
+       arrays(float, st.integers(4, 30), elements=st.floats(0.0, 5.0, allow_subnormal=False)),
        st.integers(0, 2**32 - 1))
 def test_monte_carlo_cluster_log_weights_are_the_likelihood_masses(log_lik, w, seed):
     # The filter's mode rule reads the clusters' masses from the member
