@@ -154,9 +154,10 @@ class EnsembleFilter:
         Time step passed to ``fx``.
     N : int
         Number of ensemble members, >= 2.
-    hx : callable ``hx(x) -> (dim_z,)``
+    hx : callable ``hx(x) -> (dim_z,)``, or None with ``simulate``
         Measurement function. With ``vectorized=True`` it is called once as
-        ``hx(sigmas) -> (N, dim_z)``.
+        ``hx(sigmas) -> (N, dim_z)``. None: the sensor is the black box
+        ``simulate`` alone (a subclass that takes one).
     fx : callable ``fx(x, dt) -> (dim_x,)``
         State transition. With ``vectorized=True`` it is called once as
         ``fx(sigmas, dt) -> (N, dim_x)``.
@@ -314,8 +315,11 @@ class EnsembleFilter:
             raise ValueError(
                 f"dim_z must be an integer >= 1 (the length of a measurement z), got {dim_z!r}")
         for name, fn in (("hx", hx), ("fx", fx)):
+            if name == "hx" and fn is None and simulate is not None:
+                continue    # a black-box sensor: only simulate is called
             if not callable(fn):
-                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+                hint = " (or None with simulate=)" if name == "hx" else ""
+                raise TypeError(f"{name} must be callable{hint}, got {type(fn).__name__}")
         if simulate is not None and not callable(simulate):
             raise TypeError(f"simulate must be None or callable, got {type(simulate).__name__}")
         x = self._check_x(x)
@@ -552,6 +556,9 @@ class EnsembleFilter:
         ndarray (M, dim_z)
             Raises ValueError if hx returns the wrong size or NaN/inf.
         """
+        if self.hx is None:
+            raise ValueError("this update needs hx(x), and hx is None (the sensor is only "
+                             "simulate); pass hx")
         if self._observed is None:
             return self._apply(self.hx, sigmas, "hx", self.dim_z, "dim_z")
         idx, m = self._observed

@@ -238,7 +238,8 @@ class DiffusionKDEFilter(EnsembleFilter):
         ensemble at once.
     simulate : callable ``simulate(x, rng) -> (dim_z,)``, optional
         Black-box stochastic measurement simulator drawing its own (possibly
-        non-Gaussian) noise from ``rng``; replaces ``hx(x) + N(0, R)``. The
+        non-Gaussian) noise from ``rng``; replaces ``hx(x) + N(0, R)``
+        (``hx`` may then be None: it is never called). The
         covariance kernel then regularises ``Cyy`` with a small ridge. With
         missing components in ``z`` (a masked array) the full draw is made
         and its observed components used: an exact draw of ``p(y_obs | x)``.

@@ -144,6 +144,18 @@ def test_simulations_must_be_a_positive_integer(value):
         make(simulations=value)
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_hx_may_be_none_with_a_simulator(k):
+    f = DiffusionKDEFilter(np.array([0.0, 1.0]), np.eye(2), 1, 1.0, 200, None, fx, rng=2,
+                           vectorized=True, simulate=simulate, simulations=k)
+    f.Q = Q
+    kf = run_with_kalman(f, cycles=10)
+    assert f.hx is None
+    assert abs(f.x[0] - kf.x[0]) < np.sqrt(kf.P[0, 0])
+    with pytest.raises(TypeError, match=r"hx must be callable \(or None with simulate=\)"):
+        DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 20, None, fx)
+
+
 def test_simulations_need_a_simulator():
     with pytest.raises(ValueError, match="needs simulate="):
         DiffusionKDEFilter(np.zeros(2), np.eye(2), 1, 1.0, 20, lambda X: X @ H.T, fx,
