@@ -209,7 +209,9 @@ def sample_grid(grid, density, n, rng=None, stratified=False):
     if w.shape != grid.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError(f"density must be non-negative, finite, not all zero and shape {grid.shape}")
     rng = as_generator(rng)
-    cdf = np.cumsum(w)
+    # Scaled by the largest value: a total below the smallest normal float
+    # (or above the largest) keeps its digits.
+    cdf = np.cumsum(w / w.max())
     u = rng.random(n)
     if stratified:
         u = (np.arange(n) + u) / n
