@@ -556,9 +556,6 @@ class EnsembleFilter:
         ndarray (M, dim_z)
             Raises ValueError if hx returns the wrong size or NaN/inf.
         """
-        if self.hx is None:
-            raise ValueError("this update needs hx(x), and hx is None (the sensor is only "
-                             "simulate); pass hx")
         if self._observed is None:
             return self._apply(self.hx, sigmas, "hx", self.dim_z, "dim_z")
         idx, m = self._observed
