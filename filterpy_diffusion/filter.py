@@ -578,7 +578,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         mean, scatter, dof = simulation_moments(draws.reshape(k, len(sigmas), m))
         return (mean if idx is None else np.ascontiguousarray(mean[:, idx])), scatter, dof
 
-    def _synthetic(self, X, R):
+    def _synthetic(self, X):
         """``simulations=k > 1``: the forecast's ``hx`` and the ``R`` the update uses.
 
         ``hz``: every member's mean of ``k`` simulations; ``R``: the pooled
@@ -604,7 +604,12 @@ class DiffusionKDEFilter(EnsembleFilter):
         return hz, hz + self._gaussian_noise(R, len(X))
 
     def _adaptive_lambda(self, hz, Y, z, R):
-        """Posterior mean of the variance inflation factor from this innovation."""
+        """Posterior mean of the variance inflation factor from this innovation.
+
+        The one place the running estimate ``(inflation_mean, inflation_var)``
+        and ``Policy.inflation_range`` meet Miyoshi's estimator; ``Y`` (the
+        simulated measurements) is read only without ``hz`` (a simulator).
+        """
         if hz is not None:
             return innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var,
                                      self.policy.inflation_range)
@@ -776,17 +781,16 @@ class DiffusionKDEFilter(EnsembleFilter):
         :func:`~filterpy_diffusion.etkf.whitened_spectrum` of ``(hz, z, R)``
         if already computed (it gives ``r`` too, when ``r`` is None).
         """
-        lam_b, v_b = self.inflation_mean, self.inflation_var
         if is_singular(R):
-            lam = innovation_lambda(hz, z, R, lam_b, v_b, self.policy.inflation_range)
+            lam = self._adaptive_lambda(hz, None, z, R)
             return float(np.sqrt(max(lam, 1.0))), lam
         if spectrum is None and (r is None or r < self.dim_z):
             spectrum = whitened_spectrum(hz, z, R)
         if r is None:
             r = spectrum_rank(spectrum)
         if self._finite_size_core(r):
-            return 'finite-size', lam_b
-        lam = innovation_lambda(hz, z, R, lam_b, v_b, self.policy.inflation_range)
+            return 'finite-size', self.inflation_mean
+        lam = self._adaptive_lambda(hz, None, z, R)
         share = r / self.dim_z
         log_f = (share * np.log(finite_size_inflation(*spectrum, len(hz), self.xN))
                  + (1.0 - share) * 0.5 * np.log(max(lam, 1.0)))
@@ -809,8 +813,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         if self.inflation == 'auto':
             return self._auto_inflation(hz, z, R, r, spectrum)
         if self.inflation == 'adaptive':
-            lam_post = innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var,
-                                         self.policy.inflation_range)
+            lam_post = self._adaptive_lambda(hz, None, z, R)
             return np.sqrt(max(lam_post, 1.0)), lam_post
         if self.inflation == 'finite-size':
             return 'finite-size', self.inflation_mean
@@ -955,7 +958,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         X = self.sigmas    # update() has checked it: a finite float (N, dim_x) array
         if self.simulations == 1:
             return self._analysis_of(X, z, R)
-        hz, R, noise = self._synthetic(X, R)
+        hz, R, noise = self._synthetic(X)
         return {**self._analysis_of(X, z, R, hz), **noise}
 
     def _analysis_of(self, X, z, R, hz=None):
