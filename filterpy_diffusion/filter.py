@@ -603,16 +603,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         hz = self._measure(X)
         return hz, hz + self._gaussian_noise(R, len(X))
 
-    def _adaptive_lambda(self, hz, Y, z, R):
-        """Posterior mean of the variance inflation factor from this innovation.
+    def _innovation_lambda(self, hz, z, R):
+        """Miyoshi's estimate from ``hz`` with the running state and ``Policy.inflation_range``."""
+        return innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var,
+                                 self.policy.inflation_range)
 
-        The one place the running estimate ``(inflation_mean, inflation_var)``
-        and ``Policy.inflation_range`` meet Miyoshi's estimator; ``Y`` (the
-        simulated measurements) is read only without ``hz`` (a simulator).
-        """
+    def _adaptive_lambda(self, hz, Y, z, R):
+        """Posterior mean of the variance inflation factor from this innovation."""
         if hz is not None:
-            return innovation_lambda(hz, z, R, self.inflation_mean, self.inflation_var,
-                                     self.policy.inflation_range)
+            return self._innovation_lambda(hz, z, R)
         # Simulator: only the total spread cov(y) = HPH^T + R is known, so
         # inflate by the normalised innovation d^T cov(y)^-1 d / m alone.
         m = self.dim_z
@@ -782,7 +781,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         if already computed (it gives ``r`` too, when ``r`` is None).
         """
         if is_singular(R):
-            lam = self._adaptive_lambda(hz, None, z, R)
+            lam = self._innovation_lambda(hz, z, R)
             return float(np.sqrt(max(lam, 1.0))), lam
         if spectrum is None and (r is None or r < self.dim_z):
             spectrum = whitened_spectrum(hz, z, R)
@@ -790,7 +789,7 @@ class DiffusionKDEFilter(EnsembleFilter):
             r = spectrum_rank(spectrum)
         if self._finite_size_core(r):
             return 'finite-size', self.inflation_mean
-        lam = self._adaptive_lambda(hz, None, z, R)
+        lam = self._innovation_lambda(hz, z, R)
         share = r / self.dim_z
         log_f = (share * np.log(finite_size_inflation(*spectrum, len(hz), self.xN))
                  + (1.0 - share) * 0.5 * np.log(max(lam, 1.0)))
@@ -813,7 +812,7 @@ class DiffusionKDEFilter(EnsembleFilter):
         if self.inflation == 'auto':
             return self._auto_inflation(hz, z, R, r, spectrum)
         if self.inflation == 'adaptive':
-            lam_post = self._adaptive_lambda(hz, None, z, R)
+            lam_post = self._innovation_lambda(hz, z, R)
             return np.sqrt(max(lam_post, 1.0)), lam_post
         if self.inflation == 'finite-size':
             return 'finite-size', self.inflation_mean
