@@ -8,7 +8,10 @@ to the AST of each package module and counted:
 
 * conditionals: distinct ``If`` / ``IfExp`` / ``While`` nodes whose test ran
   (any line of the test executed), and, separately, the ``BoolOp`` nodes
-  (``and`` / ``or``) inside those tests;
+  (``and`` / ``or``) inside those tests. Each is also classed as a *guard*
+  (an ``If`` whose body only raises or warns: a check of its input or of
+  the arithmetic, which decides nothing about the update when it passes)
+  or a *decision* (every other conditional: a branch of the method);
 * modules: distinct package modules with an executed line; also the
   distinct cross-module call edges and the cross-module calls per update
   (a package function started from a frame of another package module);
@@ -24,10 +27,14 @@ to the AST of each package module and counted:
   attribute accesses on executed lines.
 
 Prints a table and, with ``--json PATH``, writes the counts, the names and
-the commit (``git rev-parse HEAD``) of the checkout measured, and the last
-commit that changed the package directory (the code measured).
+the commit (``git rev-parse HEAD``) of the checkout measured, the last
+commit that changed the package directory (the code measured) and the
+commit of this script. To count an older package with this script, run it
+from a worktree of that commit (the "before" count below).
 
-    cd <checkout> && PYTHONPATH=$PWD python benchmarks/default_path.py --json docs/data/default_path_before.json
+    PYTHONPATH=$PWD python benchmarks/default_path.py --json docs/data/default_path_after.json
+    git worktree add /tmp/before f1bbbe9 && cd /tmp/before && \
+        PYTHONPATH=$PWD python <this checkout>/benchmarks/default_path.py --json before.json
 """
 import argparse
 import ast
@@ -57,6 +64,7 @@ class Conditional:
     test_lines: tuple   # (first, last) line of the test expression
     boolops: int        # BoolOp nodes in the test
     operands: int       # extra short-circuit decisions: sum(len(values) - 1)
+    guard: bool = False  # an If whose body only raises or warns (see _is_guard)
 
 
 @dataclass
@@ -107,6 +115,24 @@ def _literals(tree):
         if isinstance(n, ast.Constant) and id(n) not in inner and _literal(n) is not None:
             out.append((n.lineno, n.col_offset, n.value))
     return out
+
+
+def _is_warning(stmt):
+    """Whether ``stmt`` is a bare call of a function named ``warn`` (``warnings.warn(...)``)."""
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return False
+    f = stmt.value.func
+    return (isinstance(f, ast.Attribute) and f.attr == "warn") or (isinstance(f, ast.Name) and f.id == "warn")
+
+
+def _is_guard(node):
+    """An ``If`` whose body only raises or warns: a check, not a branch of the method.
+
+    Its ``elif`` / ``else`` parts are conditionals of their own (an ``elif``
+    is a nested ``If``), classed by the same rule.
+    """
+    return (isinstance(node, ast.If) and
+            all(isinstance(s, ast.Raise) or _is_warning(s) for s in node.body))
 
 
 def _resolve_relative(modname, level, target, package):
@@ -169,7 +195,7 @@ def analyse_module(path, name, package, module=None):
             bo = [b for b in ast.walk(n.test) if isinstance(b, ast.BoolOp)]
             info.conditionals.append(Conditional(
                 type(n).__name__, n.lineno, n.col_offset, (n.test.lineno, n.test.end_lineno),
-                len(bo), sum(len(b.values) - 1 for b in bo)))
+                len(bo), sum(len(b.values) - 1 for b in bo), _is_guard(n)))
         elif isinstance(n, ast.Name) and _UPPER.match(n.id):
             info.refs.append((n.lineno, "name", n.id, None))
         elif isinstance(n, ast.Attribute):
@@ -414,9 +440,13 @@ def count_path(infos, executed):
     by_kind = Counter(c.kind for _, c in conds)
     return {
         "conditionals": len(conds),
+        "guards": sum(c.guard for _, c in conds),
+        "decisions": sum(not c.guard for _, c in conds),
+        "decisions_by_module": dict(Counter(m for m, c in conds if not c.guard)),
         "conditionals_by_kind": {k: by_kind.get(k, 0) for k in ("If", "IfExp", "While")},
         "conditionals_by_module": dict(Counter(m for m, _ in conds)),
         "conditional_sites": [f"{m}:{c.lineno} {c.kind}" + (f" +{c.boolops} BoolOp" if c.boolops else "")
+                              + (" guard" if c.guard else "")
                               for m, c in sorted(conds, key=lambda t: (t[0], t[1].lineno, t[1].col))],
         "boolops": sum(c.boolops for _, c in conds),
         "boolop_operands": sum(c.operands for _, c in conds),
@@ -601,11 +631,11 @@ def summarise(infos, updates):
     per = []
     for u in updates:
         c = count_path(infos, u["lines"])
-        per.append({"conditionals": c["conditionals"], "boolops": c["boolops"], "modules": c["modules"],
+        per.append({"conditionals": c["conditionals"], "decisions": c["decisions"], "boolops": c["boolops"], "modules": c["modules"],
                     "cross_module_calls": sum(u["calls"].values()),
                     **{k: v for k, v in u.items() if k not in ("lines", "calls")}})
     if per:
-        for key in ("conditionals", "cross_module_calls", "hx_calls", "hx_passes", "fx_calls",
+        for key in ("conditionals", "decisions", "cross_module_calls", "hx_calls", "hx_passes", "fx_calls",
                     "noise_draws", "noise_variates"):
             vals = [p[key] for p in per]
             out[f"{key}_per_update"] = {"mean": float(np.mean(vals)), "min": min(vals), "max": max(vals)}
@@ -632,9 +662,9 @@ def _fmt(r, key):
 
 
 def print_table(results):
-    cols = ("scenario", "cond", "boolop", "modules", "edges", "xcalls/u", "hx/u", "hx passes/u",
+    cols = ("scenario", "cond", "decide", "guard", "boolop", "modules", "edges", "xcalls/u", "hx/u", "hx passes/u",
             "fx/u", "draws/u", "named", "inline", "policy")
-    rows = [(name, r["conditionals"], r["boolops"], r["modules"], r["distinct_module_edges"],
+    rows = [(name, r["conditionals"], r["decisions"], r["guards"], r["boolops"], r["modules"], r["distinct_module_edges"],
              _fmt(r, "cross_module_calls"), _fmt(r, "hx_calls"), _fmt(r, "hx_passes"), _fmt(r, "fx_calls"),
              _fmt(r, "noise_draws"), r["named_thresholds"], r["inline_thresholds"], r["policy_fields"])
             for name, r in results.items()]
@@ -674,7 +704,8 @@ def main(argv=None):
     total = results["all scenarios"] = summarise(infos, [u for ups in raw.values() for u in ups])
 
     print_table(results)
-    print("(counts: distinct over all traced updates; /u: per update, mean [min-max]; hx passes: members evaluated / N)")
+    print("(cond = decide + guard: a guard is an if whose body only raises or warns;"
+          " counts: distinct over all traced updates; /u: per update, mean [min-max]; hx passes: members evaluated / N)")
     print("\nall scenarios:")
     print("  modules:", ", ".join(f"{m or '__init__'} ({n} lines)" for m, n in sorted(total["lines_by_module"].items())))
     print("  named thresholds:", ", ".join(f"{k}={v}" for k, v in total["named"].items()))
@@ -688,12 +719,21 @@ def main(argv=None):
             print(f"  {name}: kernel_used {r['kernels_used']}; rng calls {r['draws_by_method']}")
     print("  rng call sites (all updates):", ", ".join(f"{k} x{v}" for k, v in total["draws_by_site"].items()))
     if a.json:
+        # This script may be newer than the checkout it measures (a "before" count).
+        here = os.path.dirname(os.path.realpath(__file__))
+        script_commit = _git(["rev-parse", "HEAD"], here)
+        args = " ".join(argv if argv is not None else sys.argv[1:])
+        if os.path.realpath(os.path.join(here, "..", package)) == package_dir:
+            command = f"PYTHONPATH=$PWD python benchmarks/default_path.py {args}"
+        else:
+            command = (f"cd <checkout of {(commit or '?')[:7]}> && PYTHONPATH=$PWD python "
+                       f"<benchmarks/default_path.py of {(script_commit or '?')[:7]}> {args}")
         doc = {"commit": commit, "package_commit": package_commit, "package_files_modified": bool(dirty), "package_dir": package_dir,
                "python": sys.version.split()[0], "numpy": np.__version__, "tracer": recorder.backend,
                "settings": {"cycles": a.cycles, "seed": a.seed, "trivial_literals": list(TRIVIAL_LITERALS),
                             "scenarios": {sc.name: {"problem": sc.problem, "N": sc.N} for sc in scenarios(a.seed)}},
-               "command": "PYTHONPATH=$PWD python benchmarks/default_path.py "
-                          + " ".join(argv if argv is not None else sys.argv[1:]),
+               "script_commit": script_commit,
+               "command": command,
                "results": results}
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as fh:

@@ -83,13 +83,31 @@ def cb(x):
     return 0
 '''
 
+# Guards (an if whose body only raises or warns) against decisions.
+D = '''
+import warnings
+
+
+def check(x):
+    if x < 0:                                            # guard: raises only
+        raise ValueError("negative")
+    if x > 1e6:                                          # guard: warns only
+        warnings.warn("large")
+    if x == 3.0:                                         # decision: does more than raise
+        x = 1
+        raise ValueError("three")
+    elif x > 100:                                        # guard: the elif is an If of its own
+        raise ValueError("big")
+    return x if x else 1                                 # IfExp: a decision
+'''
+
 
 @pytest.fixture
 def synth(tmp_path, monkeypatch):
     pkg = tmp_path / "synthpkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    for name, src in (("a", A), ("b", B), ("c", C)):
+    for name, src in (("a", A), ("b", B), ("c", C), ("d", D)):
         (pkg / f"{name}.py").write_text(textwrap.dedent(src))
     monkeypatch.syspath_prepend(str(tmp_path))
     for m in [m for m in sys.modules if m == "synthpkg" or m.startswith("synthpkg.")]:
@@ -127,6 +145,22 @@ def test_counts_of_a_traced_call(synth, backend):
     calls = {(infos[x].name, infos[y].name): n for (x, y), n in rec.last_calls.items()}
     assert calls == {("a", "b"): 2}                      # helper and pair, each started once
     assert (cb.calls, cb.rows) == (2, 2)
+
+    assert (got["guards"], got["decisions"]) == (0, 5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_guards_are_ifs_that_only_raise_or_warn(synth, backend):
+    pkg, _, _ = synth
+    d = importlib.import_module("synthpkg.d")
+    rec = dp.LineRecorder(pkg, backend)
+    with rec.recording():
+        d.check(1.0)
+    got = dp.count_path(dp.analyse_package(str(pkg), "synthpkg"), rec.last)
+    assert got["conditionals"] == 5
+    assert (got["guards"], got["decisions"]) == (3, 2)
+    assert got["decisions_by_module"] == {"d": 2}
+    assert sum(s.endswith(" guard") for s in got["conditional_sites"]) == 3
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
