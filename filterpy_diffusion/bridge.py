@@ -72,7 +72,8 @@ from .inflation import _inflated
 from .particle import gaussian_log_likelihood
 # The weight and resampling helpers live in weights.py and resampling.py;
 # they are re-exported here, where they were first defined.
-from .resampling import _regularised_resample, jitter_factor, regularised_resample
+from .resampling import (_check_process_noise, _regularised_resample, jitter_factor,
+                         regularised_resample)
 from .weights import check_log_weights, effective_sample_size, kish_ess, normalised_weights
 
 __all__ = ["MEMBERS_PER_DIM", "RESAMPLE_FRACTION", "normalised_weights",
@@ -397,7 +398,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
                     members_per_dim=MEMBERS_PER_DIM, hz=None,
                     resample_fraction=RESAMPLE_FRACTION, shrink_jitter=False, modes=None,
                     informed_dim=None, move_members='informed', max_jitter=MAX_MOVE_JITTER,
-                    move_inflation=None):
+                    move_inflation=None, process_noise=None):
     """One bridged analysis: weights for ``L^gamma``, the Gaussian core for the rest.
 
     1. ``l_i = log N(z; hx(x_i), R)``, ``r`` = :func:`informed_dimension`,
@@ -477,6 +478,13 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         The filter passes the forecast's finite-size factor for the whole
         likelihood, the floor its core gets at a move with ``gamma < 1``
         (``Policy.core_inflation_floor``). None: no inflation.
+    process_noise : ndarray (dim_x, dim_x), optional
+        The covariance ``Q`` of the noise the next forecast adds. A move's
+        copies are then jittered by only the part of Scott's kernel that
+        ``Q`` does not supply, ``(h^2 C_w - Q)_+``
+        (:func:`~filterpy_diffusion.resampling.jitter_duplicates`); the
+        filter passes its ``Q`` (``Policy.move_jitter_minus_q``). None or
+        all zeros (a deterministic model): the whole kernel.
 
     Returns
     -------
@@ -516,6 +524,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
         raise ValueError(f"move_members must be one of {MOVE_MEMBERS}, got {move_members!r}")
     if move_inflation is not None and not callable(move_inflation):
         _check_move_inflation(move_inflation)
+    process_noise = _check_process_noise(process_noise, X.shape[1])
     rng = as_generator(rng)
     hz = as_ensemble(hx(X) if hz is None else hz, "hz")
     if hz.shape[0] != N:
@@ -554,7 +563,7 @@ def bridge_analysis(X, log_w, z, R, hx, gaussian_update, rng,
     # core, the core's inflation governs the spread.
     labels = None if modes is None else modes(X, hz)
     Xr, rinfo = _regularised_resample(X, lw, rng, shrink=shrink_jitter and gamma == 1.0,
-                                      labels=labels, ess=ess)
+                                      labels=labels, ess=ess, process_noise=process_noise)
     if gamma == 1.0:      # the weights took the whole likelihood: a particle-filter move
         if move_inflation is not None:
             l = move_inflation() if callable(move_inflation) else move_inflation

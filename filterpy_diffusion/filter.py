@@ -23,7 +23,7 @@ from .etkf import (_etkf_analysis, _spectrum, check_whitening, etkf_analysis, fi
 from .diffusion import (DEFAULT_ODE_STEPS, DEFAULT_SDE_STEPS, SAMPLERS, check_sampler_options,
                         number_of_evaluations, sample)
 from .clustering import gaussian_pvalue, mode_difference_pvalue, split_ensemble
-from ._validation import RngLike, check_inflation, is_singular
+from ._validation import RngLike, as_covariance, check_inflation, is_singular
 from .ensemble import EnsembleFilter
 from .inflation import _inflated, innovation_lambda
 from .kde import (ClusteredKDE, ConditionalKDE, CovarianceKDE, EnKPFDensity,
@@ -926,7 +926,8 @@ class DiffusionKDEFilter(EnsembleFilter):
                                            move_members=self.policy.move_members,
                                            max_jitter=self.policy.move_max_jitter,
                                            shrink_jitter=shrink,
-                                           move_inflation=floor if shrink else None)
+                                           move_inflation=floor if shrink else None,
+                                           process_noise=self._move_process_noise())
         out = {'h': None, 'bandwidth_x': None, 'bandwidth_y': None,
                'inflation_factor': info.get('move_inflation', lam.get('factor', 1.0)),
                'inflation_mean': lam['post'],
@@ -934,6 +935,15 @@ class DiffusionKDEFilter(EnsembleFilter):
         out.update({k: v for k, v in rest.items() if k in out})
         return {**out, 'sigmas': new, 'log_weights': log_w, 'ess': float(info['ess']),
                 'gamma': float(info['gamma']), **gain}
+
+    def _move_process_noise(self):
+        """``Q`` for a move's jitter (``Policy.move_jitter_minus_q``), or None.
+
+        The next ``predict()`` adds ``N(0, Q)`` to every member, which
+        separates the copies a move makes; their jitter supplies only the
+        rest of Scott's kernel (:func:`~filterpy_diffusion.bridge.bridge_analysis`).
+        """
+        return as_covariance(self.Q, "Q", self.dim_x) if self.policy.move_jitter_minus_q else None
 
     def _rest_kernel(self, X, hz, z, R, r):
         """kernel='auto': the covariance-kernel analysis of an equally weighted ``X``, or None.

@@ -249,6 +249,16 @@ class Policy:
         (R = I) seed 3000, 0.67 against 0.25 at N = 100, one run above 0.5
         of 24 on ``sakov2012`` at N = 50, and l63-z at N = 250 cost 16% in
         W2 (docs/design-log.md, entry 40).
+    move_jitter_minus_q : bool, default True
+        A move's jitter leaves out what the forecast's own noise supplies:
+        copies get ``N(0, (h^2 C_w - Q)_+)`` instead of ``N(0, h^2 C_w)``,
+        ``Q`` the filter's process noise, which the next ``predict()`` adds
+        to every member and so to the copies too
+        (``bridge_analysis(..., process_noise=)``). A rule, not a
+        threshold: Scott's kernel is the spread a copy should have by the
+        next analysis, and with ``Q`` the jitter alone no longer has to
+        make it. No effect where ``Q = 0`` (every DAPPER set-up measured:
+        bit for bit the same). TODO numbers.
     move_members : {'auto', 'informed', 'state'}, default 'auto'
         What the bridge's ``members_per_dim`` counts. A move resamples and
         jitters whole members; the weights see only the ``r`` observed
@@ -314,6 +324,7 @@ class Policy:
     xN: float = 1.0
     core_inflation_floor: bool = True
     shrink_jitter: bool = False
+    move_jitter_minus_q: bool = True
     move_members: str = "auto"
     move_max_jitter: float = MAX_MOVE_JITTER
 
@@ -336,7 +347,7 @@ class Policy:
         _positive("mode_difference_alpha", self.mode_difference_alpha, high=1.0)
         _positive("inflation_var", self.inflation_var)
         _positive("xN", self.xN)
-        for name in ("core_inflation_floor", "shrink_jitter"):
+        for name in ("core_inflation_floor", "shrink_jitter", "move_jitter_minus_q"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"Policy.{name} must be True or False, "
                                  f"got {getattr(self, name)!r}")

@@ -28,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 import numpy.typing as npt
 
-from ._validation import RngLike, as_ensemble, as_generator, psd_factor
+from ._validation import RngLike, as_covariance, as_ensemble, as_generator, psd_factor
 from .bandwidth import scott_factor
 from .weights import (_normalised, check_log_weights, effective_sample_size, normalise_weights,
                       weighted_anomaly_factor)
@@ -194,7 +194,8 @@ def jitter_factor(n_eff: float, dim: int) -> float:
 
 def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
                       rng: np.random.Generator, shrink: bool = False,
-                      labels: Optional[np.ndarray] = None) -> tuple[np.ndarray, int]:
+                      labels: Optional[np.ndarray] = None,
+                      process_noise: Optional[np.ndarray] = None) -> tuple[np.ndarray, int]:
     """``X[idx]`` with noise ``N(0, h^2 C_w)`` on every member drawn more than once.
 
     ``C_w`` is the weighted covariance of ``X`` before resampling (unbiased,
@@ -225,6 +226,13 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
         each copy is jittered with the weighted covariance (and shrunk
         towards the weighted mean) of its own mode, so that the noise never
         blurs two separated modes into one. None: one mode.
+    process_noise : ndarray (dim_x, dim_x), optional
+        The covariance ``Q`` of the noise the next forecast adds to every
+        member. The copies then get ``N(0, (h^2 C_w - Q)_+)`` (the positive
+        semi-definite part): the forecast separates copies of one member
+        by ``Q`` anyway, and the jitter supplies only the rest of the
+        kernel, where the whole ``h^2 C_w`` on top of ``Q`` would widen the
+        ensemble by more than the kernel does. None: the whole kernel.
 
     Returns
     -------
@@ -240,18 +248,22 @@ def jitter_duplicates(X: np.ndarray, w: np.ndarray, idx: np.ndarray, h: float,
         return Xn, 0
     labels = None if labels is None else np.asarray(labels)
     if labels is None or labels.max() == 0:
-        Xn[dup] = _jittered(X, w, Xn[dup], h, rng, shrink)
+        Xn[dup] = _jittered(X, w, Xn[dup], h, rng, shrink, process_noise)
         return Xn, n_dup
     for k in range(int(labels.max()) + 1):
         rows = labels == k
         mine = dup & rows[idx]
         if mine.any() and w[rows].sum() > 0:
-            Xn[mine] = _jittered(X[rows], w[rows] / w[rows].sum(), Xn[mine], h, rng, shrink)
+            Xn[mine] = _jittered(X[rows], w[rows] / w[rows].sum(), Xn[mine], h, rng, shrink,
+                                 process_noise)
     return Xn, n_dup
 
 
-def _jittered(X, w, copies, h, rng, shrink):
-    """``copies`` plus ``N(0, h^2 C_w)`` noise, ``C_w`` the weighted covariance of ``X``."""
+def _jittered(X, w, copies, h, rng, shrink, process_noise=None):
+    """``copies`` plus ``N(0, h^2 C_w)`` noise, ``C_w`` the weighted covariance of ``X``.
+
+    With ``process_noise`` ``Q``: ``N(0, (h^2 C_w - Q)_+)`` (:func:`jitter_duplicates`).
+    """
     N, d = X.shape
     # Weighted anomalies C12 with C12^T C12 = C_w. Draw through the smaller
     # side: a (d, d) factor of C_w when d <= N, else G (n, N) @ C12.
@@ -260,20 +272,25 @@ def _jittered(X, w, copies, h, rng, shrink):
         wc = np.full(N, 1.0 / N)
     C12 = weighted_anomaly_factor(X, wc) if N > 1 else np.zeros((1, d))
     n = len(copies)
+    if shrink:
+        m = w @ X
+        shrunk = m + np.sqrt(1.0 - h * h) * (copies - m)
+    if process_noise is not None:
+        # psd_factor keeps the positive semi-definite part of the difference.
+        rest = rng.standard_normal((n, d)) @ psd_factor(h * h * (C12.T @ C12) - process_noise).T
+        return (shrunk if shrink else copies) + rest
     if d <= N:
         noise = rng.standard_normal((n, d)) @ psd_factor(C12.T @ C12).T
     else:
         noise = rng.standard_normal((n, N)) @ C12
-    if shrink:
-        m = w @ X
-        copies = m + np.sqrt(1.0 - h * h) * (copies - m)
-    return copies + h * noise
+    return (shrunk if shrink else copies) + h * noise
 
 
 def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
                          resample: Callable[[np.ndarray, np.random.Generator], np.ndarray]
                          = systematic_resample, shrink: bool = False,
-                         labels: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict]:
+                         labels: Optional[np.ndarray] = None,
+                         process_noise: Optional[npt.ArrayLike] = None) -> tuple[np.ndarray, dict]:
     """Resample a weighted ensemble to equal weights, jittering the copies.
 
     Indices from ``resample`` and, on every member drawn more than once,
@@ -292,6 +309,10 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
         covariance stays ``C_w`` (:func:`jitter_duplicates`).
     labels : ndarray (N,) of int, optional
         Modes of ``X``: each copy is jittered within its own mode.
+    process_noise : ndarray (dim_x, dim_x), optional
+        Symmetric PSD ``Q`` of the next forecast's noise: the copies get only
+        the part of the kernel it does not supply (:func:`jitter_duplicates`).
+        None or all zeros: the whole kernel.
 
     Returns
     -------
@@ -312,15 +333,25 @@ def regularised_resample(X: npt.ArrayLike, log_w: npt.ArrayLike, rng: RngLike,
     """
     X = as_ensemble(X, "X")
     log_w = check_log_weights(log_w, N=X.shape[0])
-    return _regularised_resample(X, log_w, as_generator(rng), resample, shrink, labels)
+    return _regularised_resample(X, log_w, as_generator(rng), resample, shrink, labels,
+                                 process_noise=_check_process_noise(process_noise, X.shape[1]))
+
+
+def _check_process_noise(Q, dim):
+    """``Q`` as a checked symmetric PSD ``(dim, dim)`` array, or None for None or all zeros."""
+    if Q is None:
+        return None
+    Q = as_covariance(Q, "process_noise", dim)
+    return Q if Q.any() else None
 
 
 def _regularised_resample(X, log_w, rng, resample=systematic_resample, shrink=False,
-                          labels=None, ess=None):
+                          labels=None, ess=None, process_noise=None):
     """:func:`regularised_resample` of a checked ``X``, ``log_w`` and Generator ``rng``.
 
     ``ess``: :func:`~filterpy_diffusion.weights.effective_sample_size` of
-    ``log_w`` if the caller has it.
+    ``log_w`` if the caller has it; ``process_noise``: checked
+    (:func:`_check_process_noise`).
     """
     N, d = X.shape
     if (log_w == log_w[0]).all():
@@ -328,5 +359,6 @@ def _regularised_resample(X, log_w, rng, resample=systematic_resample, shrink=Fa
     h = jitter_factor(effective_sample_size(log_w) if ess is None else ess, d)
     w = _normalised(log_w)
     idx = np.asarray(resample(w, rng))
-    Xn, n_dup = jitter_duplicates(X, w, idx, h, rng, shrink=shrink, labels=labels)
+    Xn, n_dup = jitter_duplicates(X, w, idx, h, rng, shrink=shrink, labels=labels,
+                                  process_noise=process_noise)
     return Xn, {'indices': idx, 'h': h, 'n_jittered': n_dup}

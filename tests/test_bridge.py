@@ -216,6 +216,36 @@ def test_regularised_resample_single_survivor_jitters_with_the_ensemble_covarian
     assert np.unique(Xn, axis=0).shape[0] == 4
 
 
+def test_regularised_resample_jitter_leaves_out_the_process_noise():
+    """process_noise=Q: copies spread as N(x_i, (h^2 C_w - Q)_+), the kernel less Q."""
+    N = 4000
+    X = np.zeros((N, 2))
+    X[0], X[1] = [1.0, 1.0], [-1.0, -1.0]      # C_w = [[2, 2], [2, 2]] (unbiased, two members)
+    log_w = np.full(N, -np.inf)
+    log_w[:2] = 0.0
+    _, C = weighted_moments(X, log_w)
+    h2 = jitter_factor(2.0, 2) ** 2
+    Q = np.diag([0.5 * h2 * C[0, 0], 2.0 * h2 * C[1, 1]])
+    Xn, info = regularised_resample(X, log_w, 3, process_noise=Q)
+    emp = np.cov((Xn[info['indices'] == 0] - X[0]).T)
+    lam, V = np.linalg.eigh(h2 * C - Q)                 # one eigenvalue of each sign here
+    assert lam[0] < 0 < lam[1]
+    expected = (V * np.clip(lam, 0, None)) @ V.T
+    np.testing.assert_allclose(emp, expected, atol=0.08 * h2 * C[0, 0])
+    # Q above the whole kernel: no jitter at all; Q = 0: the whole kernel, bit for bit.
+    Xq, info_q = regularised_resample(X, log_w, 3, process_noise=2 * h2 * C + np.eye(2))
+    assert np.array_equal(Xq, X[info_q['indices']])
+    X0, _ = regularised_resample(X, log_w, 3, process_noise=np.zeros((2, 2)))
+    assert np.array_equal(X0, regularised_resample(X, log_w, 3)[0])
+
+
+@pytest.mark.parametrize("bad", [np.eye(3), -np.eye(2), np.array([[1.0, 2.0], [0.0, 1.0]])])
+def test_regularised_resample_rejects_a_bad_process_noise(bad):
+    with pytest.raises(ValueError, match="process_noise"):
+        regularised_resample(np.arange(8.0).reshape(4, 2), np.log([0.7, 0.1, 0.1, 0.1]), 0,
+                             process_noise=bad)
+
+
 def test_jitter_factor_vanishes_as_n_eff_grows():
     assert jitter_factor(1, 3) == 1.0
     assert jitter_factor(1e6, 3) < jitter_factor(100, 3) < jitter_factor(10, 3) < 1.0

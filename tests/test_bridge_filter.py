@@ -174,6 +174,7 @@ def _pf_move(policy, N=400, seed=0):
     f = DiffusionKDEFilter(np.zeros(d), np.eye(d), d, 1.0, N, lambda x: x, lambda x, dt: x,
                            kernel='bridge', rng=seed, policy=policy)
     f.R = R
+    f.Q = np.zeros((d, d))    # a deterministic model: the jitter is Scott's whole kernel
     f.sigmas = X.copy()
     f.rng_before = np.random.default_rng()
     f.rng_before.bit_generator.state = f.rng.bit_generator.state
@@ -225,6 +226,28 @@ def test_a_shrunk_particle_filter_move_keeps_the_weighted_covariance():
     C = cov(A, A)
     np.testing.assert_allclose(np.diag(np.cov(keep.sigmas.T)), np.diag(C), rtol=0.06)
     assert np.all(np.diag(np.cov(wide.sigmas.T)) > 1.1 * np.diag(C))
+
+
+def test_a_move_jitters_its_copies_by_the_kernel_less_the_process_noise():
+    # Policy.move_jitter_minus_q: the next predict() adds N(0, Q) to every
+    # member, so the copies get only (h^2 C_w - Q)_+; with Q = 0 (a
+    # deterministic model, every DAPPER set-up) nothing changes, bit for bit.
+    f0, X, z, R = _pf_move(Policy())
+    off, _, _, _ = _pf_move(Policy(move_jitter_minus_q=False))
+    np.testing.assert_array_equal(f0.sigmas, off.sigmas)
+    for Q in (0.02 * np.eye(3), 10.0 * np.eye(3)):
+        f = DiffusionKDEFilter(np.zeros(3), np.eye(3), 3, 1.0, len(X), lambda x: x,
+                               lambda x, dt: x, kernel='bridge', rng=0)
+        f.R, f.Q, f.sigmas = R, Q, X.copy()
+        before = np.random.default_rng()
+        before.bit_generator.state = f.rng.bit_generator.state
+        f.update(z)
+        ref, _, _ = bridge_analysis(X, np.zeros(len(X)), z, R, lambda X: X, _never, before,
+                                    process_noise=Q)
+        np.testing.assert_allclose(f.sigmas, ref, rtol=0, atol=1e-12)
+    # Q = 10 I is above Scott's whole kernel: every analysis member is a forecast member.
+    assert all(np.any(np.all(X == row, axis=1)) for row in f.sigmas)
+    assert not all(np.any(np.all(X == row, axis=1)) for row in f0.sigmas)
 
 
 def test_a_particle_filter_move_takes_the_floor_on_a_split_forecast_too():
