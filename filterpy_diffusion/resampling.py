@@ -276,7 +276,8 @@ def _jittered(X, w, copies, h, rng, shrink, process_noise=None):
         m = w @ X
         shrunk = m + np.sqrt(1.0 - h * h) * (copies - m)
     if process_noise is not None:
-        # psd_factor keeps the positive semi-definite part of the difference.
+        # Q lives in state space: a (d, d) factor even when d > N. psd_factor
+        # keeps the positive semi-definite part of the difference.
         rest = rng.standard_normal((n, d)) @ psd_factor(h * h * (C12.T @ C12) - process_noise).T
         return (shrunk if shrink else copies) + rest
     if d <= N:
